@@ -1,0 +1,101 @@
+"""The local Stripe emulator (localstripe), run as a child process for local payments mode.
+
+`python -m ordergraph.adapters.localstripe --port N` serves localstripe's aiohttp app on
+loopback only (its own CLI binds every interface) and without re-pickling its whole store
+to /tmp after every write (slow, and shared between every emulator on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY = "sk_test_ordergraph_local"  # noqa: S105 - the emulator accepts any sk_test_ key
+PUBLISHABLE_KEY = "pk_test_ordergraph_local"
+WEBHOOK_NAME = "ordergraph"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalStripe:
+    """A running emulator child process."""
+
+    process: subprocess.Popen[bytes]
+    api_base: str
+
+    @classmethod
+    def start(cls, *, port: int | None = None, timeout: float = 20.0) -> LocalStripe:
+        port = port or free_port()
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "ordergraph.adapters.localstripe", "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if not os.environ.get("LOCALSTRIPE_LOG") else None,
+            stderr=subprocess.DEVNULL if not os.environ.get("LOCALSTRIPE_LOG") else None,
+        )
+        emulator = cls(process=process, api_base=f"http://127.0.0.1:{port}")
+        emulator._wait_until_ready(timeout)
+        return emulator
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"localstripe exited with code {self.process.returncode}; "
+                                   "is the [local] extra installed?")
+            try:
+                httpx.get(f"{self.api_base}/js.stripe.com/v3/", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"localstripe did not start within {timeout} s")
+
+    def register_webhook(self, url: str, secret: str, name: str = WEBHOOK_NAME) -> None:
+        register_webhook(self.api_base, url, secret, name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def register_webhook(api_base: str, url: str, secret: str, name: str = WEBHOOK_NAME) -> None:
+    """Tell the emulator where to send its events, signed with `secret` (replaces `name`)."""
+    response = httpx.post(f"{api_base}/_config/webhooks/{name}",
+                          data={"url": url, "secret": secret}, timeout=5.0)
+    response.raise_for_status()
+
+
+def _serve(port: int) -> None:
+    from aiohttp import web
+    from localstripe import resources, server
+
+    # Keep the store in memory only (see the module docstring).
+    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    logging.basicConfig(level=logging.WARNING)
+    web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run localstripe on loopback.")
+    parser.add_argument("--port", type=int, required=True)
+    _serve(parser.parse_args().port)

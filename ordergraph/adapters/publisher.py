@@ -1,0 +1,69 @@
+"""The EventPublisher on broadcaster: each event as JSON on the channels that want it.
+
+Channels (ARCHITECTURE.md): order:<id>, orders:user:<customer_id>, orders:all for order
+events; stock:<product_id>, stock:all for stock events. The payload carries the event id, its
+type and a snapshot of the changed state, so subscribers need no query to show it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ordergraph.domain.events import DomainEvent, OrderEvent, OrderStatusChanged, StockChanged
+
+
+class Broadcaster(Protocol):
+    async def publish(self, channel: str, message: Any) -> None: ...
+
+
+def order_channel(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
+def customer_orders_channel(customer_id: int) -> str:
+    return f"orders:user:{customer_id}"
+
+
+ALL_ORDERS_CHANNEL = "orders:all"
+ALL_STOCK_CHANNEL = "stock:all"
+
+
+def stock_channel(product_id: int) -> str:
+    return f"stock:{product_id}"
+
+
+def channels_for(event: DomainEvent) -> list[str]:
+    if isinstance(event, OrderEvent):
+        return [order_channel(event.order_id), customer_orders_channel(event.customer_id),
+                ALL_ORDERS_CHANNEL]
+    if isinstance(event, StockChanged):
+        return [stock_channel(event.product_id), ALL_STOCK_CHANNEL]
+    return []
+
+
+def payload_for(event: DomainEvent) -> dict[str, Any] | None:
+    """The JSON-ready message for an event, or None for events nobody subscribes to."""
+    base = {"event_id": event.event_id, "type": event.type, "at": event.at.isoformat()}
+    if isinstance(event, OrderEvent):
+        previous = event.previous_status if isinstance(event, OrderStatusChanged) else None
+        return {**base, "kind": "order", "previous_status": previous, "order": event.order}
+    if isinstance(event, StockChanged):
+        return {**base, "kind": "stock", "product_id": event.product_id,
+                "available": event.after["available"], "reserved": event.after["reserved"]}
+    return None
+
+
+class BroadcastPublisher:
+    def __init__(self, broadcast: Broadcaster) -> None:
+        self._broadcast = broadcast
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            payload = payload_for(event)
+            if payload is None:
+                continue
+            message = json.dumps(payload, separators=(",", ":"))
+            for channel in channels_for(event):
+                await self._broadcast.publish(channel, message)

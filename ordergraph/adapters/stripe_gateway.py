@@ -1,0 +1,115 @@
+"""The PaymentGateway on Stripe's PaymentIntents, through the official SDK's async calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import stripe
+
+from ordergraph.domain.errors import PaymentFailed
+from ordergraph.domain.model import Money
+from ordergraph.domain.ports import PaymentIntent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Stripe's own client waits 80 s; a checkout should not.
+REQUEST_TIMEOUT_SECONDS = 15.0
+
+
+class StripeGateway:
+    provider = "stripe"
+
+    def __init__(self, secret_key: str, *, api_base: str | None = None,
+                 max_network_retries: int = 2) -> None:
+        self._client = stripe.StripeClient(
+            api_key=secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            # Safe: every write carries an idempotency key derived from our ids.
+            max_network_retries=max_network_retries,
+            http_client=stripe.HTTPXClient(timeout=REQUEST_TIMEOUT_SECONDS),
+        )
+
+    async def create_intent(self, *, order_id: int, amount: Money,
+                            idempotency_key: str) -> PaymentIntent:
+        intent = await _call(self._client.v1.payment_intents.create_async(
+            params={"amount": amount.amount, "currency": amount.currency,
+                    "payment_method_types": ["card"],
+                    "metadata": {"order_id": str(order_id)}},
+            options={"idempotency_key": idempotency_key},
+        ))
+        return intent_from_stripe(intent.to_dict())
+
+    async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
+        intent = await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
+        return intent_from_stripe(intent.to_dict())
+
+    async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
+                             idempotency_key: str) -> PaymentIntent:
+        """Attach the payment method, then confirm (two calls: works on Stripe and the
+        emulator alike). A decline raises PaymentFailed(PAYMENT_DECLINED)."""
+        await _call(self._client.v1.payment_intents.update_async(
+            intent_id, params={"payment_method": payment_method_id},
+            options={"idempotency_key": f"{idempotency_key}-attach"},
+        ))
+        intent = await _call(self._client.v1.payment_intents.confirm_async(
+            intent_id, options={"idempotency_key": idempotency_key}))
+        return intent_from_stripe(intent.to_dict())
+
+    async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent:
+        """Cancel if still cancellable; otherwise return the intent as it is (e.g. succeeded)."""
+        try:
+            intent = await self._client.v1.payment_intents.cancel_async(
+                intent_id, options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError as error:
+            log.info("intent %s not cancelled (%s); reading its status", intent_id,
+                     error.user_message or error)
+            return await self.retrieve_intent(intent_id)
+        except stripe.StripeError as error:
+            raise _as_payment_failure(error) from error
+        return intent_from_stripe(intent.to_dict())
+
+    async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
+        refund = await _call(self._client.v1.refunds.create_async(
+            params={"payment_intent": intent_id},
+            options={"idempotency_key": idempotency_key},
+        ))
+        return str(refund.id)
+
+
+async def _call(request: Awaitable[T]) -> T:
+    try:
+        return await request
+    except stripe.StripeError as error:
+        raise _as_payment_failure(error) from error
+
+
+def _as_payment_failure(error: stripe.StripeError) -> PaymentFailed:
+    if isinstance(error, stripe.CardError):
+        details = error.error
+        decline_code = getattr(details, "decline_code", None) or error.code or "card_declined"
+        return PaymentFailed.declined(error.user_message or "Your card was declined.",
+                                      decline_code)
+    if isinstance(error, stripe.InvalidRequestError) and error.http_status in (400, 404):
+        # Our request named something the provider refuses (an unknown payment method...).
+        return PaymentFailed.declined(error.user_message or "The payment was refused.",
+                                      error.code or "invalid_request")
+    log.warning("payment provider error: %r", error)
+    return PaymentFailed.provider_error()
+
+
+def intent_from_stripe(data: dict[str, Any]) -> PaymentIntent:
+    """A PaymentIntent from Stripe's JSON (an API response or a webhook's data.object)."""
+    error = data.get("last_payment_error") or {}
+    metadata = data.get("metadata") or {}
+    order_id = metadata.get("order_id")
+    return PaymentIntent(
+        id=data["id"], status=data.get("status") or "unknown",
+        amount=int(data.get("amount") or 0), currency=str(data.get("currency") or "").lower(),
+        client_secret=data.get("client_secret"),
+        last_error=error.get("message") or error.get("code"),
+        decline_code=error.get("decline_code") or error.get("code"),
+        order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
+    )

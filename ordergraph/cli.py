@@ -1,0 +1,166 @@
+"""The `ordergraph` command: migrate, seed, serve, create-admin, sweep."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.passwords import Argon2PasswordHasher
+from ordergraph.db import migrate as migrations
+from ordergraph.db.engine import create_engine
+from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
+from ordergraph.domain.errors import DomainError
+from ordergraph.domain.model import SYSTEM, Role
+from ordergraph.domain.ports import UnitOfWork
+from ordergraph.domain.services.auth import create_user, set_role_by_email
+from ordergraph.seed import seed_shop
+from ordergraph.settings import Settings, SettingsError
+
+log = logging.getLogger("ordergraph")
+
+
+@dataclass
+class Tools:
+    """What the commands share: the unit of work and the adapters, on the configured DB."""
+
+    uow: Callable[[], UnitOfWork]
+    settings: Settings
+
+
+@asynccontextmanager
+async def _tools(settings: Settings) -> AsyncIterator[Tools]:
+    engine = create_engine(settings.database_url,
+                           isolation_level=settings.database_isolation_level, pool_size=2)
+    try:
+        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, NullPublisher()), settings=settings)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrations.upgrade(settings.database_url, args.revision)
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> list[str]:
+        async with _tools(settings) as tools:
+            return await seed_shop(tools.uow, SystemClock(), Argon2PasswordHasher(),
+                                   currency=settings.currency)
+
+    created = asyncio.run(run())
+    print("seeded: " + ", ".join(created) if created else "seed: nothing to do")
+    return 0
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    password = _read_password(args.password_stdin)
+
+    async def run() -> str:
+        async with _tools(settings) as tools:
+            clock, hasher = SystemClock(), Argon2PasswordHasher()
+            promoted = await set_role_by_email(tools.uow(), clock, email=args.email,
+                                               role=Role.ADMIN, actor=SYSTEM)
+            if promoted:
+                return f"{args.email} exists; it is now an ADMIN (password unchanged)"
+            await create_user(tools.uow(), hasher, clock, email=args.email, password=password,
+                              name=args.name, role=Role.ADMIN, actor=SYSTEM)
+            return f"created ADMIN {args.email}"
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise SystemExit("passwords do not match")
+    return password
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ordergraph.adapters.localstripe import LocalStripe
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    emulator = None
+    if settings.local_payments and not settings.stripe_api_base:
+        # Local payments mode: the same code path as production, against an emulator.
+        emulator = LocalStripe.start()
+        secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        emulator.register_webhook(f"http://{url_host}:{port}/webhooks/stripe", secret)
+        os.environ["STRIPE_API_BASE"] = emulator.api_base
+        os.environ["STRIPE_WEBHOOK_SECRET"] = secret
+        log.info("local payments mode: Stripe emulator at %s", emulator.api_base)
+    os.environ["HOST"], os.environ["PORT"] = host, str(port)
+    try:
+        uvicorn.run("ordergraph.web.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level=settings.log_level.lower(),
+                    proxy_headers=True, timeout_graceful_shutdown=10)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ordergraph", description="Transactional order and payment service (GraphQL).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (Alembic)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(run=cmd_migrate)
+
+    seed = commands.add_parser("seed", help="add the demo users and products (idempotent)")
+    seed.set_defaults(run=cmd_seed)
+
+    serve = commands.add_parser("serve", help="serve the API, GraphiQL and the web client")
+    serve.add_argument("--host", help="default HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default PORT or 8000")
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    serve.set_defaults(run=cmd_serve)
+
+    admin = commands.add_parser("create-admin", help="create an ADMIN (or promote a user)")
+    admin.add_argument("email")
+    admin.add_argument("--name")
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input")
+    admin.set_defaults(run=cmd_create_admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"ordergraph: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(settings, args))
+    except DomainError as error:
+        print(f"ordergraph: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 (async, Core): tables, repositories, the unit of work, the read store."""

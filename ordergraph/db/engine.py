@@ -1,0 +1,57 @@
+"""Engine factory: PostgreSQL (psycopg) in production, SQLite (aiosqlite) as the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ISOLATION_LEVELS = {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
+# SQLite waits this long for the write lock before giving up (and we retry).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, isolation_level: str = "READ COMMITTED", pool_size: int = 10,
+                  echo: bool = False) -> AsyncEngine:
+    """An async engine for `url`. On PostgreSQL, every transaction runs at `isolation_level`."""
+    if is_sqlite(url):
+        return _sqlite_engine(url, echo=echo)
+    if isolation_level not in ISOLATION_LEVELS:
+        raise ValueError(f"unknown isolation level {isolation_level!r}")
+    return create_async_engine(
+        url, echo=echo, isolation_level=isolation_level, pool_size=pool_size,
+        max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30,
+    )
+
+
+def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    """SQLite, made safe for concurrent writers (see STACK-NOTES.md).
+
+    pysqlite's own transaction handling opens transactions lazily and loses updates under
+    concurrency; we take the database's write lock at BEGIN (BEGIN IMMEDIATE) instead, so
+    read-modify-write transactions serialise exactly like FOR UPDATE on PostgreSQL. Read-only
+    connections (execution option `read_only`) begin DEFERRED and run alongside (WAL).
+    """
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # stop pysqlite's own BEGIN
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get("read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,162 @@
+"""The API's queries. Each call takes its own pooled connection for one short read."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ordergraph.db import rows
+from ordergraph.db.repositories import items_by_order
+from ordergraph.db.tables import audit_log, inventory, orders, products, users
+from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
+from ordergraph.domain.ports import AuditRecord, Page
+
+
+class SqlReadStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            if self._engine.dialect.name == "postgresql":
+                # Reads never need more than READ COMMITTED, whatever writes run at.
+                await conn.execution_options(isolation_level="READ COMMITTED")
+            else:
+                await conn.execution_options(read_only=True)  # SQLite: BEGIN DEFERRED
+            yield conn
+
+    # ---- products ----
+
+    def _product_filters(self, *, search: str | None, include_inactive: bool,
+                         low_stock_below: int | None) -> list[Any]:
+        filters: list[Any] = []
+        if not include_inactive:
+            filters.append(products.c.active.is_(True))
+        if search:
+            filters.append(sa.or_(products.c.name.icontains(search, autoescape=True),
+                                  products.c.sku.icontains(search, autoescape=True),
+                                  products.c.description.icontains(search, autoescape=True)))
+        if low_stock_below is not None:
+            filters.append(inventory.c.available < low_stock_below)
+        return filters
+
+    async def products_page(self, *, first: int, after_id: int | None, search: str | None,
+                            include_inactive: bool,
+                            low_stock_below: int | None = None) -> Page[Product]:
+        filters = self._product_filters(search=search, include_inactive=include_inactive,
+                                        low_stock_below=low_stock_below)
+        source = products.join(inventory, inventory.c.product_id == products.c.id) \
+            if low_stock_below is not None else products
+        query = sa.select(products).select_from(source).where(*filters)
+        if after_id is not None:
+            query = query.where(products.c.id > after_id)
+        query = query.order_by(products.c.id).limit(first + 1)
+        count = sa.select(sa.func.count()).select_from(source).where(*filters)
+        async with self._connection() as conn:
+            found = (await conn.execute(query)).mappings().all()
+            total = await conn.scalar(count) or 0
+        items = [rows.product_from_row(row) for row in found[:first]]
+        return Page(items=items, has_next=len(found) > first, total_count=total)
+
+    async def products_by_ids(self, ids: Sequence[int]) -> dict[int, Product]:
+        async with self._connection() as conn:
+            result = await conn.execute(sa.select(products).where(products.c.id.in_(list(ids))))
+            return {row["id"]: rows.product_from_row(row) for row in result.mappings()}
+
+    async def product_by_sku(self, sku: str) -> Product | None:
+        async with self._connection() as conn:
+            row = (await conn.execute(
+                sa.select(products).where(products.c.sku == sku))).mappings().first()
+        return rows.product_from_row(row) if row else None
+
+    async def stocks_by_product_ids(self, ids: Sequence[int]) -> dict[int, Stock]:
+        async with self._connection() as conn:
+            result = await conn.execute(
+                sa.select(inventory).where(inventory.c.product_id.in_(list(ids))))
+            return {row["product_id"]: rows.stock_from_row(row) for row in result.mappings()}
+
+    # ---- orders ----
+
+    async def orders_page(self, *, first: int, after_id: int | None,
+                          status: OrderStatus | None, customer_id: int | None) -> Page[Order]:
+        """Newest first."""
+        filters: list[Any] = []
+        if status is not None:
+            filters.append(orders.c.status == status.value)
+        if customer_id is not None:
+            filters.append(orders.c.customer_id == customer_id)
+        query = sa.select(orders).where(*filters)
+        if after_id is not None:
+            query = query.where(orders.c.id < after_id)
+        query = query.order_by(orders.c.id.desc()).limit(first + 1)
+        async with self._connection() as conn:
+            found = (await conn.execute(query)).mappings().all()
+            total = await conn.scalar(sa.select(sa.func.count()).select_from(orders)
+                                      .where(*filters)) or 0
+            items = await self._orders_with_lines(conn, found[:first])
+        return Page(items=items, has_next=len(found) > first, total_count=total)
+
+    async def orders_by_ids(self, ids: Sequence[int]) -> dict[int, Order]:
+        async with self._connection() as conn:
+            found = (await conn.execute(
+                sa.select(orders).where(orders.c.id.in_(list(ids))))).mappings().all()
+            return {order.id: order for order in await self._orders_with_lines(conn, found)}
+
+    async def _orders_with_lines(self, conn: AsyncConnection,
+                                 order_rows: Sequence[rows.Row]) -> list[Order]:
+        if not order_rows:
+            return []
+        items = await items_by_order(conn, [row["id"] for row in order_rows])
+        return [rows.order_from_row(row, items[row["id"]]) for row in order_rows]
+
+    # ---- users and audit ----
+
+    async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
+        async with self._connection() as conn:
+            result = await conn.execute(sa.select(users).where(users.c.id.in_(list(ids))))
+            return {row["id"]: rows.user_from_row(row) for row in result.mappings()}
+
+    async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
+                         entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]:
+        """Newest first."""
+        filters: list[Any] = []
+        if entity_type is not None:
+            filters.append(audit_log.c.entity_type == entity_type)
+        if entity_id is not None:
+            filters.append(audit_log.c.entity_id == entity_id)
+        if actor_id is not None:
+            filters.append(audit_log.c.actor_id == actor_id)
+        query = sa.select(audit_log).where(*filters)
+        if after_id is not None:
+            query = query.where(audit_log.c.id < after_id)
+        query = query.order_by(audit_log.c.id.desc()).limit(first + 1)
+        async with self._connection() as conn:
+            found = (await conn.execute(query)).mappings().all()
+            total = await conn.scalar(sa.select(sa.func.count()).select_from(audit_log)
+                                      .where(*filters)) or 0
+        return Page(items=[rows.audit_from_row(row) for row in found[:first]],
+                    has_next=len(found) > first, total_count=total)
+
+    async def audit_for_entities(self, entity_type: str,
+                                 entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]:
+        """Oldest first, per entity."""
+        async with self._connection() as conn:
+            result = await conn.execute(
+                sa.select(audit_log)
+                .where(audit_log.c.entity_type == entity_type,
+                       audit_log.c.entity_id.in_(list(entity_ids)))
+                .order_by(audit_log.c.id))
+            grouped: dict[str, list[AuditRecord]] = defaultdict(list)
+            for row in result.mappings():
+                grouped[row["entity_id"]].append(rows.audit_from_row(row))
+        return grouped
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute(sa.text("SELECT 1"))

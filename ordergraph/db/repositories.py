@@ -1,0 +1,300 @@
+"""Repositories: load aggregates (locked when asked) and persist their changes.
+
+Every aggregate a repository hands out or stores is registered with the unit of work, which
+collects the events it raised at commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordergraph.db import rows
+from ordergraph.db.tables import (
+    inventory,
+    order_items,
+    orders,
+    products,
+    users,
+    webhook_events,
+)
+from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
+from ordergraph.domain.ports import RetryableConflict
+
+Track = Callable[[Any], None]
+
+
+def _is_unique_violation(error: IntegrityError, *constraint_hints: str) -> bool:
+    """Whether a unique constraint whose name (or SQLite message) contains a hint failed."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    text = str(orig)
+    if sqlstate is not None and sqlstate != "23505":
+        return False
+    if sqlstate is None and "UNIQUE constraint failed" not in text:
+        return False
+    return any(hint in name or hint in text for hint in constraint_hints)
+
+
+class _Repository:
+    def __init__(self, conn: AsyncConnection, track: Track) -> None:
+        self._conn = conn
+        self._track = track
+
+
+class SqlUserRepository(_Repository):
+    async def add(self, user: User) -> None:
+        try:
+            user.id = await self._conn.scalar(
+                sa.insert(users).values(
+                    email=user.email, name=user.name, role=user.role.value,
+                    password_hash=user.password_hash, created_at=user.created_at,
+                ).returning(users.c.id)
+            )
+        except IntegrityError as error:
+            if _is_unique_violation(error, "email"):
+                raise RetryableConflict("email taken by a concurrent registration") from error
+            raise
+        self._track(user)
+
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        query = sa.select(users).where(users.c.id == user_id)
+        if for_update:
+            query = query.with_for_update()
+        return self._tracked(await self._conn.execute(query))
+
+    async def get_by_email(self, email: str) -> User | None:
+        query = sa.select(users).where(sa.func.lower(users.c.email) == email.lower())
+        return self._tracked(await self._conn.execute(query))
+
+    async def save(self, user: User) -> None:
+        await self._conn.execute(
+            sa.update(users).where(users.c.id == user.id).values(
+                name=user.name, role=user.role.value, password_hash=user.password_hash)
+        )
+        self._track(user)
+
+    def _tracked(self, result: sa.CursorResult[Any]) -> User | None:
+        row = result.mappings().first()
+        if row is None:
+            return None
+        user = rows.user_from_row(row)
+        self._track(user)
+        return user
+
+
+class SqlProductRepository(_Repository):
+    async def add(self, product: Product) -> None:
+        try:
+            product.id = await self._conn.scalar(
+                sa.insert(products).values(rows.product_values(product)).returning(products.c.id)
+            )
+        except IntegrityError as error:
+            if _is_unique_violation(error, "sku"):
+                raise RetryableConflict("SKU taken by a concurrent insert") from error
+            raise
+        self._track(product)
+
+    async def get(self, product_id: int, *, for_update: bool = False) -> Product | None:
+        query = sa.select(products).where(products.c.id == product_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).mappings().first()
+        return self._tracked(row)
+
+    async def get_by_sku(self, sku: str) -> Product | None:
+        row = (await self._conn.execute(
+            sa.select(products).where(products.c.sku == sku))).mappings().first()
+        return self._tracked(row)
+
+    async def get_many(self, product_ids: Sequence[int]) -> dict[int, Product]:
+        result = await self._conn.execute(
+            sa.select(products).where(products.c.id.in_(list(product_ids))))
+        found = [self._tracked(row) for row in result.mappings()]
+        return {product.id: product for product in found if product is not None}
+
+    async def save(self, product: Product) -> None:
+        values = rows.product_values(product)
+        del values["sku"], values["created_at"]
+        await self._conn.execute(
+            sa.update(products).where(products.c.id == product.id).values(values))
+        self._track(product)
+
+    def _tracked(self, row: rows.Row | None) -> Product | None:
+        if row is None:
+            return None
+        product = rows.product_from_row(row)
+        self._track(product)
+        return product
+
+
+class SqlInventoryRepository(_Repository):
+    def __init__(self, conn: AsyncConnection, track: Track) -> None:
+        super().__init__(conn, track)
+        # The levels we read under lock; save() writes the difference as a relative update,
+        # so a forgotten lock could never lose an update (the CHECKs still refuse overselling).
+        self._loaded: dict[int, tuple[int, int]] = {}
+
+    async def add(self, stock: Stock) -> None:
+        await self._conn.execute(sa.insert(inventory).values(
+            product_id=stock.product_id, available=stock.available, reserved=stock.reserved,
+            updated_at=stock.updated_at))
+        self._loaded[stock.product_id] = (stock.available, stock.reserved)
+        self._track(stock)
+
+    async def lock(self, product_ids: Sequence[int]) -> dict[int, Stock]:
+        ordered = sorted(set(product_ids))
+        result = await self._conn.execute(
+            sa.select(inventory).where(inventory.c.product_id.in_(ordered))
+            .order_by(inventory.c.product_id).with_for_update()
+        )
+        stocks = {}
+        for row in result.mappings():
+            stock = rows.stock_from_row(row)
+            self._loaded[stock.product_id] = (stock.available, stock.reserved)
+            self._track(stock)
+            stocks[stock.product_id] = stock
+        return stocks
+
+    async def save(self, stocks: Sequence[Stock]) -> None:
+        changes = []
+        for stock in sorted(stocks, key=lambda s: s.product_id):
+            available, reserved = self._loaded[stock.product_id]
+            if (stock.available, stock.reserved) == (available, reserved):
+                continue
+            changes.append({
+                "pid": stock.product_id, "d_available": stock.available - available,
+                "d_reserved": stock.reserved - reserved, "at": stock.updated_at,
+            })
+            self._loaded[stock.product_id] = (stock.available, stock.reserved)
+        if changes:
+            await self._conn.execute(
+                sa.update(inventory)
+                .where(inventory.c.product_id == sa.bindparam("pid"))
+                .values(available=inventory.c.available + sa.bindparam("d_available"),
+                        reserved=inventory.c.reserved + sa.bindparam("d_reserved"),
+                        updated_at=sa.bindparam("at")),
+                changes,
+            )
+
+
+class SqlOrderRepository(_Repository):
+    def __init__(self, conn: AsyncConnection, track: Track) -> None:
+        super().__init__(conn, track)
+        self._loaded_versions: dict[int, int] = {}
+
+    async def add(self, order: Order) -> None:
+        try:
+            order.id = await self._conn.scalar(
+                sa.insert(orders).values(rows.order_values(order)).returning(orders.c.id))
+        except IntegrityError as error:
+            if _is_unique_violation(error, "idempotency_key"):
+                raise RetryableConflict("idempotency key used by a concurrent checkout") \
+                    from error
+            raise
+        await self._conn.execute(sa.insert(order_items), [
+            {"order_id": order.id, "product_id": line.product_id, "quantity": line.quantity,
+             "unit_price_cents": line.unit_price.amount}
+            for line in order.lines
+        ])
+        self._loaded_versions[order.id] = order.version
+        self._track(order)
+
+    async def get(self, order_id: int, *, for_update: bool = False) -> Order | None:
+        query = sa.select(orders).where(orders.c.id == order_id)
+        found = await self._load(query, for_update=for_update)
+        return found[0] if found else None
+
+    async def get_by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
+        found = await self._load(sa.select(orders).where(
+            orders.c.customer_id == customer_id, orders.c.idempotency_key == key))
+        return found[0] if found else None
+
+    async def get_by_intent(self, intent_id: str, *, for_update: bool = False) -> Order | None:
+        found = await self._load(sa.select(orders).where(orders.c.payment_intent_id == intent_id),
+                                 for_update=for_update)
+        return found[0] if found else None
+
+    async def lock_expired(self, *, now: datetime, limit: int) -> list[Order]:
+        return await self._load(
+            sa.select(orders).where(orders.c.status == OrderStatus.PAYMENT_PENDING.value,
+                                    orders.c.reserved_until < now)
+            .order_by(orders.c.id).limit(limit),
+            for_update=True, skip_locked=True)
+
+    async def lock_stale_created(self, *, before: datetime, limit: int) -> list[Order]:
+        return await self._load(
+            sa.select(orders).where(orders.c.status == OrderStatus.CREATED.value,
+                                    orders.c.created_at < before)
+            .order_by(orders.c.id).limit(limit),
+            for_update=True, skip_locked=True)
+
+    async def save(self, order: Order) -> None:
+        loaded_version = self._loaded_versions.get(order.id)
+        if loaded_version == order.version:
+            return  # nothing changed
+        values = rows.order_values(order)
+        for unchanging in ("customer_id", "currency", "total_cents", "idempotency_key",
+                           "cart_fingerprint", "created_at"):
+            del values[unchanging]
+        result = await self._conn.execute(
+            sa.update(orders)
+            .where(orders.c.id == order.id, orders.c.version == loaded_version)
+            .values(values))
+        if result.rowcount != 1:
+            # Someone changed the order since we read it; the row lock should make this
+            # impossible, so run the whole transaction again rather than lose their change.
+            raise RetryableConflict(f"order {order.id} changed concurrently")
+        self._loaded_versions[order.id] = order.version
+        self._track(order)
+
+    async def _load(self, query: sa.Select[Any], *, for_update: bool = False,
+                    skip_locked: bool = False) -> list[Order]:
+        if for_update:
+            query = query.with_for_update(skip_locked=skip_locked)
+        order_rows = (await self._conn.execute(query)).mappings().all()
+        if not order_rows:
+            return []
+        items = await items_by_order(self._conn, [row["id"] for row in order_rows])
+        found = []
+        for row in order_rows:
+            order = rows.order_from_row(row, items[row["id"]])
+            self._loaded_versions[order.id] = order.version
+            self._track(order)
+            found.append(order)
+        return found
+
+
+async def items_by_order(conn: AsyncConnection,
+                         order_ids: Sequence[int]) -> dict[int, list[rows.Row]]:
+    result = await conn.execute(
+        sa.select(order_items).where(order_items.c.order_id.in_(list(order_ids)))
+        .order_by(order_items.c.order_id, order_items.c.product_id))
+    grouped: dict[int, list[rows.Row]] = defaultdict(list)
+    for row in result.mappings():
+        grouped[row["order_id"]].append(row)
+    return grouped
+
+
+class SqlWebhookEventRepository(_Repository):
+    async def claim(self, event_id: str, *, event_type: str, at: datetime) -> bool:
+        exists = await self._conn.scalar(
+            sa.select(webhook_events.c.id).where(webhook_events.c.id == event_id))
+        if exists is not None:
+            return False
+        try:
+            await self._conn.execute(sa.insert(webhook_events).values(
+                id=event_id, type=event_type, received_at=at))
+        except IntegrityError as error:
+            # A concurrent delivery of the same event got there first; once it commits, the
+            # retried transaction sees the row and skips the event.
+            raise RetryableConflict(f"webhook event {event_id} claimed concurrently") from error
+        return True

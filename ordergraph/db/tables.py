@@ -1,0 +1,173 @@
+"""The schema, as SQLAlchemy Core tables. Migrations create it; tests check they agree.
+
+Constraints carry the rules the database must enforce whatever the code does: stock never
+negative, quantities and prices positive, one idempotency key per customer, one webhook event
+processed once, emails unique regardless of case.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Stable constraint names, so migrations and error handling can refer to them.
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite would drop the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ROLES = ("CUSTOMER", "ADMIN")
+ORDER_STATUSES = ("CREATED", "PAYMENT_PENDING", "PAID", "FULFILLED", "CANCELLED", "FAILED",
+                  "REFUNDED")
+ACTOR_KINDS = ("USER", "SYSTEM", "PAYMENT_PROVIDER")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_one_of("role", ROLES), name="role"),
+    sa.CheckConstraint("email = lower(email)", name="email_lower_case"),
+)
+sa.Index("uq_users_email_lower", sa.func.lower(users.c.email), unique=True)
+
+products = sa.Table(
+    "products", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sku", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("price_cents", sa.Integer(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("price_cents > 0", name="price_positive"),
+)
+
+inventory = sa.Table(
+    "inventory", metadata,
+    sa.Column("product_id", Id, sa.ForeignKey("products.id"), primary_key=True),
+    sa.Column("available", sa.Integer(), nullable=False),
+    sa.Column("reserved", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("available >= 0", name="available_not_negative"),
+    sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+)
+
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total_cents", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("cart_fingerprint", sa.String(64)),
+    sa.Column("payment_provider", sa.String(20)),
+    sa.Column("payment_intent_id", sa.String(255), unique=True),
+    sa.Column("payment_client_secret", sa.String(255)),
+    sa.Column("payment_status", sa.String(50)),
+    sa.Column("payment_last_error", sa.Text()),
+    sa.Column("reserved_until", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
+    sa.CheckConstraint("total_cents >= 0", name="total_not_negative"),
+    sa.CheckConstraint("version >= 1", name="version_positive"),
+    sa.UniqueConstraint("customer_id", "idempotency_key"),
+)
+sa.Index("ix_orders_customer_id_id", orders.c.customer_id, orders.c.id)
+sa.Index("ix_orders_status_id", orders.c.status, orders.c.id)
+sa.Index("ix_orders_status_reserved_until", orders.c.status, orders.c.reserved_until)
+
+order_items = sa.Table(
+    "order_items", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("product_id", Id, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("quantity", sa.Integer(), nullable=False),
+    sa.Column("unit_price_cents", sa.Integer(), nullable=False),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    sa.CheckConstraint("unit_price_cents > 0", name="unit_price_positive"),
+    sa.UniqueConstraint("order_id", "product_id"),
+)
+sa.Index("ix_order_items_product_id", order_items.c.product_id)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(20), nullable=False),
+    sa.Column("actor_id", Id, sa.ForeignKey("users.id")),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("entity_type", sa.String(20), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("before", Json),
+    sa.Column("after", Json),
+    sa.CheckConstraint(_one_of("actor_kind", ACTOR_KINDS), name="actor_kind"),
+)
+sa.Index("ix_audit_log_entity", audit_log.c.entity_type, audit_log.c.entity_id, audit_log.c.id)
+sa.Index("ix_audit_log_actor_id_id", audit_log.c.actor_id, audit_log.c.id)
+
+stock_movements = sa.Table(
+    "stock_movements", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("product_id", Id, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("delta_available", sa.Integer(), nullable=False),
+    sa.Column("delta_reserved", sa.Integer(), nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id")),
+    sa.Column("actor_kind", sa.String(20), nullable=False),
+    sa.Column("actor_id", Id, sa.ForeignKey("users.id")),
+    sa.Column("note", sa.Text()),
+    sa.Column("at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_stock_movements_product_id_id", stock_movements.c.product_id, stock_movements.c.id)
+sa.Index("ix_stock_movements_order_id", stock_movements.c.order_id)
+
+webhook_events = sa.Table(
+    "webhook_events", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),  # the provider's event id
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+)

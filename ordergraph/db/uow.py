@@ -1,0 +1,136 @@
+"""The unit of work: one transaction, rolled back unless committed, events after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ordergraph.db.repositories import (
+    SqlInventoryRepository,
+    SqlOrderRepository,
+    SqlProductRepository,
+    SqlUserRepository,
+    SqlWebhookEventRepository,
+)
+from ordergraph.db.tables import audit_log, stock_movements
+from ordergraph.domain.events import DomainEvent, StockChanged
+from ordergraph.domain.ports import EventPublisher, RetryableConflict
+
+log = logging.getLogger(__name__)
+
+# SQLSTATEs after which running the transaction again can succeed.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_retryable(error: BaseException) -> bool:
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return True
+    # SQLite gave up waiting for the write lock (after its busy timeout).
+    return sqlstate is None and "database is locked" in str(error.orig)
+
+
+class SqlAlchemyUnitOfWork:
+    """`async with uow: ...; await uow.commit()`; leaving the block otherwise rolls back.
+
+    A unit of work may be entered again after it exits: each entry is a new transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine, publisher: EventPublisher) -> None:
+        self._engine = engine
+        self._publisher = publisher
+        self._conn: AsyncConnection | None = None
+        self._seen: list[Any] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        try:
+            await self._conn.begin()
+        except BaseException:
+            await self._conn.close()
+            raise
+        self._seen = []
+        self._committed = False
+        track = self._seen.append
+        self.users = SqlUserRepository(self._conn, track)
+        self.products = SqlProductRepository(self._conn, track)
+        self.inventory = SqlInventoryRepository(self._conn, track)
+        self.orders = SqlOrderRepository(self._conn, track)
+        self.webhook_events = SqlWebhookEventRepository(self._conn, track)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            if not self._committed:
+                await conn.rollback()
+        finally:
+            await conn.close()
+            self._seen = []
+        if exc is not None and is_retryable(exc):
+            raise RetryableConflict(str(exc)) from exc
+
+    async def commit(self) -> None:
+        """Write the audit rows and stock movements of the events raised, commit, publish."""
+        assert self._conn is not None, "commit() outside `async with`"
+        events = self._collect_events()
+        await self._record(events)
+        await self._conn.commit()
+        self._committed = True
+        await self._publish(events)
+
+    def _collect_events(self) -> list[DomainEvent]:
+        events: dict[str, DomainEvent] = {}
+        for aggregate in self._seen:
+            for event in aggregate.events:
+                events[event.event_id] = event
+            aggregate.events.clear()
+        return sorted(events.values(), key=lambda event: event.sequence)
+
+    async def _record(self, events: Sequence[DomainEvent]) -> None:
+        assert self._conn is not None
+        audit_rows = [
+            {"at": entry.at, "actor_kind": entry.actor.kind.value, "actor_id": entry.actor.user_id,
+             "action": entry.action, "entity_type": entry.entity_type,
+             "entity_id": entry.entity_id, "before": entry.before, "after": entry.after}
+            for event in events for entry in event.audit_entries()
+        ]
+        movements = [
+            {"product_id": event.product_id, "delta_available": event.delta_available,
+             "delta_reserved": event.delta_reserved, "reason": event.reason,
+             "order_id": event.order_id, "actor_kind": event.actor.kind.value,
+             "actor_id": event.actor.user_id, "note": event.note, "at": event.at}
+            for event in events if isinstance(event, StockChanged)
+        ]
+        if audit_rows:
+            await self._conn.execute(sa.insert(audit_log), audit_rows)
+        if movements:
+            await self._conn.execute(sa.insert(stock_movements), movements)
+
+    async def _publish(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        try:
+            await self._publisher.publish(events)
+        except Exception:
+            # The change is committed; subscribers reconnect and refetch. Never undo work
+            # because a notification failed.
+            log.exception("could not publish %d events after commit", len(events))
+
+
+class NullPublisher:
+    """An EventPublisher for commands that run without subscribers (CLI, migrations)."""
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""The business: pure Python, standard library only (import-linter enforces it)."""

@@ -1,0 +1,133 @@
+"""Errors the business can raise, each with a stable code.
+
+    DomainError                      any expected business failure; `code` never changes
+    ├── ValidationFailed             VALIDATION_FAILED: input of the wrong shape (has `field`)
+    ├── NotFound                     NOT_FOUND: no such thing, or not yours to see
+    ├── InsufficientStock            INSUFFICIENT_STOCK: a cart line asks for more than is left
+    ├── InvalidTransition            INVALID_TRANSITION: the order's state machine says no
+    ├── EmailTaken                   EMAIL_TAKEN
+    ├── InvalidCredentials           INVALID_CREDENTIALS: wrong email or password (never says which)
+    ├── RateLimited                  RATE_LIMITED: too many attempts; retry later
+    ├── IdempotencyKeyReused         IDEMPOTENCY_KEY_REUSED: same key, different cart
+    ├── PaymentFailed                PAYMENT_DECLINED / PAYMENT_PROVIDER_ERROR
+    ├── Unauthenticated              UNAUTHENTICATED: not logged in (a top-level GraphQL error)
+    ├── Forbidden                    FORBIDDEN: logged in, not allowed (a top-level GraphQL error)
+    └── TransactionConflict          TRANSACTION_CONFLICT: still contended after bounded retries
+
+Use cases raise these; the unit of work rolls back; the GraphQL layer maps each to its type.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class InsufficientStock(DomainError):
+    code = "INSUFFICIENT_STOCK"
+
+    def __init__(self, *, product_id: int, requested: int, available: int,
+                 field: str | None = None) -> None:
+        super().__init__(
+            f"Only {available} left of product {product_id}; {requested} requested.", field=field
+        )
+        self.product_id = product_id
+        self.requested = requested
+        self.available = available
+
+
+class InvalidTransition(DomainError):
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, *, from_status: str, to_status: str) -> None:
+        super().__init__(f"An order cannot go from {from_status} to {to_status}.")
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class EmailTaken(DomainError):
+    code = "EMAIL_TAKEN"
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists.", field="email")
+
+
+class InvalidCredentials(DomainError):
+    code = "INVALID_CREDENTIALS"
+
+    def __init__(self) -> None:
+        super().__init__("Wrong email or password.")
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, *, retry_after_seconds: int) -> None:
+        super().__init__(f"Too many attempts. Try again in {retry_after_seconds} seconds.")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This idempotency key was already used for a different cart.", field="idempotencyKey"
+        )
+
+
+class PaymentFailed(DomainError):
+    """The payment provider declined or could not be reached; `code` says which."""
+
+    DECLINED = "PAYMENT_DECLINED"
+    PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+
+    def __init__(self, message: str, *, code: str, decline_code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.decline_code = decline_code
+
+    @classmethod
+    def declined(cls, message: str, decline_code: str | None) -> PaymentFailed:
+        return cls(message, code=cls.DECLINED, decline_code=decline_code)
+
+    @classmethod
+    def provider_error(cls, message: str = "The payment provider is unavailable.") -> PaymentFailed:
+        return cls(message, code=cls.PROVIDER_ERROR)
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, message: str = "You must be logged in.") -> None:
+        super().__init__(message)
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str = "You are not allowed to do this.") -> None:
+        super().__init__(message)
+
+
+class TransactionConflict(DomainError):
+    """The database kept refusing the transaction (serialization failure, deadlock)."""
+
+    code = "TRANSACTION_CONFLICT"
+
+    def __init__(self, message: str = "The shop is busy; please try again.") -> None:
+        super().__init__(message)

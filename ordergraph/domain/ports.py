@@ -1,0 +1,225 @@
+"""What the use cases need from the outside world, as Protocols.
+
+`db/` implements the unit of work, repositories and the read store; `adapters/` implement the
+payment gateway, the event publisher, password hashing, tokens and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+from ordergraph.domain.events import DomainEvent
+from ordergraph.domain.model import (
+    Actor,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Stock,
+    User,
+)
+
+T = TypeVar("T")
+
+
+class RetryableConflict(Exception):
+    """The database refused the transaction in a way that running it again can fix.
+
+    Serialization failures (40001), deadlocks (40P01), and a concurrent transaction that
+    claimed the same unique key first (e.g. a checkout idempotency key).
+    """
+
+
+# ---- write side -------------------------------------------------------------------------
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Insert and set `user.id`; RetryableConflict if the email was just taken."""
+        ...
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+    async def save(self, user: User) -> None: ...
+
+
+class ProductRepository(Protocol):
+    async def add(self, product: Product) -> None:
+        """Insert and set `product.id`; RetryableConflict if the SKU was just taken."""
+        ...
+    async def get(self, product_id: int, *, for_update: bool = False) -> Product | None: ...
+    async def get_by_sku(self, sku: str) -> Product | None: ...
+    async def get_many(self, product_ids: Sequence[int]) -> dict[int, Product]: ...
+    async def save(self, product: Product) -> None: ...
+
+
+class InventoryRepository(Protocol):
+    async def add(self, stock: Stock) -> None: ...
+    async def lock(self, product_ids: Sequence[int]) -> dict[int, Stock]:
+        """SELECT ... FOR UPDATE the rows, always in product-id order (no deadlocks)."""
+        ...
+    async def save(self, stocks: Sequence[Stock]) -> None: ...
+
+
+class OrderRepository(Protocol):
+    async def add(self, order: Order) -> None:
+        """Insert the order and its lines and set `order.id`; RetryableConflict if a
+        concurrent checkout just used the same idempotency key."""
+        ...
+    async def get(self, order_id: int, *, for_update: bool = False) -> Order | None: ...
+    async def get_by_idempotency_key(self, customer_id: int, key: str) -> Order | None: ...
+    async def get_by_intent(self, intent_id: str, *, for_update: bool = False) -> Order | None: ...
+    async def save(self, order: Order) -> None: ...
+    async def lock_expired(self, *, now: datetime, limit: int) -> list[Order]:
+        """PAYMENT_PENDING orders past reserved_until, FOR UPDATE SKIP LOCKED."""
+        ...
+    async def lock_stale_created(self, *, before: datetime, limit: int) -> list[Order]:
+        """CREATED orders older than `before`, FOR UPDATE SKIP LOCKED."""
+        ...
+
+
+class WebhookEventRepository(Protocol):
+    async def claim(self, event_id: str, *, event_type: str, at: datetime) -> bool:
+        """Record the event id; False if it was already processed."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction. Leaving the block without `commit()` rolls back."""
+
+    users: UserRepository
+    products: ProductRepository
+    inventory: InventoryRepository
+    orders: OrderRepository
+    webhook_events: WebhookEventRepository
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None: ...
+    async def commit(self) -> None:
+        """Audit the collected events, commit, then publish the events."""
+        ...
+
+
+# ---- read side --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next: bool
+    total_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: Actor
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ReadStore(Protocol):
+    """Queries for the API. Each call uses its own connection, so concurrent resolvers and
+    dataloaders never share one."""
+
+    async def products_page(self, *, first: int, after_id: int | None, search: str | None,
+                            include_inactive: bool,
+                            low_stock_below: int | None = None) -> Page[Product]: ...
+    async def products_by_ids(self, ids: Sequence[int]) -> dict[int, Product]: ...
+    async def product_by_sku(self, sku: str) -> Product | None: ...
+    async def stocks_by_product_ids(self, ids: Sequence[int]) -> dict[int, Stock]: ...
+    async def orders_page(self, *, first: int, after_id: int | None,
+                          status: OrderStatus | None,
+                          customer_id: int | None) -> Page[Order]: ...
+    async def orders_by_ids(self, ids: Sequence[int]) -> dict[int, Order]: ...
+    async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]: ...
+    async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
+                         entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]: ...
+    async def audit_for_entities(self, entity_type: str,
+                                 entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]: ...
+    async def ping(self) -> None: ...
+
+
+# ---- the outside world ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    """The provider's view of a payment."""
+
+    id: str
+    status: str  # requires_payment_method, requires_action, processing, succeeded, canceled...
+    amount: int
+    currency: str
+    client_secret: str | None = None
+    last_error: str | None = None
+    decline_code: str | None = None
+    order_id: int | None = None  # from the intent's metadata
+
+
+class PaymentGateway(Protocol):
+    provider: str
+
+    async def create_intent(self, *, order_id: int, amount: Money,
+                            idempotency_key: str) -> PaymentIntent: ...
+    async def retrieve_intent(self, intent_id: str) -> PaymentIntent: ...
+    async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
+                             idempotency_key: str) -> PaymentIntent: ...
+    async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent: ...
+    async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
+        """Refund the intent's charge in full; returns the refund id."""
+        ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+class TokenIssuer(Protocol):
+    def issue(self, user_id: int) -> IssuedToken: ...
+    def verify(self, token: str) -> int:
+        """The user id the token was issued to; raises Unauthenticated if it is not valid."""
+        ...
+
+
+class RateLimiter(Protocol):
+    async def check(self, keys: Sequence[str]) -> None:
+        """Raise RateLimited if any key is currently blocked."""
+        ...
+    async def failed(self, keys: Sequence[str]) -> None: ...
+    async def succeeded(self, keys: Sequence[str]) -> None: ...
+
+
+# Re-exported for type annotations in services.
+__all__ = [
+    "AuditRecord", "Clock", "EventPublisher", "IssuedToken", "OrderLine", "Page",
+    "PasswordHasher", "PaymentGateway", "PaymentIntent", "RateLimiter", "ReadStore",
+    "RetryableConflict", "TokenIssuer", "UnitOfWork",
+]

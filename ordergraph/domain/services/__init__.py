@@ -1,0 +1,1 @@
+"""Use cases: one verb-named async function each; each opens its unit of work and commits."""

@@ -1,0 +1,173 @@
+"""Accounts: register, log in, resolve a token to its user, change roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ordergraph.domain import events as ev
+from ordergraph.domain.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from ordergraph.domain.model import (
+    Actor,
+    Role,
+    User,
+    check_password_rules,
+    normalise_email,
+)
+from ordergraph.domain.ports import (
+    Clock,
+    IssuedToken,
+    PasswordHasher,
+    ReadStore,
+    TokenIssuer,
+    UnitOfWork,
+)
+from ordergraph.domain.services.transaction import in_transaction
+
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+def _issue(tokens: TokenIssuer, user: User) -> Session:
+    issued: IssuedToken = tokens.issue(user.id)
+    return Session(token=issued.token, expires_at=issued.expires_at, user=user)
+
+
+async def register(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
+                   clock: Clock, *, email: str, password: str, name: str | None) -> Session:
+    """A new CUSTOMER account, logged in. Never takes a role; EMAIL_TAKEN if it exists."""
+    user = await create_user(uow, passwords, clock, email=email, password=password, name=name,
+                             role=Role.CUSTOMER, actor=None)
+    return _issue(tokens, user)
+
+
+async def create_user(uow: UnitOfWork, passwords: PasswordHasher, clock: Clock, *, email: str,
+                      password: str, name: str | None, role: Role, actor: Actor | None) -> User:
+    """Validate and store a user with an argon2id hash (computed off the event loop)."""
+    email = normalise_email(email)
+    check_password_rules(password)
+    if name is not None:
+        name = name.strip() or None
+        if name is not None and len(name) > MAX_NAME_LENGTH:
+            raise ValidationFailed(f"Name has at most {MAX_NAME_LENGTH} characters.",
+                                   field="name")
+    password_hash = await passwords.hash(password)
+
+    async def store() -> User:
+        if await uow.users.get_by_email(email) is not None:
+            raise EmailTaken()
+        now = clock.now()
+        user = User(id=0, email=email, name=name, role=role, password_hash=password_hash,
+                    created_at=now)
+        # A racing registration of the same email fails the unique index; the retry then
+        # finds the row and says EMAIL_TAKEN.
+        await uow.users.add(user)
+        user.events.append(ev.UserRegistered(at=now, actor=actor or Actor.user(user.id),
+                                             user_id=user.id, email=email, role=role.value))
+        return user
+
+    return await in_transaction(uow, store)
+
+
+# Verified against when the email is unknown, so both failures take the same time.
+_DUMMY_PASSWORD = "not-a-real-password-but-long-enough"  # noqa: S105
+
+
+async def login(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer, *,
+                email: str, password: str) -> Session:
+    """A token for the account; INVALID_CREDENTIALS whether the email or password is wrong."""
+    try:
+        email = normalise_email(email)
+    except ValidationFailed:
+        raise InvalidCredentials() from None
+
+    async def find() -> User | None:
+        return await uow.users.get_by_email(email)
+
+    user = await in_transaction(uow, find)
+    if user is None:
+        await passwords.verify(await _dummy_hash(passwords), password)
+        raise InvalidCredentials()
+    if not await passwords.verify(user.password_hash, password):
+        raise InvalidCredentials()
+    if passwords.needs_rehash(user.password_hash):
+        await _rehash(uow, passwords, user.id, password)
+    return _issue(tokens, user)
+
+
+_dummy_hashes: dict[int, str] = {}
+
+
+async def _dummy_hash(passwords: PasswordHasher) -> str:
+    key = id(passwords)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = await passwords.hash(_DUMMY_PASSWORD)
+    return _dummy_hashes[key]
+
+
+async def _rehash(uow: UnitOfWork, passwords: PasswordHasher, user_id: int,
+                  password: str) -> None:
+    """The hashing parameters changed since this hash was made: store a fresh one."""
+    new_hash = await passwords.hash(password)
+
+    async def store() -> None:
+        user = await uow.users.get(user_id, for_update=True)
+        if user is not None:
+            user.password_hash = new_hash
+            await uow.users.save(user)
+
+    await in_transaction(uow, store)
+
+
+async def user_for_token(reader: ReadStore, tokens: TokenIssuer, token: str) -> User:
+    """The token's user, read from the database now (so a role change applies at once)."""
+    user_id = tokens.verify(token)
+    user = (await reader.users_by_ids([user_id])).get(user_id)
+    if user is None:
+        raise Unauthenticated("This account no longer exists.")
+    return user
+
+
+async def set_user_role(uow: UnitOfWork, clock: Clock, *, viewer: User, user_id: int,
+                        role: Role) -> User:
+    """Admins change a user's role; not their own (an admin cannot lock everyone out)."""
+    if user_id == viewer.id:
+        raise ValidationFailed("You cannot change your own role.", field="userId")
+
+    async def change() -> User:
+        user = await uow.users.get(user_id, for_update=True)
+        if user is None:
+            raise NotFound(f"User {user_id} not found.", field="userId")
+        user.change_role(role, actor=Actor.user(viewer.id), at=clock.now())
+        await uow.users.save(user)
+        return user
+
+    return await in_transaction(uow, change)
+
+
+async def set_role_by_email(uow: UnitOfWork, clock: Clock, *, email: str, role: Role,
+                            actor: Actor) -> bool:
+    """Give an existing account a role (the `create-admin` command); False if none exists."""
+    email = normalise_email(email)
+
+    async def change() -> bool:
+        user = await uow.users.get_by_email(email)
+        if user is None:
+            return False
+        user.change_role(role, actor=actor, at=clock.now())
+        await uow.users.save(user)
+        return True
+
+    return await in_transaction(uow, change)

@@ -1,0 +1,160 @@
+"""checkout: reserve a cart's stock and open its payment, as ARCHITECTURE.md walks it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ordergraph.domain.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    PaymentFailed,
+    ValidationFailed,
+)
+from ordergraph.domain.model import (
+    MAX_GRAPHQL_INT,
+    SYSTEM,
+    Actor,
+    Cart,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+)
+from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.reservations import release_reservation
+from ordergraph.domain.services.transaction import in_transaction
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    order: Order
+    client_secret: str | None
+
+
+async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
+                   lines: Iterable[tuple[int, int]], idempotency_key: str | None,
+                   reservation_ttl: timedelta) -> CheckoutResult:
+    """Create an order for the cart, reserve its stock, and open its PaymentIntent.
+
+    Raises ValidationFailed, NotFound, InsufficientStock or IdempotencyKeyReused with nothing
+    written; PaymentFailed(PAYMENT_PROVIDER_ERROR) after cancelling the order if the provider
+    cannot open the payment. The same key with the same cart returns the same order.
+    """
+    cart = Cart.from_lines(lines)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValidationFailed(
+            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
+            field="idempotencyKey",
+        )
+    actor = Actor.user(customer_id)
+
+    order, is_new = await in_transaction(
+        uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor)
+    )
+    if not is_new:
+        return CheckoutResult(order, _client_secret(order))
+
+    # Step 3: the provider call happens outside any transaction: no row lock is held.
+    try:
+        intent = await gateway.create_intent(order_id=order.id, amount=order.total,
+                                             idempotency_key=f"order-{order.id}")
+    except PaymentFailed:
+        log.warning("could not open a payment for order %s; cancelling it", order.id)
+        await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order.id))
+        raise PaymentFailed.provider_error() from None
+
+    payment = Payment(provider=gateway.provider, intent_id=intent.id,
+                      client_secret=intent.client_secret, status=intent.status)
+    order = await in_transaction(
+        uow, lambda: _open_payment(uow, clock, order.id, payment, reservation_ttl, actor)
+    )
+    if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is not payment:
+        # Cancelled while we were talking to the provider: do not leave the intent open.
+        await _cancel_orphan_intent(gateway, intent.id, order.id)
+    return CheckoutResult(order, _client_secret(order))
+
+
+async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,
+                        idempotency_key: str | None, actor: Actor) -> tuple[Order, bool]:
+    """Transaction 1: the order in CREATED with its stock reserved, or nothing at all."""
+    if idempotency_key is not None:
+        existing = await uow.orders.get_by_idempotency_key(customer_id, idempotency_key)
+        if existing is not None:
+            if existing.cart_fingerprint != cart.fingerprint():
+                raise IdempotencyKeyReused()
+            return existing, False
+
+    products = await uow.products.get_many(cart.product_ids)
+    for product_id in cart.product_ids:
+        product = products.get(product_id)
+        if product is None or not product.active:
+            raise NotFound(f"Product {product_id} does not exist or is not on sale.",
+                           field="items")
+    currencies = {product.price.currency for product in products.values()}
+    if len(currencies) != 1:
+        raise ValidationFailed("All products in a cart must have the same currency.",
+                               field="items")
+
+    stocks = await uow.inventory.lock(cart.product_ids)  # FOR UPDATE, in product-id order
+    for product_id, quantity in cart.quantities:
+        stocks[product_id].ensure_available(quantity, field_name="items")
+
+    now = clock.now()
+    order = Order(
+        id=0, customer_id=customer_id, status=OrderStatus.CREATED,
+        lines=[OrderLine(pid, qty, products[pid].price) for pid, qty in cart.quantities],
+        currency=currencies.pop(), version=1, created_at=now, updated_at=now,
+        idempotency_key=idempotency_key, cart_fingerprint=cart.fingerprint(),
+    )
+    if order.total.amount > MAX_GRAPHQL_INT:
+        raise ValidationFailed("The order total is too large.", field="items")
+    await uow.orders.add(order)
+    order.record_placed(actor=actor)
+    for product_id, quantity in cart.quantities:
+        stocks[product_id].reserve(quantity, order_id=order.id, actor=actor, at=now)
+    await uow.inventory.save(list(stocks.values()))
+    return order, True
+
+
+async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: Payment,
+                        reservation_ttl: timedelta, actor: Actor) -> Order:
+    """Transaction 2: CREATED -> PAYMENT_PENDING, holding the stock until reserved_until."""
+    order = await uow.orders.get(order_id, for_update=True)
+    assert order is not None, order_id
+    if order.status is OrderStatus.CREATED:
+        now = clock.now()
+        order.open_payment(payment, reserved_until=now + reservation_ttl, actor=actor, at=now)
+        await uow.orders.save(order)
+    return order
+
+
+async def _cancel_unopened(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
+    """The provider failed: CREATED -> CANCELLED and the stock goes back on sale."""
+    order = await uow.orders.get(order_id, for_update=True)
+    assert order is not None, order_id
+    if order.status is OrderStatus.CREATED:
+        now = clock.now()
+        await release_reservation(uow, order, actor=SYSTEM, at=now)
+        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                         reason="payment provider error")
+        await uow.orders.save(order)
+
+
+async def _cancel_orphan_intent(gateway: PaymentGateway, intent_id: str, order_id: int) -> None:
+    try:
+        await gateway.cancel_intent(intent_id, idempotency_key=f"order-{order_id}-cancel")
+    except PaymentFailed:
+        log.warning("could not cancel intent %s of cancelled order %s", intent_id, order_id)
+
+
+def _client_secret(order: Order) -> str | None:
+    if order.status is OrderStatus.PAYMENT_PENDING and order.payment is not None:
+        return order.payment.client_secret
+    return None

@@ -1,0 +1,34 @@
+"""Alembic environment. Migrations run on a synchronous engine for the same database."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from ordergraph.db.migrate import sync_url
+from ordergraph.db.tables import metadata
+
+config = context.config
+
+
+def run_migrations() -> None:
+    url = sync_url(config.get_main_option("sqlalchemy.url") or "")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            # SQLite can only ALTER a table by copying it; batch mode does that for us.
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()

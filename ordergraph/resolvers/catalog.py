@@ -1,0 +1,97 @@
+"""Catalog fields: products, stock, and the admin mutations that change them."""
+
+from __future__ import annotations
+
+from ordergraph.domain.errors import NotFound
+from ordergraph.domain.model import Actor, Product, Stock
+from ordergraph.domain.services import catalog
+from ordergraph.resolvers.context import RequestContext
+from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
+
+PRODUCT_CURSOR = "product"
+
+
+async def products(ctx: RequestContext, *, first: int | None, after: str | None,
+                   search: str | None, include_inactive: bool | None) -> Connection[Product]:
+    """Active products for everyone; inactive ones too when an admin asks for them."""
+    include_inactive = bool(include_inactive) and await ctx.is_admin()
+    page = await ctx.services.reader.products_page(
+        first=page_size(first, 20), after_id=decode_cursor(PRODUCT_CURSOR, after),
+        search=(search or "").strip() or None, include_inactive=include_inactive)
+    return Connection.from_page(PRODUCT_CURSOR, page)
+
+
+async def inventory(ctx: RequestContext, *, first: int | None, after: str | None,
+                    low_stock_below: int | None) -> Connection[Product]:
+    """Admins: every product (active or not), optionally only those running low."""
+    await ctx.require_admin()
+    page = await ctx.services.reader.products_page(
+        first=page_size(first, 50), after_id=decode_cursor(PRODUCT_CURSOR, after), search=None,
+        include_inactive=True, low_stock_below=low_stock_below)
+    return Connection.from_page(PRODUCT_CURSOR, page)
+
+
+async def product(ctx: RequestContext, *, id: str | None, sku: str | None) -> Product | None:
+    """One product by id or sku; an inactive one only for admins."""
+    found: Product | None = None
+    if id is not None:
+        product_id = parse_id(id, field="id")
+        found = await ctx.loaders.product.load(product_id) if product_id else None
+    elif sku is not None:
+        found = await ctx.services.reader.product_by_sku(sku)
+    if found is not None and not found.active and not await ctx.is_admin():
+        return None
+    return found
+
+
+async def stock_of(ctx: RequestContext, product_id: int) -> Stock:
+    stock = await ctx.loaders.stock.load(product_id)
+    if stock is None:  # every product has its row (same transaction); this is a bug
+        raise LookupError(f"product {product_id} has no inventory row")
+    return stock
+
+
+async def create_product(ctx: RequestContext, *, sku: str, name: str, description: str | None,
+                         price_cents: int, initial_stock: int | None,
+                         active: bool | None) -> Product:
+    viewer = await ctx.require_admin()
+    s = ctx.services
+    return await catalog.create_product(
+        s.uow(), s.clock, actor=Actor.user(viewer.id), sku=sku, name=name,
+        description=description, price_cents=price_cents, initial_stock=initial_stock or 0,
+        active=True if active is None else active, currency=s.currency)
+
+
+async def update_product(ctx: RequestContext, *, id: str, name: str | None,
+                         description: str | None, price_cents: int | None,
+                         active: bool | None) -> Product:
+    viewer = await ctx.require_admin()
+    product_id = _existing_id(id, field="id")
+    s = ctx.services
+    return await catalog.update_product(
+        s.uow(), s.clock, actor=Actor.user(viewer.id), product_id=product_id, name=name,
+        description=description, price_cents=price_cents, active=active)
+
+
+async def set_stock(ctx: RequestContext, *, product_id: str, available: int) -> Stock:
+    viewer = await ctx.require_admin()
+    s = ctx.services
+    return await catalog.set_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
+                                   product_id=_existing_id(product_id, field="productId"),
+                                   available=available)
+
+
+async def adjust_stock(ctx: RequestContext, *, product_id: str, delta: int,
+                       reason: str | None) -> Stock:
+    viewer = await ctx.require_admin()
+    s = ctx.services
+    return await catalog.adjust_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
+                                      product_id=_existing_id(product_id, field="productId"),
+                                      delta=delta, reason=reason)
+
+
+def _existing_id(raw: str, *, field: str) -> int:
+    parsed = parse_id(raw, field=field)
+    if parsed is None:
+        raise NotFound(f"No product with id {raw!r}.", field=field)
+    return parsed

@@ -1,0 +1,138 @@
+"""What a resolver gets: the app's services and, per request, the viewer and the loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from ordergraph.domain.errors import Forbidden, Unauthenticated
+from ordergraph.domain.model import Product, Stock, User
+from ordergraph.domain.ports import (
+    AuditRecord,
+    Clock,
+    PasswordHasher,
+    PaymentGateway,
+    RateLimiter,
+    ReadStore,
+    TokenIssuer,
+    UnitOfWork,
+)
+from ordergraph.domain.services.auth import user_for_token
+
+K = TypeVar("K", contravariant=True)
+V = TypeVar("V", covariant=True)
+
+
+class Loader(Protocol, Generic[K, V]):
+    """A per-request batching loader (Strawberry's DataLoader fits)."""
+
+    def load(self, key: K) -> Awaitable[V]: ...
+    def load_many(self, keys: Sequence[K]) -> Awaitable[list[V]]: ...
+
+
+@dataclass
+class Loaders:
+    product: Loader[int, Product | None]
+    stock: Loader[int, Stock | None]
+    user: Loader[int, User | None]
+    order_history: Loader[str, list[AuditRecord]]
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    provider: str
+    mode: str  # "stripe" or "local"
+    publishable_key: str | None
+    stripe_js_url: str
+    webhook_secret: str | None
+
+
+@dataclass
+class Services:
+    """Everything the resolvers call, built once by the app's composition root."""
+
+    uow: Callable[[], UnitOfWork]
+    reader: ReadStore
+    gateway: PaymentGateway
+    clock: Clock
+    passwords: PasswordHasher
+    tokens: TokenIssuer
+    reservation_ttl: timedelta
+    currency: str
+    payment: PaymentSettings
+    make_loaders: Callable[[], Loaders]
+    rate_limiter: RateLimiter | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RequestContext:
+    """One per HTTP request or WebSocket connection (Strawberry's `info.context`)."""
+
+    services: Services
+    request_id: str
+    authorization: str | None = None  # the "Bearer <jwt>" header or connection_init value
+    client_address: str | None = None
+    connection_params: dict[str, Any] | None = None  # set by Strawberry on connection_init
+    request: Any = None
+    response: Any = None
+    _loaders: Loaders | None = None
+    _viewer: User | None = None
+    _viewer_loaded: bool = False
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = self.services.make_loaders()
+        return self._loaders
+
+    def reset_loaders(self) -> None:
+        """Forget cached rows (a long-lived WebSocket context between events)."""
+        self._loaders = None
+
+    @property
+    def token(self) -> str | None:
+        header = self.authorization
+        if self.connection_params is not None:
+            header = self.connection_params.get("authorization") or \
+                self.connection_params.get("Authorization") or header
+        if not header or not isinstance(header, str):
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Send the token as 'Authorization: Bearer <token>'.")
+        return token.strip()
+
+    async def viewer(self) -> User | None:
+        """The logged-in user (role fresh from the database), None if anonymous.
+
+        A token that is present but invalid or expired is UNAUTHENTICATED, never anonymous.
+        """
+        if not self._viewer_loaded:
+            token = self.token
+            self._viewer = None if token is None else \
+                await user_for_token(self.services.reader, self.services.tokens, token)
+            self._viewer_loaded = True
+        return self._viewer
+
+    def forget_viewer(self) -> None:
+        self._viewer_loaded = False
+        self._viewer = None
+
+    async def require_user(self) -> User:
+        viewer = await self.viewer()
+        if viewer is None:
+            raise Unauthenticated()
+        return viewer
+
+    async def require_admin(self) -> User:
+        viewer = await self.require_user()
+        if not viewer.is_admin:
+            raise Forbidden("Only admins may do this.")
+        return viewer
+
+    async def is_admin(self) -> bool:
+        viewer = await self.viewer()
+        return viewer is not None and viewer.is_admin

@@ -1,0 +1,105 @@
+"""Order fields: reading orders (owner or admin), checkout, cancel, fulfil."""
+
+from __future__ import annotations
+
+from ordergraph.domain.errors import NotFound, ValidationFailed
+from ordergraph.domain.model import Order, OrderStatus, User
+from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.services import orders as order_services
+from ordergraph.domain.services.checkout import CheckoutResult
+from ordergraph.domain.services.checkout import checkout as checkout_service
+from ordergraph.resolvers.context import RequestContext
+from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
+
+ORDER_CURSOR = "order"
+
+
+async def my_orders(ctx: RequestContext, *, first: int | None, after: str | None,
+                    status: OrderStatus | None) -> Connection[Order]:
+    viewer = await ctx.require_user()
+    page = await ctx.services.reader.orders_page(
+        first=page_size(first, 20), after_id=decode_cursor(ORDER_CURSOR, after), status=status,
+        customer_id=viewer.id)
+    return Connection.from_page(ORDER_CURSOR, page)
+
+
+async def orders(ctx: RequestContext, *, first: int | None, after: str | None,
+                 status: OrderStatus | None, customer_id: str | None) -> Connection[Order]:
+    await ctx.require_admin()
+    customer = None
+    if customer_id is not None:
+        customer = parse_id(customer_id, field="customerId")
+        if customer is None:
+            raise ValidationFailed("customerId is not a user id.", field="customerId")
+    page = await ctx.services.reader.orders_page(
+        first=page_size(first, 20), after_id=decode_cursor(ORDER_CURSOR, after), status=status,
+        customer_id=customer)
+    return Connection.from_page(ORDER_CURSOR, page)
+
+
+async def order(ctx: RequestContext, *, id: str) -> Order | None:
+    """The order for its owner or an admin; None for everyone else (no hint it exists)."""
+    viewer = await ctx.require_user()
+    order_id = parse_id(id, field="id")
+    if order_id is None:
+        return None
+    found = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
+    if found is None or not order_services.can_see(viewer, found):
+        return None
+    return found
+
+
+async def history(ctx: RequestContext, order: Order) -> list[AuditRecord]:
+    return await ctx.loaders.order_history.load(str(order.id))
+
+
+async def customer(ctx: RequestContext, order: Order) -> User:
+    user = await ctx.loaders.user.load(order.customer_id)
+    assert user is not None, order.customer_id  # a foreign key guarantees it
+    return user
+
+
+async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
+                   idempotency_key: str | None) -> CheckoutResult:
+    viewer = await ctx.require_user()
+    lines = []
+    for index, (raw_product_id, quantity) in enumerate(items):
+        product_id = parse_id(raw_product_id, field="productId")
+        if product_id is None:
+            raise NotFound(f"No product with id {raw_product_id!r}.",
+                           field=f"items.{index}.productId")
+        lines.append((product_id, quantity))
+    s = ctx.services
+    return await checkout_service(
+        s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
+        idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl)
+
+
+async def cancel_order(ctx: RequestContext, *, id: str) -> Order:
+    viewer = await ctx.require_user()
+    s = ctx.services
+    return await order_services.cancel_order(s.uow(), s.gateway, s.clock,
+                                             order_id=_order_id(id), viewer=viewer)
+
+
+async def fulfil_order(ctx: RequestContext, *, id: str) -> Order:
+    viewer = await ctx.require_admin()
+    s = ctx.services
+    return await order_services.fulfil_order(s.uow(), s.clock, order_id=_order_id(id),
+                                             viewer=viewer)
+
+
+def _order_id(raw: str) -> int:
+    order_id = parse_id(raw, field="id")
+    if order_id is None:
+        raise NotFound(f"Order {raw!r} not found.", field="id")
+    return order_id
+
+
+def client_secret_for(viewer: User | None, order: Order) -> str | None:
+    """Only the owner sees the client secret, and only while the payment is pending."""
+    if viewer is None or viewer.id != order.customer_id or order.payment is None:
+        return None
+    if order.status is not OrderStatus.PAYMENT_PENDING:
+        return None
+    return order.payment.client_secret

@@ -1,0 +1,1 @@
+"""The GraphQL schema: Strawberry types, inputs, result unions, permissions, root types."""

@@ -1,0 +1,142 @@
+"""The root Mutation type: each field calls one resolver and returns its result union."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import UNSET
+
+from ordergraph.resolvers import accounts, catalog, orders
+from ordergraph.schema.enums import Role
+from ordergraph.schema.errors import (
+    EmailTakenError,
+    IdempotencyConflictError,
+    InsufficientStockError,
+    InvalidCredentialsError,
+    InvalidTransitionError,
+    NotFoundError,
+    PaymentError,
+    RateLimitedError,
+    ValidationError,
+)
+from ordergraph.schema.inputs import (
+    CheckoutInput,
+    CreateProductInput,
+    RegisterInput,
+    UpdateProductInput,
+)
+from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
+from ordergraph.schema.results import (
+    AuthPayload,
+    AuthResult,
+    CheckoutPayload,
+    CheckoutResult,
+    OrderPayload,
+    OrderResult,
+    ProductPayload,
+    ProductResult,
+    StockPayload,
+    StockResult,
+    UserPayload,
+    UserResult,
+    as_result,
+)
+from ordergraph.schema.types import Info, Order, Product, Stock, User, opt
+
+AUTH_ERRORS = (ValidationError, EmailTakenError, InvalidCredentialsError, RateLimitedError)
+CHECKOUT_ERRORS = (ValidationError, NotFoundError, InsufficientStockError,
+                   IdempotencyConflictError, PaymentError)
+ORDER_ERRORS = (NotFoundError, InvalidTransitionError, PaymentError)
+
+
+def _session(session: object) -> AuthPayload:
+    return AuthPayload(token=session.token, user=User.of(session.user),  # type: ignore[attr-defined]
+                       expires_at=session.expires_at)  # type: ignore[attr-defined]
+
+
+def _order(order: object) -> OrderPayload:
+    return OrderPayload(order=Order.of(order))  # type: ignore[arg-type]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a CUSTOMER account and log in.")
+    async def register(self, info: Info, input: RegisterInput) -> AuthResult:
+        return await as_result(
+            accounts.register(info.context, email=input.email, password=input.password,
+                              name=opt(input.name)),
+            _session, *AUTH_ERRORS)
+
+    @strawberry.mutation(description="Log in; INVALID_CREDENTIALS whichever of the two is wrong.")
+    async def login(self, info: Info, email: str, password: str) -> AuthResult:
+        return await as_result(accounts.login(info.context, email=email, password=password),
+                               _session, *AUTH_ERRORS)
+
+    @strawberry.mutation(description="Add a product with its initial stock. Admins.",
+                         permission_classes=[IsAdmin])
+    async def create_product(self, info: Info, input: CreateProductInput) -> ProductResult:
+        return await as_result(
+            catalog.create_product(info.context, sku=input.sku, name=input.name,
+                                   description=opt(input.description),
+                                   price_cents=input.price_cents,
+                                   initial_stock=opt(input.initial_stock),
+                                   active=opt(input.active)),
+            lambda product: ProductPayload(product=Product.of(product)),
+            ValidationError, NotFoundError)
+
+    @strawberry.mutation(description="Change a product; `active: false` hides it. Admins.",
+                         permission_classes=[IsAdmin])
+    async def update_product(self, info: Info, id: strawberry.ID,
+                             input: UpdateProductInput) -> ProductResult:
+        return await as_result(
+            catalog.update_product(info.context, id=id, name=opt(input.name),
+                                   description=opt(input.description),
+                                   price_cents=opt(input.price_cents), active=opt(input.active)),
+            lambda product: ProductPayload(product=Product.of(product)),
+            ValidationError, NotFoundError)
+
+    @strawberry.mutation(description="Set the units on sale to an absolute number >= 0. Admins.",
+                         permission_classes=[IsAdmin])
+    async def set_stock(self, info: Info, product_id: strawberry.ID,
+                        available: int) -> StockResult:
+        return await as_result(
+            catalog.set_stock(info.context, product_id=product_id, available=available),
+            lambda stock: StockPayload(stock=Stock.of(stock)), ValidationError, NotFoundError)
+
+    @strawberry.mutation(description="Add or remove units on sale, atomically; never below "
+                                     "zero. Admins.",
+                         permission_classes=[IsAdmin])
+    async def adjust_stock(self, info: Info, product_id: strawberry.ID, delta: int,
+                           reason: str | None = UNSET) -> StockResult:
+        return await as_result(
+            catalog.adjust_stock(info.context, product_id=product_id, delta=delta,
+                                 reason=opt(reason)),
+            lambda stock: StockPayload(stock=Stock.of(stock)), ValidationError, NotFoundError)
+
+    @strawberry.mutation(description="Order the cart: stock is reserved atomically and a "
+                                     "payment opened. Logged in.",
+                         permission_classes=[IsAuthenticated])
+    async def checkout(self, info: Info, input: CheckoutInput) -> CheckoutResult:
+        return await as_result(
+            orders.checkout(info.context,
+                            items=[(line.product_id, line.quantity) for line in input.items],
+                            idempotency_key=opt(input.idempotency_key)),
+            lambda result: CheckoutPayload(order=Order.of(result.order),
+                                           client_secret=result.client_secret),
+            *CHECKOUT_ERRORS)
+
+    @strawberry.mutation(description="Cancel an unpaid order and release its stock. Its owner "
+                                     "(while CREATED or PAYMENT_PENDING) or an admin.",
+                         permission_classes=[IsAuthenticated])
+    async def cancel_order(self, info: Info, id: strawberry.ID) -> OrderResult:
+        return await as_result(orders.cancel_order(info.context, id=id), _order, *ORDER_ERRORS)
+
+    @strawberry.mutation(description="PAID -> FULFILLED. Admins.", permission_classes=[IsAdmin])
+    async def fulfill_order(self, info: Info, id: strawberry.ID) -> OrderResult:
+        return await as_result(orders.fulfil_order(info.context, id=id), _order, *ORDER_ERRORS)
+
+    @strawberry.mutation(description="Make a user a CUSTOMER or an ADMIN. Admins.",
+                         permission_classes=[IsAdmin])
+    async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> UserResult:
+        return await as_result(
+            accounts.set_user_role(info.context, user_id=user_id, role=role),
+            lambda user: UserPayload(user=User.of(user)), NotFoundError, ValidationError)

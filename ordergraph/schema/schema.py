@@ -1,0 +1,35 @@
+"""The Schema object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql.error import GraphQLError
+from strawberry.extensions import DisableIntrospection
+from strawberry.types import ExecutionContext
+
+from ordergraph.schema.extensions import ErrorPolicy
+from ordergraph.schema.mutation import Mutation
+from ordergraph.schema.query import Query
+
+
+class OrdergraphSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        """ErrorPolicy logs what is worth logging (bugs); expected errors are not news."""
+
+
+def build_schema(*, introspection: bool = True, **kwargs: Any) -> OrdergraphSchema:
+    extensions: list[Any] = [ErrorPolicy()]
+    if not introspection:
+        extensions.append(DisableIntrospection())
+    return OrdergraphSchema(query=Query, mutation=Mutation, extensions=extensions, **kwargs)
+
+
+def sdl() -> str:
+    """The schema in SDL, for comparing with the contract."""
+    return build_schema().as_str()
+
+
+__all__ = ["OrdergraphSchema", "build_schema", "sdl"]

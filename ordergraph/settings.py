@@ -1,0 +1,168 @@
+"""Typed settings, read once from the environment (and a `.env` file), then passed down."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from dotenv import dotenv_values
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ordergraph.db"
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNITS: dict[str | None, float] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400,
+                                   None: 1}
+MIN_JWT_SECRET_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and why, in one line."""
+
+
+def parse_duration(text: str, *, name: str = "duration") -> timedelta:
+    """"15m", "30s", "2h", "1d", "500ms", or a number of seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"{name}: {text!r} is not a duration like 15m, 30s, 1h or 1d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _isolation_level(text: str) -> str:
+    level = text.strip().upper().replace("_", " ").replace("-", " ")
+    if level not in {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}:
+        raise SettingsError(
+            f"DATABASE_ISOLATION_LEVEL: {text!r} is not READ COMMITTED, REPEATABLE READ or "
+            "SERIALIZABLE")
+    return level
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    database_isolation_level: str = "READ COMMITTED"
+    database_pool_size: int = 10
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+    jwt_expiration: timedelta = timedelta(days=1)
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    broadcast_url: str = "memory://"
+    reservation_ttl: timedelta = timedelta(minutes=15)
+    sweep_interval: timedelta = timedelta(seconds=30)
+    cors_origins: tuple[str, ...] = ()
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    currency: str = "usd"
+    graphiql: bool = True
+    introspection: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def local_payments(self) -> bool:
+        """No Stripe key: payments go to the local emulator (`ordergraph serve` starts one)."""
+        return self.stripe_secret_key is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 dotenv_path: str | None = ".env") -> Settings:
+        """Settings from `environ` (default os.environ) over a `.env` file, validated."""
+        values: dict[str, str | None] = {}
+        if dotenv_path and os.path.exists(dotenv_path):
+            values.update(dotenv_values(dotenv_path))
+        values.update(os.environ if environ is None else environ)
+        settings = cls._from_values(values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def _from_values(cls, env: Mapping[str, str | None]) -> Settings:
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            value = value.strip() if isinstance(value, str) else None
+            return value or None
+
+        def integer(name: str, default: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+
+        def flag(name: str, default: bool) -> bool:
+            raw = get(name)
+            if raw is None:
+                return default
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise SettingsError(f"{name}: {raw!r} is not true or false")
+
+        environment = (get("ORDERGRAPH_ENV") or "development").lower()
+        if environment not in {"development", "production", "test"}:
+            raise SettingsError(
+                f"ORDERGRAPH_ENV: {environment!r} is not development, production or test")
+        development = environment != "production"
+        kwargs: dict[str, object] = {
+            "database_url": get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "database_isolation_level": _isolation_level(
+                get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"),
+            "database_pool_size": integer("DATABASE_POOL_SIZE", 10),
+            "jwt_expiration": parse_duration(get("JWT_EXPIRATION") or "1d",
+                                             name="JWT_EXPIRATION"),
+            "stripe_secret_key": get("STRIPE_SECRET_KEY"),
+            "stripe_publishable_key": get("STRIPE_PUBLISHABLE_KEY"),
+            "stripe_webhook_secret": get("STRIPE_WEBHOOK_SECRET"),
+            "stripe_api_base": (get("STRIPE_API_BASE") or "").rstrip("/") or None,
+            "broadcast_url": get("BROADCAST_URL") or "memory://",
+            "reservation_ttl": parse_duration(get("RESERVATION_TTL") or "15m",
+                                              name="RESERVATION_TTL"),
+            "sweep_interval": parse_duration(get("SWEEP_INTERVAL") or "30s",
+                                             name="SWEEP_INTERVAL"),
+            "cors_origins": tuple(origin.strip() for origin in
+                                  (get("CORS_ORIGINS") or "").split(",") if origin.strip()),
+            "environment": environment,
+            "host": get("HOST") or "127.0.0.1",
+            "port": integer("PORT", 8000),
+            "workers": integer("WEB_CONCURRENCY", 1),
+            "currency": (get("CURRENCY") or "usd").lower(),
+            "graphiql": flag("GRAPHIQL", development),
+            "introspection": flag("INTROSPECTION", development),
+            "log_level": (get("LOG_LEVEL") or "INFO").upper(),
+        }
+        secret = get("JWT_SECRET")
+        if secret is not None:
+            kwargs["jwt_secret"] = secret
+        elif not development:
+            raise SettingsError(
+                "JWT_SECRET is required in production (at least 32 random bytes)")
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Refuse unsafe combinations, each with a one-line reason."""
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise SettingsError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        if self.reservation_ttl <= timedelta(0):
+            raise SettingsError("RESERVATION_TTL must be positive")
+        if self.sweep_interval <= timedelta(0):
+            raise SettingsError("SWEEP_INTERVAL must be positive")
+        if not re.fullmatch(r"[a-z]{3}", self.currency):
+            raise SettingsError(f"CURRENCY: {self.currency!r} is not an ISO-4217 code")
+        if self.is_production:
+            if self.database_url.startswith("sqlite"):
+                raise SettingsError("production needs PostgreSQL: DATABASE_URL is SQLite")
+            if self.stripe_secret_key is None or self.stripe_webhook_secret is None:
+                raise SettingsError(
+                    "production needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")

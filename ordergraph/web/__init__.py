@@ -1,0 +1,1 @@
+"""The Starlette app: the composition root that wires database, adapters and schema."""
