@@ -24,13 +24,18 @@ class StripeGateway:
 
     def __init__(self, secret_key: str, *, api_base: str | None = None,
                  max_network_retries: int = 2) -> None:
+        self._http = stripe.HTTPXClient(timeout=REQUEST_TIMEOUT_SECONDS)
         self._client = stripe.StripeClient(
             api_key=secret_key,
             base_addresses={"api": api_base} if api_base else None,
             # Safe: every write carries an idempotency key derived from our ids.
             max_network_retries=max_network_retries,
-            http_client=stripe.HTTPXClient(timeout=REQUEST_TIMEOUT_SECONDS),
+            http_client=self._http,
         )
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections (app shutdown)."""
+        await self._http.close_async()
 
     async def create_intent(self, *, order_id: int, amount: Money,
                             idempotency_key: str) -> PaymentIntent:

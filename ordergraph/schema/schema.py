@@ -21,9 +21,9 @@ class OrdergraphSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True, **kwargs: Any) -> OrdergraphSchema:
-    extensions: list[Any] = [ErrorPolicy()]
+    extensions: list[Any] = [ErrorPolicy]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return OrdergraphSchema(query=Query, mutation=Mutation, extensions=extensions, **kwargs)
 
 

@@ -109,6 +109,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         try:
             yield
         finally:
+            close_gateway = getattr(app.state.services.gateway, "aclose", None)
+            if close_gateway is not None:
+                await close_gateway()
             await broadcast.disconnect()
             await engine.dispose()
 

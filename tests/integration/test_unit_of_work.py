@@ -1,0 +1,149 @@
+"""The unit of work on real PostgreSQL: rollback by default, audit in the same transaction,
+events only after commit, the database's own refusal to oversell."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ordergraph.adapters.clock import SystemClock
+from ordergraph.db.engine import create_engine
+from ordergraph.db.uow import SqlAlchemyUnitOfWork
+from ordergraph.domain.events import DomainEvent
+from ordergraph.domain.model import SYSTEM, Money, Order, OrderLine, OrderStatus
+from ordergraph.domain.services.catalog import create_product
+from ordergraph.domain.services.transaction import in_transaction
+from tests.support import execute, rows, scalar
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.published: list[DomainEvent] = []
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        self.published.extend(events)
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+async def engine(pg_url: str) -> AsyncIterator[sa.ext.asyncio.AsyncEngine]:
+    engine = create_engine(pg_url)
+    yield engine
+    await engine.dispose()
+
+
+async def add_product(engine: sa.ext.asyncio.AsyncEngine, stock: int = 10) -> int:
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    product = await create_product(uow, SystemClock(), actor=SYSTEM, sku="widget",
+                                   name="Widget", description=None, price_cents=500,
+                                   initial_stock=stock, active=True, currency="usd")
+    return product.id
+
+
+async def add_customer(url: str) -> int:
+    execute(url, "INSERT INTO users (email, role, password_hash, created_at) "
+               "VALUES ('u@example.com', 'CUSTOMER', 'x', now())")
+    return int(scalar(url, "SELECT id FROM users"))
+
+
+async def test_leaving_without_commit_rolls_everything_back(engine, pg_url: str) -> None:
+    product_id = await add_product(engine)
+    customer_id = await add_customer(pg_url)
+    before = (scalar(pg_url, "SELECT count(*) FROM audit_log"),
+              scalar(pg_url, "SELECT count(*) FROM stock_movements"))
+    publisher = RecordingPublisher()
+    uow = SqlAlchemyUnitOfWork(engine, publisher)
+    now = datetime.now(UTC)
+
+    with pytest.raises(Boom):
+        async with uow:
+            stocks = await uow.inventory.lock([product_id])
+            order = Order(id=0, customer_id=customer_id, status=OrderStatus.CREATED,
+                          lines=[OrderLine(product_id, 3, Money(500, "usd"))],
+                          currency="usd", version=1, created_at=now, updated_at=now)
+            await uow.orders.add(order)
+            order.record_placed(actor=SYSTEM)
+            stocks[product_id].reserve(3, order_id=order.id, actor=SYSTEM, at=now)
+            await uow.inventory.save(list(stocks.values()))
+            raise Boom()
+
+    assert scalar(pg_url, "SELECT count(*) FROM orders") == 0
+    assert rows(pg_url, "SELECT available, reserved FROM inventory") == [(10, 0)]
+    assert (scalar(pg_url, "SELECT count(*) FROM audit_log"),
+            scalar(pg_url, "SELECT count(*) FROM stock_movements")) == before
+    assert publisher.published == []
+
+
+async def test_a_block_without_commit_call_rolls_back_too(engine, pg_url: str) -> None:
+    product_id = await add_product(engine)
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    async with uow:
+        stocks = await uow.inventory.lock([product_id])
+        stocks[product_id].set_available(1, actor=SYSTEM, at=datetime.now(UTC))
+        await uow.inventory.save(list(stocks.values()))
+    assert rows(pg_url, "SELECT available FROM inventory") == [(10,)]
+
+
+async def test_events_are_audited_with_the_change_and_published_after_commit(
+        engine, pg_url: str) -> None:
+    product_id = await add_product(engine)
+    publisher = RecordingPublisher()
+    uow = SqlAlchemyUnitOfWork(engine, publisher)
+    seen_in_db_when_published: list[int] = []
+
+    original_publish = publisher.publish
+
+    async def publish(events: Sequence[DomainEvent]) -> None:
+        # Another connection sees the committed change by the time events go out.
+        seen_in_db_when_published.append(scalar(pg_url, "SELECT available FROM inventory"))
+        await original_publish(events)
+
+    publisher.publish = publish  # type: ignore[method-assign]
+
+    async def work() -> None:
+        stocks = await uow.inventory.lock([product_id])
+        stocks[product_id].adjust(5, actor=SYSTEM, at=datetime.now(UTC), note="restock")
+        await uow.inventory.save(list(stocks.values()))
+        assert publisher.published == []  # nothing goes out before commit
+
+    await in_transaction(uow, work)
+
+    assert seen_in_db_when_published == [15]
+    assert [e.type for e in publisher.published] == ["STOCK_CHANGED"]
+    assert rows(pg_url, "SELECT action, after->>'note' FROM audit_log ORDER BY id DESC "
+                        "LIMIT 1") == [("STOCK_ADJUSTED", "restock")]
+
+
+async def test_the_database_refuses_to_oversell_whatever_the_code_does(
+        engine, pg_url: str) -> None:
+    await add_product(engine, stock=2)
+    async with engine.begin() as conn:
+        with pytest.raises(IntegrityError) as refused:
+            await conn.execute(sa.text("UPDATE inventory SET available = available - 3"))
+    assert refused.value.orig.sqlstate == "23514"  # check_violation
+    for statement in ["UPDATE inventory SET reserved = -1",
+                      "UPDATE products SET price_cents = 0",
+                      "INSERT INTO users (email, role, password_hash, created_at) "
+                      "VALUES ('UPPER@example.com', 'CUSTOMER', 'x', now())",
+                      "INSERT INTO users (email, role, password_hash, created_at) "
+                      "VALUES ('x@example.com', 'ROOT', 'x', now())"]:
+        async with engine.begin() as conn:
+            with pytest.raises(IntegrityError):
+                await conn.execute(sa.text(statement))
+
+
+async def test_isolation_level_setting_reaches_the_transactions(pg_url: str) -> None:
+    for level in ("READ COMMITTED", "SERIALIZABLE"):
+        engine = create_engine(pg_url, isolation_level=level)
+        uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+        async with uow:
+            shown = await uow._conn.scalar(sa.text("SHOW transaction_isolation"))  # type: ignore[union-attr]
+        await engine.dispose()
+        assert shown == level.lower()

@@ -1,0 +1,305 @@
+"""Test helpers: a GraphQL client over the real ASGI app, and common documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from ordergraph.domain.model import SYSTEM, Role
+from ordergraph.domain.services.auth import create_user
+from ordergraph.settings import Settings
+from ordergraph.web.app import Overrides, create_app
+
+TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+TEST_WEBHOOK_SECRET = "whsec_test_ordergraph"
+TABLES = ("webhook_events", "stock_movements", "audit_log", "order_items", "orders",
+          "inventory", "products", "users")
+
+
+class GraphQLFailure(AssertionError):
+    pass
+
+
+@dataclass
+class Api:
+    """GraphQL over HTTP against the real app (in process, real database)."""
+
+    app: Starlette
+    client: httpx.AsyncClient
+    settings: Settings
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, *,
+                   token: str | None = None, headers: dict[str, str] | None = None
+                   ) -> httpx.Response:
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        if token:
+            all_headers["authorization"] = f"Bearer {token}"
+        return await self.client.post(
+            "/graphql", content=json.dumps({"query": query, "variables": variables or {}}),
+            headers=all_headers)
+
+    async def raw(self, query: str, variables: dict[str, Any] | None = None, *,
+                  token: str | None = None) -> dict[str, Any]:
+        """The whole response body (data and errors)."""
+        response = await self.post(query, variables, token=token)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, *,
+                  token: str | None = None) -> dict[str, Any]:
+        """The data of a response that must have no errors."""
+        body = await self.raw(query, variables, token=token)
+        if body.get("errors"):
+            raise GraphQLFailure(json.dumps(body["errors"], indent=2))
+        return body["data"]
+
+    async def error_code(self, query: str, variables: dict[str, Any] | None = None, *,
+                         token: str | None = None) -> str:
+        """The extensions.code of a response that must fail with a top-level error."""
+        body = await self.raw(query, variables, token=token)
+        assert body.get("errors"), body
+        return body["errors"][0]["extensions"]["code"]
+
+    # ---- accounts ----
+
+    async def register(self, email: str, password: str = "password123",
+                       name: str | None = None) -> str:
+        data = await self.gql(REGISTER, {"input": {"email": email, "password": password,
+                                                   "name": name}})
+        assert data["register"]["__typename"] == "AuthPayload", data
+        return data["register"]["token"]
+
+    async def login(self, email: str, password: str) -> str:
+        data = await self.gql(LOGIN, {"email": email, "password": password})
+        assert data["login"]["__typename"] == "AuthPayload", data
+        return data["login"]["token"]
+
+    async def create_admin(self, email: str = "boss@example.com",
+                           password: str = "admin-password") -> str:
+        s = self.services
+        await create_user(s.uow(), s.passwords, s.clock, email=email, password=password,
+                          name="Boss", role=Role.ADMIN, actor=SYSTEM)
+        return await self.login(email, password)
+
+    async def customers(self, count: int, prefix: str = "buyer") -> list[str]:
+        return [await self.register(f"{prefix}{i}@example.com") for i in range(count)]
+
+    # ---- catalog ----
+
+    async def create_product(self, admin: str, *, sku: str, price_cents: int = 1000,
+                             stock: int = 10, name: str | None = None,
+                             active: bool = True) -> str:
+        data = await self.gql(CREATE_PRODUCT, {"input": {
+            "sku": sku, "name": name or sku.replace("-", " ").title(),
+            "priceCents": price_cents, "initialStock": stock, "active": active}}, token=admin)
+        result = data["createProduct"]
+        assert result["__typename"] == "ProductPayload", result
+        return result["product"]["id"]
+
+    async def checkout(self, token: str, items: list[tuple[str, int]],
+                       key: str | None = None) -> dict[str, Any]:
+        data = await self.gql(CHECKOUT, {"input": {
+            "items": [{"productId": pid, "quantity": qty} for pid, qty in items],
+            "idempotencyKey": key}}, token=token)
+        return data["checkout"]
+
+
+@asynccontextmanager
+async def running_api(settings: Settings, overrides: Overrides | None = None
+                      ) -> AsyncIterator[Api]:
+    app = create_app(settings, overrides)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4321))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(app=app, client=client, settings=settings)
+
+
+def settings_for(database_url: str, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "jwt_secret": TEST_JWT_SECRET,
+        "stripe_webhook_secret": TEST_WEBHOOK_SECRET,
+        "environment": "test",
+    }
+    values.update(changes)
+    return Settings(**values)
+
+
+def psycopg_dsn(url: str) -> str:
+    """A libpq connection string from a SQLAlchemy URL."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def truncate_all(url: str) -> None:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url.replace("+aiosqlite", ""))
+        with engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+            conn.execute(sa.text("DELETE FROM sqlite_sequence"))
+        engine.dispose()
+        return
+    with psycopg.connect(psycopg_dsn(url), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+
+
+def scalar(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """One value straight from the database (what the API cannot show)."""
+    return rows(url, sql, params)[0][0]
+
+
+def execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Run a statement straight on the database (setting up what the API cannot)."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url.replace("+aiosqlite", ""))
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql.replace("%s", "?"), params)
+        engine.dispose()
+        return
+    with psycopg.connect(psycopg_dsn(url), autocommit=True) as conn:
+        conn.execute(sql, params)  # type: ignore[arg-type]
+
+
+def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url.replace("+aiosqlite", ""))
+        with engine.connect() as conn:
+            result = [tuple(r) for r in conn.exec_driver_sql(sql.replace("%s", "?"), params)]
+        engine.dispose()
+        return result
+    with psycopg.connect(psycopg_dsn(url), autocommit=True) as conn:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[arg-type]
+
+
+def stock_invariant_violations(url: str, initial: dict[int, int] | None = None) -> list[str]:
+    """Each product's ledger must sum to its levels; sold units must match paid orders.
+
+    With `initial` (product id -> units it started with), also checks that
+    initial = available + reserved + sold.
+    """
+    problems = []
+    levels = rows(url, "SELECT product_id, available, reserved FROM inventory")
+    for product_id, available, reserved in levels:
+        ledger = rows(url, "SELECT COALESCE(SUM(delta_available), 0), "
+                           "COALESCE(SUM(delta_reserved), 0) FROM stock_movements "
+                           "WHERE product_id = %s", (product_id,))[0]
+        if (int(ledger[0]), int(ledger[1])) != (available, reserved):
+            problems.append(f"product {product_id}: ledger {ledger} != levels "
+                            f"({available}, {reserved})")
+        held = scalar(url, "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i "
+                           "JOIN orders o ON o.id = i.order_id WHERE i.product_id = %s AND "
+                           "o.status IN ('CREATED', 'PAYMENT_PENDING')", (product_id,))
+        if int(held) != reserved:
+            problems.append(f"product {product_id}: reserved {reserved} != held by open "
+                            f"orders {held}")
+        if initial is not None and product_id in initial:
+            sold = scalar(url, "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i "
+                               "JOIN orders o ON o.id = i.order_id WHERE i.product_id = %s "
+                               "AND o.status IN ('PAID', 'FULFILLED')", (product_id,))
+            if available + reserved + int(sold) != initial[product_id]:
+                problems.append(f"product {product_id}: {available} + {reserved} + {sold} "
+                                f"!= initial {initial[product_id]}")
+    return problems
+
+
+# ---- documents ----------------------------------------------------------------------------
+
+USER_ERROR = "... on UserError { code message field }"
+
+REGISTER = f"""
+mutation Register($input: RegisterInput!) {{
+  register(input: $input) {{
+    __typename
+    ... on AuthPayload {{ token expiresAt user {{ id email name role }} }}
+    {USER_ERROR}
+    ... on RateLimitedError {{ retryAfterSeconds }}
+  }}
+}}"""
+
+LOGIN = f"""
+mutation Login($email: String!, $password: String!) {{
+  login(email: $email, password: $password) {{
+    __typename
+    ... on AuthPayload {{ token expiresAt user {{ id email role }} }}
+    {USER_ERROR}
+    ... on RateLimitedError {{ retryAfterSeconds }}
+  }}
+}}"""
+
+PRODUCT_FIELDS = "id sku name description active price { amount currency formatted } " \
+                 "stock { productId available reserved }"
+
+CREATE_PRODUCT = f"""
+mutation Create($input: CreateProductInput!) {{
+  createProduct(input: $input) {{
+    __typename
+    ... on ProductPayload {{ product {{ {PRODUCT_FIELDS} }} }}
+    {USER_ERROR}
+  }}
+}}"""
+
+ORDER_FIELDS = """
+  id number status version reservedUntil nextStatuses
+  total { amount currency formatted }
+  items { quantity unitPrice { amount } total { amount } product { id sku } }
+  payment { provider intentId status clientSecret lastError }
+  customer { id email }
+"""
+
+CHECKOUT = f"""
+mutation Checkout($input: CheckoutInput!) {{
+  checkout(input: $input) {{
+    __typename
+    ... on CheckoutPayload {{ clientSecret order {{ {ORDER_FIELDS} }} }}
+    {USER_ERROR}
+    ... on InsufficientStockError {{ productId requested available }}
+    ... on PaymentError {{ declineCode }}
+  }}
+}}"""
+
+ORDER_RESULT = f"""
+  __typename
+  ... on OrderPayload {{ order {{ {ORDER_FIELDS} }} }}
+  {USER_ERROR}
+  ... on InvalidTransitionError {{ from to }}
+  ... on PaymentError {{ declineCode }}
+"""
+
+CANCEL = f"mutation Cancel($id: ID!) {{ cancelOrder(id: $id) {{ {ORDER_RESULT} }} }}"
+FULFILL = f"mutation Fulfill($id: ID!) {{ fulfillOrder(id: $id) {{ {ORDER_RESULT} }} }}"
+ORDER = f"query Order($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
+
+STOCK = "query Stock($id: ID!) { product(id: $id) { stock { available reserved } } }"
+
+SET_STOCK = f"""
+mutation SetStock($productId: ID!, $available: Int!) {{
+  setStock(productId: $productId, available: $available) {{
+    __typename
+    ... on StockPayload {{ stock {{ productId available reserved }} }}
+    {USER_ERROR}
+  }}
+}}"""
+
+ADJUST_STOCK = f"""
+mutation Adjust($productId: ID!, $delta: Int!, $reason: String) {{
+  adjustStock(productId: $productId, delta: $delta, reason: $reason) {{
+    __typename
+    ... on StockPayload {{ stock {{ productId available reserved }} }}
+    {USER_ERROR}
+  }}
+}}"""
