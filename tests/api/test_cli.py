@@ -39,7 +39,8 @@ def test_migrate_seed_twice_and_create_admin(database_url: str, tmp_path: Path) 
     snapshot = [rows(database_url, f"SELECT count(*) FROM {table}")
                 for table in ("users", "products", "inventory", "audit_log", "stock_movements")]
     second = run(["seed"], env, cwd=tmp_path)
-    assert second.returncode == 0 and "nothing to do" in second.stdout
+    assert second.returncode == 0
+    assert "nothing to do" in second.stdout
     assert [rows(database_url, f"SELECT count(*) FROM {table}")
             for table in ("users", "products", "inventory", "audit_log",
                           "stock_movements")] == snapshot
@@ -55,12 +56,14 @@ def test_migrate_seed_twice_and_create_admin(database_url: str, tmp_path: Path) 
     assert created.returncode == 0, created.stderr
     promoted = run(["create-admin", "customer@example.com", "--password-stdin"], env,
                    stdin="ignored-password\n", cwd=tmp_path)
-    assert promoted.returncode == 0 and "now an ADMIN" in promoted.stdout
+    assert promoted.returncode == 0
+    assert "now an ADMIN" in promoted.stdout
     assert rows(database_url, "SELECT email, role FROM users ORDER BY id")[0] == \
         ("customer@example.com", "ADMIN")
     short = run(["create-admin", "weak@example.com", "--password-stdin"], env, stdin="short\n",
                 cwd=tmp_path)
-    assert short.returncode == 1 and "VALIDATION_FAILED" in short.stderr
+    assert short.returncode == 1
+    assert "VALIDATION_FAILED" in short.stderr
 
 
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
@@ -132,7 +135,8 @@ def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 30) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+            output = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"server exited: {output}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from tests.support import CANCEL, FULFILL, ORDER, STOCK, Api, rows, stock_invariant_violations
+from tests.support import CANCEL, FULFILL, ORDER, STOCK, Api, stock_invariant_violations
 
 ORDERS_PAGE = """
 query Page($first: Int) {

@@ -54,7 +54,9 @@ def test_every_pair(from_status: OrderStatus, to_status: OrderStatus) -> None:
         assert refused.value.code == "INVALID_TRANSITION"
         assert (refused.value.from_status, refused.value.to_status) == \
             (from_status.value, to_status.value)
-        assert order.status is from_status and order.version == 4 and order.events == []
+        assert order.status is from_status
+        assert order.version == 4
+        assert order.events == []
     assert can_transition(from_status, to_status) == ((from_status, to_status) in ALLOWED)
 
 
@@ -68,7 +70,8 @@ def test_open_payment_holds_stock_until_and_leaving_pending_clears_it() -> None:
     order = order_in(S.CREATED)
     order.open_payment(Payment(provider="stripe", intent_id="pi_1", client_secret="s"),
                        reserved_until=NOW, actor=SYSTEM, at=NOW)
-    assert order.reserved_until == NOW and order.status is S.PAYMENT_PENDING
+    assert order.reserved_until == NOW
+    assert order.status is S.PAYMENT_PENDING
     order.transition(S.PAID, actor=SYSTEM, at=NOW)
     assert order.reserved_until is None
 

@@ -87,7 +87,8 @@ def test_defaults() -> None:
     assert settings.reservation_ttl == timedelta(minutes=15)
     assert settings.sweep_interval == timedelta(seconds=30)
     assert settings.jwt_expiration == timedelta(days=1)
-    assert settings.local_payments and not settings.is_production
+    assert settings.local_payments
+    assert not settings.is_production
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     # A random secret per process in development.
     assert Settings.from_env({}, dotenv_path=None).jwt_secret != settings.jwt_secret
@@ -118,7 +119,8 @@ def test_production_refuses_unsafe_defaults(change: dict[str, str], reason: str)
     with pytest.raises(SettingsError, match=reason):
         Settings.from_env({**PRODUCTION, **change}, dotenv_path=None)
     production = Settings.from_env(PRODUCTION, dotenv_path=None)
-    assert not production.graphiql and not production.introspection
+    assert not production.graphiql
+    assert not production.introspection
 
 
 def test_dotenv_is_read_under_the_environment(tmp_path: object) -> None:
