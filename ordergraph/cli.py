@@ -22,6 +22,7 @@ from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import SYSTEM, Role
 from ordergraph.domain.ports import UnitOfWork
 from ordergraph.domain.services.auth import create_user, set_role_by_email
+from ordergraph.domain.services.sweeper import SweepReport, sweep
 from ordergraph.seed import seed_shop
 from ordergraph.settings import Settings, SettingsError
 
@@ -79,6 +80,26 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
     print(asyncio.run(run()))
     return 0
+
+
+def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from ordergraph.web.app import build_gateway
+
+    async def run() -> SweepReport:
+        async with _tools(settings) as tools:
+            gateway = build_gateway(settings)
+            try:
+                return await sweep(tools.uow(), gateway, SystemClock())
+            finally:
+                await gateway.aclose()
+
+    report = asyncio.run(run())
+    print(f"sweep: {report.expired} expired, {report.paid_at_expiry} paid at expiry, "
+          f"{report.abandoned} abandoned checkouts cancelled, {report.refunds_retried} "
+          f"refunds sent")
+    for error in report.errors:
+        print(f"  error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -143,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input")
     admin.set_defaults(run=cmd_create_admin)
+    sweeper = commands.add_parser(
+        "sweep", help="one pass: expire unpaid reservations, clean up, retry refunds (cron)")
+    sweeper.set_defaults(run=cmd_sweep)
     return parser
 
 

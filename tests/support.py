@@ -121,11 +121,39 @@ class Api:
 @asynccontextmanager
 async def running_api(settings: Settings, overrides: Overrides | None = None
                       ) -> AsyncIterator[Api]:
-    app = create_app(settings, overrides)
+    # The background sweeper stays off unless a test asks for it.
+    app = create_app(settings, overrides or Overrides(run_sweeper=False))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4321))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Api(app=app, client=client, settings=settings)
+
+
+@asynccontextmanager
+async def live_server(settings: Settings, overrides: Overrides | None = None
+                      ) -> AsyncIterator[tuple[str, Starlette]]:
+    """The app served by uvicorn on a free loopback port, in this event loop."""
+    import asyncio
+
+    import uvicorn
+
+    from ordergraph.adapters.localstripe import free_port
+
+    port = free_port()
+    app = create_app(settings, overrides or Overrides(run_sweeper=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(400):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.025)
+        assert server.started, "uvicorn did not start"
+        yield f"127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await task
 
 
 def settings_for(database_url: str, **changes: Any) -> Settings:
@@ -303,3 +331,81 @@ mutation Adjust($productId: ID!, $delta: Int!, $reason: String) {{
     {USER_ERROR}
   }}
 }}"""
+
+
+# ---- payments -----------------------------------------------------------------------------
+
+CARD_OK = "4242424242424242"
+CARD_DECLINED = "4000000000000341"
+CARD_3DS = "4000002500003155"
+
+PAY = f"""
+mutation Pay($id: ID!, $pm: String!) {{
+  payOrder(id: $id, paymentMethodId: $pm) {{
+    __typename
+    ... on PayOrderPayload {{ requiresAction clientSecret order {{ {ORDER_FIELDS} }} }}
+    {USER_ERROR}
+    ... on InvalidTransitionError {{ from to }}
+    ... on PaymentError {{ declineCode }}
+  }}
+}}"""
+SYNC = f"mutation Sync($id: ID!) {{ syncPayment(id: $id) {{ {ORDER_RESULT} }} }}"
+REFUND = f"mutation Refund($id: ID!) {{ refundOrder(id: $id) {{ {ORDER_RESULT} }} }}"
+
+
+class Customer:
+    """Plays the customer's browser against the Stripe emulator (what Stripe.js does)."""
+
+    def __init__(self, api_base: str) -> None:
+        import stripe
+
+        self._http = stripe.HTTPXClient(timeout=10)
+        self.client = stripe.StripeClient("sk_test_customer_side",
+                                          base_addresses={"api": api_base},
+                                          http_client=self._http)
+
+    async def card(self, number: str) -> str:
+        method = await self.client.v1.payment_methods.create_async(params={
+            "type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034,
+                                     "cvc": "123"}})
+        return str(method.id)
+
+    async def pay_directly(self, intent_id: str, number: str = CARD_OK) -> str:
+        """Confirm at the provider without telling the app (Stripe.js, another tab)."""
+        method = await self.card(number)
+        await self.client.v1.payment_intents.update_async(
+            intent_id, params={"payment_method": method})
+        intent = await self.client.v1.payment_intents.confirm_async(intent_id)
+        return str(intent.status)
+
+    async def intent(self, intent_id: str) -> dict[str, Any]:
+        return (await self.client.v1.payment_intents.retrieve_async(intent_id)).to_dict()
+
+    async def refunds_of(self, intent_id: str) -> list[dict[str, Any]]:
+        listing = await self.client.v1.refunds.list_async()
+        return [r for r in listing.to_dict()["data"] if r.get("payment_intent") == intent_id]
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
+
+
+def signed_webhook(event: dict[str, Any], secret: str = TEST_WEBHOOK_SECRET,
+                   timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A webhook body and headers as Stripe would sign them."""
+    import time
+
+    import stripe
+
+    payload = json.dumps(event)
+    stamp = int(time.time()) if timestamp is None else timestamp
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=stamp)
+    return payload.encode(), {"stripe-signature": header, "content-type": "application/json"}
+
+
+def intent_event(event_type: str, intent: dict[str, Any], event_id: str | None = None
+                 ) -> dict[str, Any]:
+    import uuid
+
+    return {"id": event_id or f"evt_{uuid.uuid4().hex[:16]}", "object": "event",
+            "type": event_type, "created": 1_700_000_000, "livemode": False,
+            "data": {"object": intent}}

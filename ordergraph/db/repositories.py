@@ -24,7 +24,7 @@ from ordergraph.db.tables import (
     users,
     webhook_events,
 )
-from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
+from ordergraph.domain.model import Order, OrderStatus, Product, RefundStatus, Stock, User
 from ordergraph.domain.ports import RetryableConflict
 
 Track = Callable[[Any], None]
@@ -236,6 +236,11 @@ class SqlOrderRepository(_Repository):
                                     orders.c.created_at < before)
             .order_by(orders.c.id).limit(limit),
             for_update=True, skip_locked=True)
+
+    async def refunds_required(self, *, limit: int) -> list[Order]:
+        return await self._load(
+            sa.select(orders).where(orders.c.refund_status == RefundStatus.REQUIRED.value)
+            .order_by(orders.c.id).limit(limit))
 
     async def save(self, order: Order) -> None:
         loaded_version = self._loaded_versions.get(order.id)

@@ -14,6 +14,7 @@ from ordergraph.domain.model import (
     OrderStatus,
     Payment,
     Product,
+    RefundStatus,
     Role,
     Stock,
     User,
@@ -55,9 +56,13 @@ def line_from_row(row: Row, currency: str) -> OrderLine:
 def order_from_row(row: Row, item_rows: Sequence[Row]) -> Order:
     payment = None
     if row["payment_provider"] is not None:
+        refund_status = row["refund_status"]
         payment = Payment(provider=row["payment_provider"], intent_id=row["payment_intent_id"],
                           client_secret=row["payment_client_secret"],
-                          status=row["payment_status"], last_error=row["payment_last_error"])
+                          status=row["payment_status"], last_error=row["payment_last_error"],
+                          refund_status=RefundStatus(refund_status) if refund_status else None,
+                          refund_id=row["refund_id"],
+                          refund_requested_at=row["refund_requested_at"])
     return Order(
         id=row["id"], customer_id=row["customer_id"], status=OrderStatus(row["status"]),
         lines=[line_from_row(item, row["currency"]) for item in item_rows],
@@ -80,6 +85,10 @@ def order_values(order: Order) -> dict[str, Any]:
         "payment_client_secret": payment.client_secret if payment else None,
         "payment_status": payment.status if payment else None,
         "payment_last_error": payment.last_error if payment else None,
+        "refund_status": payment.refund_status.value
+        if payment and payment.refund_status else None,
+        "refund_id": payment.refund_id if payment else None,
+        "refund_requested_at": payment.refund_requested_at if payment else None,
         "reserved_until": order.reserved_until, "created_at": order.created_at,
         "updated_at": order.updated_at,
     }

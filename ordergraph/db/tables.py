@@ -49,6 +49,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 ROLES = ("CUSTOMER", "ADMIN")
 ORDER_STATUSES = ("CREATED", "PAYMENT_PENDING", "PAID", "FULFILLED", "CANCELLED", "FAILED",
                   "REFUNDED")
+REFUND_STATUSES = ("REQUESTED", "REQUIRED", "SUCCEEDED")
 ACTOR_KINDS = ("USER", "SYSTEM", "PAYMENT_PROVIDER")
 
 
@@ -108,10 +109,14 @@ orders = sa.Table(
     sa.Column("payment_client_secret", sa.String(255)),
     sa.Column("payment_status", sa.String(50)),
     sa.Column("payment_last_error", sa.Text()),
+    sa.Column("refund_status", sa.String(20)),
+    sa.Column("refund_id", sa.String(255)),
+    sa.Column("refund_requested_at", UtcDateTime()),
     sa.Column("reserved_until", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
+    sa.CheckConstraint(_one_of("refund_status", REFUND_STATUSES), name="refund_status"),
     sa.CheckConstraint("total_cents >= 0", name="total_not_negative"),
     sa.CheckConstraint("version >= 1", name="version_positive"),
     sa.UniqueConstraint("customer_id", "idempotency_key"),

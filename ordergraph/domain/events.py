@@ -103,9 +103,14 @@ class OrderStatusChanged(OrderEvent):
         after: dict[str, Any] = {"status": self.status, "version": self.order["version"]}
         if self.reason:
             after["reason"] = self.reason
+        payment = self.order["payment"]
         if self.status == "PAYMENT_PENDING":
-            after["payment"] = self.order["payment"]
+            after["payment"] = payment
             after["reserved_until"] = self.order["reserved_until"]
+        elif payment is not None:
+            after["payment_status"] = payment["status"]
+            if payment.get("refund_status"):
+                after["refund_status"] = payment["refund_status"]
         before = {"status": self.previous_status, "version": int(self.order["version"]) - 1}
         return [self._audit("ORDER_STATUS_CHANGED", "ORDER", self.order_id, before, after)]
 
@@ -122,7 +127,8 @@ class OrderPaymentUpdated(OrderEvent):
         return "ORDER_PAYMENT_UPDATED"
 
     def audit_entries(self) -> list[AuditDraft]:
-        after = dict(self.order["payment"] or {}, reason=self.reason)
+        payment = self.order["payment"] or {}
+        after = {key: payment.get(key) for key in self.before} | {"reason": self.reason}
         return [self._audit("ORDER_PAYMENT_UPDATED", "ORDER", self.order_id, self.before, after)]
 
 

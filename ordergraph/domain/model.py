@@ -227,6 +227,7 @@ class StockReason(enum.Enum):
     RELEASED = "RELEASED"    # cancelled, failed or expired: reserved -> available
     SET = "SET"              # admin: absolute level
     ADJUSTED = "ADJUSTED"    # admin: relative change
+    RESTOCKED = "RESTOCKED"  # a paid order was refunded before shipping: units back on sale
 
 
 @dataclass
@@ -258,6 +259,9 @@ class Stock:
     def release(self, quantity: int, *, order_id: int, actor: Actor, at: datetime) -> None:
         self._move(quantity, -quantity, StockReason.RELEASED, actor=actor, at=at,
                    order_id=order_id)
+
+    def restock(self, quantity: int, *, order_id: int, actor: Actor, at: datetime) -> None:
+        self._move(quantity, 0, StockReason.RESTOCKED, actor=actor, at=at, order_id=order_id)
 
     def set_available(self, level: int, *, actor: Actor, at: datetime,
                       reason: StockReason = StockReason.SET, note: str | None = None) -> None:
@@ -369,15 +373,24 @@ class OrderLine:
         return self.unit_price * self.quantity
 
 
+class RefundStatus(enum.Enum):
+    REQUESTED = "REQUESTED"  # an admin asked for it; the provider call is under way
+    REQUIRED = "REQUIRED"    # money arrived for an order we will not ship: it must go back
+    SUCCEEDED = "SUCCEEDED"  # the provider accepted the refund
+
+
 @dataclass
 class Payment:
-    """What we know of the order's PaymentIntent at the provider."""
+    """What we know of the order's PaymentIntent at the provider, and of its refund."""
 
     provider: str
     intent_id: str | None = None
     client_secret: str | None = None
     status: str | None = None
     last_error: str | None = None
+    refund_status: RefundStatus | None = None
+    refund_id: str | None = None
+    refund_requested_at: datetime | None = None
 
 
 @dataclass
@@ -415,6 +428,10 @@ class Order:
     def holds_reservation(self) -> bool:
         return self.status in HOLDS_RESERVATION
 
+    def visible_to(self, viewer: User | None) -> bool:
+        """Owners and admins see an order; to everyone else it does not exist."""
+        return viewer is not None and (viewer.is_admin or viewer.id == self.customer_id)
+
     def snapshot(self) -> dict[str, object]:
         """The order's state as JSON-ready data, for events and the audit log.
 
@@ -436,6 +453,10 @@ class Order:
             "payment": None if payment is None else {
                 "provider": payment.provider, "intent_id": payment.intent_id,
                 "status": payment.status, "last_error": payment.last_error,
+                "refund_status": payment.refund_status.value if payment.refund_status else None,
+                "refund_id": payment.refund_id,
+                "refund_requested_at": payment.refund_requested_at.isoformat()
+                if payment.refund_requested_at else None,
             },
             "reserved_until": self.reserved_until.isoformat() if self.reserved_until else None,
             "created_at": self.created_at.isoformat(),
@@ -449,9 +470,16 @@ class Order:
         self.events.append(ev.OrderPlaced(at=self.created_at, actor=actor, order=self.snapshot()))
 
     def transition(self, to_status: OrderStatus, *, actor: Actor, at: datetime,
-                   reason: str | None = None) -> None:
+                   reason: str | None = None, **payment_changes: object) -> None:
+        """Move to `to_status` (one version, one event, one audit row); `payment_changes`
+        set Payment attributes as part of the same change (e.g. the provider's status)."""
         if not can_transition(self.status, to_status):
             raise InvalidTransition(from_status=self.status.value, to_status=to_status.value)
+        if payment_changes:
+            payment = self.payment or Payment(provider="stripe")
+            for name, value in payment_changes.items():
+                setattr(payment, name, value)
+            self.payment = payment
         previous = self.status
         self.status = to_status
         if to_status is not OrderStatus.PAYMENT_PENDING:
@@ -472,14 +500,15 @@ class Order:
         self.reserved_until = reserved_until
         self.transition(OrderStatus.PAYMENT_PENDING, actor=actor, at=at)
 
-    def update_payment(self, *, status: str | None, last_error: str | None, actor: Actor,
-                       at: datetime, reason: str) -> None:
-        """Record what the provider says without changing the order's status."""
+    def update_payment(self, *, actor: Actor, at: datetime, reason: str,
+                       **changes: object) -> None:
+        """Record news about the payment (provider status, refund) without a transition."""
         payment = self.payment or Payment(provider="stripe")
-        if (payment.status, payment.last_error) == (status, last_error):
+        before = {name: _plain(getattr(payment, name)) for name in changes}
+        if all(getattr(payment, name) == value for name, value in changes.items()):
             return
-        before = {"status": payment.status, "last_error": payment.last_error}
-        payment.status, payment.last_error = status, last_error
+        for name, value in changes.items():
+            setattr(payment, name, value)
         self.payment = payment
         self._changed(at)
         self.events.append(ev.OrderPaymentUpdated(
@@ -489,3 +518,12 @@ class Order:
     def _changed(self, at: datetime) -> None:
         self.version += 1
         self.updated_at = at
+
+
+def _plain(value: object) -> object:
+    """JSON-ready form of a payment attribute (for the audit log's `before`)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -80,6 +80,9 @@ class OrderRepository(Protocol):
     async def lock_stale_created(self, *, before: datetime, limit: int) -> list[Order]:
         """CREATED orders older than `before`, FOR UPDATE SKIP LOCKED."""
         ...
+    async def refunds_required(self, *, limit: int) -> list[Order]:
+        """Orders holding money we owe back (refund status REQUIRED)."""
+        ...
 
 
 class WebhookEventRepository(Protocol):

@@ -6,8 +6,10 @@ from ordergraph.domain.errors import NotFound, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, User
 from ordergraph.domain.ports import AuditRecord
 from ordergraph.domain.services import orders as order_services
+from ordergraph.domain.services import payments
 from ordergraph.domain.services.checkout import CheckoutResult
 from ordergraph.domain.services.checkout import checkout as checkout_service
+from ordergraph.domain.services.payments import PayResult
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
 
@@ -44,7 +46,7 @@ async def order(ctx: RequestContext, *, id: str) -> Order | None:
     if order_id is None:
         return None
     found = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
-    if found is None or not order_services.can_see(viewer, found):
+    if found is None or not found.visible_to(viewer):
         return None
     return found
 
@@ -87,6 +89,27 @@ async def fulfil_order(ctx: RequestContext, *, id: str) -> Order:
     s = ctx.services
     return await order_services.fulfil_order(s.uow(), s.clock, order_id=_order_id(id),
                                              viewer=viewer)
+
+
+async def pay_order(ctx: RequestContext, *, id: str, payment_method_id: str) -> PayResult:
+    viewer = await ctx.require_user()
+    s = ctx.services
+    return await payments.pay_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
+                                    viewer=viewer, payment_method_id=payment_method_id)
+
+
+async def sync_payment(ctx: RequestContext, *, id: str) -> Order:
+    viewer = await ctx.require_user()
+    s = ctx.services
+    return await payments.sync_payment(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
+                                       viewer=viewer)
+
+
+async def refund_order(ctx: RequestContext, *, id: str) -> Order:
+    viewer = await ctx.require_admin()
+    s = ctx.services
+    return await payments.refund_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
+                                       viewer=viewer)
 
 
 def _order_id(raw: str) -> int:

@@ -32,6 +32,8 @@ from ordergraph.schema.results import (
     CheckoutResult,
     OrderPayload,
     OrderResult,
+    PayOrderPayload,
+    PayOrderResult,
     ProductPayload,
     ProductResult,
     StockPayload,
@@ -130,9 +132,32 @@ class Mutation:
     async def cancel_order(self, info: Info, id: strawberry.ID) -> OrderResult:
         return await as_result(orders.cancel_order(info.context, id=id), _order, *ORDER_ERRORS)
 
+    @strawberry.mutation(description="Pay a PAYMENT_PENDING order with a payment method (e.g. "
+                                     "a card from Stripe.js); the server confirms it. Owner.",
+                         permission_classes=[IsAuthenticated])
+    async def pay_order(self, info: Info, id: strawberry.ID,
+                        payment_method_id: str) -> PayOrderResult:
+        return await as_result(
+            orders.pay_order(info.context, id=id, payment_method_id=payment_method_id),
+            lambda paid: PayOrderPayload(order=Order.of(paid.order),
+                                         requires_action=paid.requires_action,
+                                         client_secret=paid.client_secret),
+            *ORDER_ERRORS)
+
+    @strawberry.mutation(description="Read the payment's status from the provider now and "
+                                     "apply it (a missed webhook). Owner or admin.",
+                         permission_classes=[IsAuthenticated])
+    async def sync_payment(self, info: Info, id: strawberry.ID) -> OrderResult:
+        return await as_result(orders.sync_payment(info.context, id=id), _order, *ORDER_ERRORS)
+
     @strawberry.mutation(description="PAID -> FULFILLED. Admins.", permission_classes=[IsAdmin])
     async def fulfill_order(self, info: Info, id: strawberry.ID) -> OrderResult:
         return await as_result(orders.fulfil_order(info.context, id=id), _order, *ORDER_ERRORS)
+
+    @strawberry.mutation(description="PAID -> REFUNDED through the provider; never twice. "
+                                     "Admins.", permission_classes=[IsAdmin])
+    async def refund_order(self, info: Info, id: strawberry.ID) -> OrderResult:
+        return await as_result(orders.refund_order(info.context, id=id), _order, *ORDER_ERRORS)
 
     @strawberry.mutation(description="Make a user a CUSTOMER or an ADMIN. Admins.",
                          permission_classes=[IsAdmin])

@@ -117,6 +117,9 @@ class Payment:
     intent_id: str | None
     status: str | None = strawberry.field(description="The provider's last known status.")
     last_error: str | None
+    refund_status: str | None = strawberry.field(
+        description="REQUESTED, REQUIRED (paid after cancellation: being sent back) or "
+                    "SUCCEEDED; null when no refund was asked for.")
     _order: strawberry.Private[model.Order]
 
     @strawberry.field(description="For Stripe.js; only the owner sees it, only while "
@@ -177,7 +180,9 @@ class Order:
         if payment is None:
             return None
         return Payment(provider=payment.provider, intent_id=payment.intent_id,
-                       status=payment.status, last_error=payment.last_error, _order=self._order)
+                       status=payment.status, last_error=payment.last_error,
+                       refund_status=payment.refund_status.value if payment.refund_status
+                       else None, _order=self._order)
 
     @strawberry.field(description="This order's audit trail, oldest first.")
     async def history(self, info: Info) -> list[AuditEntry]:

@@ -30,9 +30,11 @@ from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway
 from ordergraph.resolvers.context import PaymentSettings, Services
 from ordergraph.schema.schema import build_schema
 from ordergraph.settings import Settings
+from ordergraph.web.background import background
 from ordergraph.web.graphql import GraphQLApp
 from ordergraph.web.loaders import make_loaders
 from ordergraph.web.request_id import RequestIdMiddleware
+from ordergraph.web.webhooks import stripe_webhook
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Overrides:
     gateway: PaymentGateway | None = None
     clock: Clock | None = None
     passwords: PasswordHasher | None = None
+    run_sweeper: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,7 +110,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         app.state.broadcast = broadcast
         app.state.services = build_services(settings, engine, broadcast, overrides)
         try:
-            yield
+            if overrides.run_sweeper:
+                async with background(app.state.services, settings.sweep_interval):
+                    yield
+            else:
+                yield
         finally:
             close_gateway = getattr(app.state.services.gateway, "aclose", None)
             if close_gateway is not None:
@@ -133,6 +140,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

@@ -6,21 +6,18 @@ import logging
 
 from ordergraph.domain.errors import NotFound, PaymentFailed
 from ordergraph.domain.model import Actor, Order, OrderStatus, User
+from ordergraph.domain.payments import PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
 
 log = logging.getLogger(__name__)
 
 
-def can_see(viewer: User | None, order: Order) -> bool:
-    """Owners and admins see an order; to everyone else it does not exist."""
-    return viewer is not None and (viewer.is_admin or viewer.id == order.customer_id)
-
-
 async def _locked_visible_order(uow: UnitOfWork, order_id: int, viewer: User) -> Order:
     order = await uow.orders.get(order_id, for_update=True)
-    if order is None or not can_see(viewer, order):
+    if order is None or not order.visible_to(viewer):
         raise NotFound(f"Order {order_id} not found.", field="id")
     return order
 
@@ -45,13 +42,20 @@ async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
 
     order = await in_transaction(uow, cancel)
     # After commit, outside the transaction: close the intent so it cannot be paid any more.
-    # Should it have succeeded in the meantime, its webhook refunds it (see payments).
     if order.payment is not None and order.payment.intent_id:
         try:
-            await gateway.cancel_intent(order.payment.intent_id,
-                                        idempotency_key=f"order-{order.id}-cancel")
+            intent = await gateway.cancel_intent(order.payment.intent_id,
+                                                 idempotency_key=f"order-{order.id}-cancel")
         except PaymentFailed as failure:
-            log.warning("order %s cancelled; its intent could not be: %s", order.id, failure)
+            # Should it succeed later, its webhook refunds it (see payments).
+            log.warning("order %s cancelled; its intent could not be: %s", order.id,
+                        failure.message)
+            return order
+        if intent.status == "succeeded":
+            # Paid just before the cancel: the money goes straight back.
+            settlement = await settle_payment(uow, gateway, clock,
+                                              PaymentUpdate.from_intent(intent))
+            return settlement.order or order
     return order
 
 

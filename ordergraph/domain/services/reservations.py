@@ -24,3 +24,11 @@ async def sell_reservation(uow: UnitOfWork, order: Order, *, actor: Actor, at: d
     for line in order.lines:
         stocks[line.product_id].sell(line.quantity, order_id=order.id, actor=actor, at=at)
     await uow.inventory.save(list(stocks.values()))
+
+
+async def restock_order(uow: UnitOfWork, order: Order, *, actor: Actor, at: datetime) -> None:
+    """available += quantity for every line: a paid order refunded before it shipped."""
+    stocks = await uow.inventory.lock([line.product_id for line in order.lines])
+    for line in order.lines:
+        stocks[line.product_id].restock(line.quantity, order_id=order.id, actor=actor, at=at)
+    await uow.inventory.save(list(stocks.values()))

@@ -1,0 +1,66 @@
+"""Stripe webhook events, verified and read as PaymentUpdates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+
+from ordergraph.adapters.stripe_gateway import intent_from_stripe
+from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
+from ordergraph.domain.ports import PaymentIntent
+
+# The events we act on; every other type is acknowledged and ignored.
+SIGNALS = {
+    "payment_intent.succeeded": PaymentSignal.SUCCEEDED,
+    "payment_intent.payment_failed": PaymentSignal.FAILED,
+    "payment_intent.canceled": PaymentSignal.CANCELED,
+    "payment_intent.processing": PaymentSignal.PROCESSING,
+    "charge.refunded": PaymentSignal.REFUNDED,
+}
+
+
+class InvalidWebhook(Exception):
+    """Missing, forged, stale or unparseable: answer 400 and change nothing."""
+
+
+def parse_event(payload: bytes, signature: str | None, secret: str) -> tuple[str, str,
+                                                                              PaymentUpdate | None]:
+    """(event id, event type, update or None for types we do not act on).
+
+    The signature is checked over the raw body with Stripe's SDK (default 300 s tolerance).
+    """
+    if not signature:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as error:
+        raise InvalidWebhook(f"bad signature: {error.user_message or error}") from None
+    except ValueError as error:
+        raise InvalidWebhook(f"unparseable payload: {error}") from None
+    data = event.to_dict()
+    event_id, event_type = str(data.get("id")), str(data.get("type"))
+    signal = SIGNALS.get(event_type)
+    if signal is None:
+        return event_id, event_type, None
+    obj: dict[str, Any] = (data.get("data") or {}).get("object") or {}
+    try:
+        intent = _charge_as_intent(obj) if event_type == "charge.refunded" \
+            else intent_from_stripe(obj)
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidWebhook(f"unexpected {event_type} payload: {error}") from None
+    if signal is PaymentSignal.REFUNDED and not obj.get("refunded"):
+        signal = PaymentSignal.PENDING  # a partial refund: news, not a REFUNDED order
+    return event_id, event_type, PaymentUpdate(intent=intent, signal=signal, event_id=event_id,
+                                               event_type=event_type)
+
+
+def _charge_as_intent(charge: dict[str, Any]) -> PaymentIntent:
+    """A refunded charge, seen as news about its PaymentIntent."""
+    intent_id = charge["payment_intent"]
+    if not intent_id:
+        raise ValueError("charge without payment_intent")
+    order_id = (charge.get("metadata") or {}).get("order_id")
+    return PaymentIntent(id=str(intent_id), status="succeeded", amount=int(charge["amount"]),
+                         currency=str(charge["currency"]).lower(),
+                         order_id=int(order_id) if str(order_id or "").isdigit() else None)

@@ -1,0 +1,65 @@
+"""POST /webhooks/stripe: verified, de-duplicated, applied by the one finalizer."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ordergraph.adapters.stripe_webhooks import InvalidWebhook, parse_event
+from ordergraph.domain.model import PAYMENT_PROVIDER
+from ordergraph.domain.services.payments import settle_payment
+from ordergraph.resolvers.context import Services
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refusing (without reading it whole) anything over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def stripe_webhook(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    secret = services.payment.webhook_secret
+    if not secret:
+        log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
+        return JSONResponse({"error": "webhooks are not configured"}, status_code=503)
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    try:
+        event_id, event_type, update = parse_event(body, request.headers.get("stripe-signature"),
+                                                   secret)
+    except InvalidWebhook as error:
+        log.warning("refused a webhook: %s", error)
+        return JSONResponse({"error": str(error)}, status_code=400)
+    if update is None:
+        return JSONResponse({"received": True, "handled": False, "type": event_type})
+    try:
+        settlement = await settle_payment(services.uow(), services.gateway, services.clock,
+                                          update, actor=PAYMENT_PROVIDER)
+    except Exception:
+        # Never acknowledge what we could not apply: Stripe retries non-2xx deliveries.
+        log.exception("webhook %s (%s) failed; asking Stripe to retry", event_id, event_type)
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+    log.info("webhook %s %s: %s", event_id, event_type, settlement.outcome.value)
+    return JSONResponse({"received": True, "handled": True, "type": event_type,
+                         "outcome": settlement.outcome.value})

@@ -1,0 +1,161 @@
+"""Unpaid orders give their stock back by themselves (the sweeper)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from ordergraph.adapters.clock import OffsetClock
+from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.domain.services.sweeper import sweep
+from ordergraph.web.app import Overrides
+from tests.support import (
+    STOCK,
+    Api,
+    Customer,
+    execute,
+    rows,
+    running_api,
+    settings_for,
+    stock_invariant_violations,
+)
+
+
+@pytest.fixture
+async def clock() -> OffsetClock:
+    return OffsetClock()
+
+
+@pytest.fixture
+async def timed_api(pg_url: str, stripe_emulator: LocalStripe,
+                    clock: OffsetClock) -> AsyncIterator[Api]:
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            reservation_ttl=timedelta(minutes=15))
+    async with running_api(settings, Overrides(clock=clock, run_sweeper=False)) as api:
+        yield api
+
+
+@pytest.fixture
+async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
+    side = Customer(stripe_emulator.api_base)
+    yield side
+    await side.aclose()
+
+
+async def order_status(api: Api, order_id: str, token: str) -> str:
+    data = await api.gql("query($id: ID!) { order(id: $id) { status } }", {"id": order_id},
+                         token=token)
+    return data["order"]["status"]
+
+
+async def run_sweep(api: Api):
+    s = api.services
+    return await sweep(s.uow(), s.gateway, s.clock)
+
+
+async def test_an_unpaid_order_expires_and_releases_its_stock(
+        timed_api: Api, clock: OffsetClock, customer_side: Customer) -> None:
+    api = timed_api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="fleeting", stock=3)
+    customer = await api.register("forgetful@example.com")
+    order = (await api.checkout(customer, [(product, 3)]))["order"]
+
+    early = await run_sweep(api)
+    assert early.expired == 0
+    clock.advance(timedelta(minutes=15, seconds=1))
+    report = await run_sweep(api)
+
+    assert report.expired == 1
+    assert report.errors == []
+    assert await order_status(api, order["id"], customer) == "CANCELLED"
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 3, "reserved": 0}
+    intent = await customer_side.intent(order["payment"]["intentId"])
+    assert intent["status"] == "canceled"
+    (actor, reason), = rows(api.settings.database_url,
+                            "SELECT actor_kind, after->>'reason' FROM audit_log WHERE "
+                            "after->>'status' = 'CANCELLED'")
+    assert (actor, reason) == ("SYSTEM", "reservation expired")
+    assert (await run_sweep(api)).changed == 0  # nothing left to do
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 3}) == []
+
+
+async def test_a_payment_that_succeeded_before_expiry_wins(
+        timed_api: Api, clock: OffsetClock, customer_side: Customer) -> None:
+    api = timed_api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="just-in-time", stock=2)
+    customer = await api.register("last-second@example.com")
+    order = (await api.checkout(customer, [(product, 1)]))["order"]
+    await customer_side.pay_directly(order["payment"]["intentId"])  # webhook not yet here
+
+    clock.advance(timedelta(minutes=16))
+    report = await run_sweep(api)
+
+    assert (report.paid_at_expiry, report.expired) == (1, 0)
+    assert await order_status(api, order["id"], customer) == "PAID"
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 2}) == []
+
+
+async def test_abandoned_checkouts_are_cleaned_up(timed_api: Api, clock: OffsetClock) -> None:
+    """A CREATED order whose payment was never opened (a crash between the two steps)."""
+    api = timed_api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="stuck", stock=5)
+    customer = await api.register("crashed@example.com")
+    order = (await api.checkout(customer, [(product, 2)]))["order"]
+    url = api.settings.database_url
+    # Put the order back the way a crash after transaction 1 would have left it.
+    execute(url, "UPDATE orders SET status = 'CREATED', payment_provider = NULL, "
+                 "payment_intent_id = NULL, payment_client_secret = NULL, "
+                 "payment_status = NULL, reserved_until = NULL WHERE id = %s",
+            (int(order["id"]),))
+
+    assert (await run_sweep(api)).abandoned == 0  # too young: maybe still in flight
+    clock.advance(timedelta(minutes=6))
+    assert (await run_sweep(api)).abandoned == 1
+
+    assert await order_status(api, order["id"], customer) == "CANCELLED"
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 5, "reserved": 0}
+
+
+async def test_the_app_sweeps_by_itself(pg_url: str, stripe_emulator: LocalStripe) -> None:
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            reservation_ttl=timedelta(seconds=1),
+                            sweep_interval=timedelta(milliseconds=300))
+    async with running_api(settings, Overrides(run_sweeper=True)) as api:
+        admin = await api.create_admin()
+        product = await api.create_product(admin, sku="ticking", stock=1)
+        customer = await api.register("idle@example.com")
+        order = (await api.checkout(customer, [(product, 1)]))["order"]
+        for _ in range(50):
+            if await order_status(api, order["id"], customer) == "CANCELLED":
+                break
+            await asyncio.sleep(0.1)
+        assert await order_status(api, order["id"], customer) == "CANCELLED"
+
+
+async def test_ordergraph_sweep_does_one_pass(pg_url: str, stripe_emulator: LocalStripe) -> None:
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            reservation_ttl=timedelta(seconds=1))
+    async with running_api(settings) as api:
+        admin = await api.create_admin()
+        product = await api.create_product(admin, sku="cron", stock=1)
+        customer = await api.register("cron@example.com")
+        await api.checkout(customer, [(product, 1)])
+    await asyncio.sleep(1.2)
+    env = {**os.environ, "DATABASE_URL": pg_url, "STRIPE_API_BASE": stripe_emulator.api_base}
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "ordergraph.cli", "sweep"], env=env,
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sweep: 1 expired")
+    assert rows(pg_url, "SELECT status FROM orders") == [("CANCELLED",)]

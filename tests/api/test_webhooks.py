@@ -1,0 +1,277 @@
+"""POST /webhooks/stripe with payloads signed in the tests, and the emulator's own webhooks
+delivered to a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe_gateway import StripeGateway
+from ordergraph.domain.errors import PaymentFailed
+from ordergraph.web.app import Overrides
+from tests.support import (
+    CANCEL,
+    CARD_OK,
+    PAY,
+    STOCK,
+    SYNC,
+    TEST_WEBHOOK_SECRET,
+    Api,
+    Customer,
+    intent_event,
+    live_server,
+    rows,
+    running_api,
+    scalar,
+    settings_for,
+    signed_webhook,
+    stock_invariant_violations,
+)
+
+
+@pytest.fixture
+async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
+    side = Customer(stripe_emulator.api_base)
+    yield side
+    await side.aclose()
+
+
+async def post_event(api: Api, event: dict, **sign: object) -> httpx.Response:
+    body, headers = signed_webhook(event, **sign)  # type: ignore[arg-type]
+    return await api.client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+async def pending(api: Api, admin: str, sku: str = "widget") -> tuple[str, str, dict]:
+    product = await api.create_product(admin, sku=sku, price_cents=1250, stock=4)
+    customer = await api.register(f"{sku}@example.com")
+    order = (await api.checkout(customer, [(product, 2)]))["order"]
+    return product, customer, order
+
+
+def paid_transitions(url: str, order_id: str) -> int:
+    return int(scalar(url, "SELECT count(*) FROM audit_log WHERE entity_type = 'ORDER' AND "
+                           "entity_id = %s AND action = 'ORDER_STATUS_CHANGED' AND "
+                           "after->>'status' = 'PAID'", (order_id,)))
+
+
+async def status_of(api: Api, order_id: str, token: str) -> str:
+    data = await api.gql("query($id: ID!) { order(id: $id) { status } }", {"id": order_id},
+                         token=token)
+    return data["order"]["status"]
+
+
+async def test_a_signed_success_marks_the_order_paid_once(api: Api, admin: str,
+                                                          customer_side: Customer) -> None:
+    product, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+    first = await post_event(api, event)
+    replay = await post_event(api, event)
+
+    assert (first.status_code, first.json()["outcome"]) == (200, "applied")
+    assert (replay.status_code, replay.json()["outcome"]) == (200, "duplicate")
+    assert await status_of(api, order["id"], customer) == "PAID"
+    assert paid_transitions(api.settings.database_url, order["id"]) == 1
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+
+
+async def test_concurrent_deliveries_of_one_event_apply_it_once(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    _, _customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+    responses = await asyncio.gather(*[post_event(api, event) for _ in range(5)])
+
+    assert [r.status_code for r in responses] == [200] * 5
+    assert sorted(r.json()["outcome"] for r in responses) == ["applied"] + ["duplicate"] * 4
+    assert paid_transitions(api.settings.database_url, order["id"]) == 1
+    assert scalar(api.settings.database_url, "SELECT count(*) FROM webhook_events") == 1
+
+
+async def test_bad_signatures_are_refused_and_change_nothing(api: Api, admin: str,
+                                                             customer_side: Customer) -> None:
+    _, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+    body, headers = signed_webhook(event)
+
+    attempts = {
+        "missing": await api.client.post("/webhooks/stripe", content=body,
+                                         headers={"content-type": "application/json"}),
+        "forged": await post_event(api, event, secret="whsec_someone_else"),
+        "stale": await post_event(api, event, timestamp=int(time.time()) - 3600),
+        "tampered": await api.client.post("/webhooks/stripe",
+                                          content=body.replace(b"succeeded", b"succeedeX"),
+                                          headers=headers),
+        "garbage": await api.client.post("/webhooks/stripe", content=b"not json",
+                                         headers={"stripe-signature": "t=1,v1=abc"}),
+    }
+    for name, response in attempts.items():
+        assert response.status_code == 400, name
+    assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
+    assert scalar(api.settings.database_url, "SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_big_bodies_are_refused_with_413(api: Api) -> None:
+    response = await api.client.post("/webhooks/stripe", content=b"x" * (1024 * 1024 + 1),
+                                     headers={"stripe-signature": "t=1,v1=abc"})
+    assert response.status_code == 413
+
+
+async def test_amount_mismatch_is_refused_and_audited(api: Api, admin: str) -> None:
+    _, customer, order = await pending(api, admin)
+    forged_amount = {"id": order["payment"]["intentId"], "object": "payment_intent",
+                     "status": "succeeded", "amount": 1, "currency": "usd",
+                     "metadata": {"order_id": order["id"]}}
+
+    response = await post_event(api, intent_event("payment_intent.succeeded", forged_amount))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
+    assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
+    (reason,), = rows(api.settings.database_url,
+                      "SELECT after->>'reason' FROM audit_log WHERE action = "
+                      "'ORDER_PAYMENT_UPDATED'")
+    assert "amount or currency differ" in reason
+
+
+async def test_unknown_intents_and_other_types_are_acknowledged(api: Api) -> None:
+    unknown = {"id": "pi_nobody_knows", "object": "payment_intent", "status": "succeeded",
+               "amount": 100, "currency": "usd", "metadata": {}}
+    response = await post_event(api, intent_event("payment_intent.succeeded", unknown))
+    assert (response.status_code, response.json()["outcome"]) == (200, "unknown_intent")
+    other = await post_event(api, intent_event("customer.created", {"id": "cus_1"}))
+    assert (other.status_code, other.json()["handled"]) == (200, False)
+
+
+class UnreachableForCancels(StripeGateway):
+    """The provider accepts payments but our cancel never reaches it (a network blip)."""
+
+    async def cancel_intent(self, intent_id: str, *, idempotency_key: str):  # type: ignore[override]
+        raise PaymentFailed.provider_error()
+
+
+async def test_success_after_cancel_is_refunded_automatically(
+        pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
+    gateway = UnreachableForCancels("sk_test_x", api_base=stripe_emulator.api_base)
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)
+    async with running_api(settings, Overrides(gateway=gateway, run_sweeper=False)) as api:
+        admin = await api.create_admin()
+        product, customer, order = await pending(api, admin)
+        intent_id = order["payment"]["intentId"]
+        cancelled = (await api.gql(CANCEL, {"id": order["id"]}, token=customer))["cancelOrder"]
+        assert cancelled["order"]["status"] == "CANCELLED"
+        # The customer's other tab still pays the (uncancelled) intent.
+        await customer_side.pay_directly(intent_id)
+        event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+        response = await post_event(api, event)
+
+        assert (response.status_code, response.json()["outcome"]) == (200, "refund_required")
+        assert len(await customer_side.refunds_of(intent_id)) == 1
+        assert await status_of(api, order["id"], customer) == "CANCELLED"
+        (refund_status, refund_id), = rows(pg_url, "SELECT refund_status, refund_id FROM orders")
+        assert refund_status == "SUCCEEDED"
+        assert refund_id
+        reasons = [r for (r,) in rows(pg_url, "SELECT after->>'reason' FROM audit_log WHERE "
+                                              "action = 'ORDER_PAYMENT_UPDATED' ORDER BY id")]
+        assert reasons == ["payment succeeded after the order was CANCELLED: refunding it",
+                           "payment refunded automatically"]
+        # A replay of the same news does not refund again.
+        assert (await post_event(api, event)).json()["outcome"] == "duplicate"
+        other_delivery = intent_event("payment_intent.succeeded",
+                                      await customer_side.intent(intent_id))
+        assert (await post_event(api, other_delivery)).json()["outcome"] == "unchanged"
+        assert len(await customer_side.refunds_of(intent_id)) == 1
+        assert stock_invariant_violations(pg_url, {int(product): 4}) == []
+        await gateway.aclose()
+
+
+async def test_failure_after_success_is_ignored_and_recorded(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    product, customer, order = await pending(api, admin)
+    method = await customer_side.card(CARD_OK)
+    await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer)
+    intent = await customer_side.intent(order["payment"]["intentId"])
+    intent.update(status="requires_payment_method",
+                  last_payment_error={"code": "card_declined", "message": "late decline"})
+
+    response = await post_event(api, intent_event("payment_intent.payment_failed", intent))
+
+    assert response.status_code == 200
+    assert await status_of(api, order["id"], customer) == "PAID"
+    (reason,), = rows(api.settings.database_url,
+                      "SELECT after->>'reason' FROM audit_log WHERE action = "
+                      "'ORDER_PAYMENT_UPDATED' ORDER BY id DESC LIMIT 1")
+    assert reason == "ignored failed after the order was PAID"
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+
+
+async def test_webhook_failure_event_fails_a_pending_order(api: Api, admin: str,
+                                                           customer_side: Customer) -> None:
+    product, customer, order = await pending(api, admin)
+    intent = await customer_side.intent(order["payment"]["intentId"])
+    intent.update(last_payment_error={"code": "card_declined", "message": "declined"})
+
+    await post_event(api, intent_event("payment_intent.payment_failed", intent))
+
+    assert await status_of(api, order["id"], customer) == "FAILED"
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 4, "reserved": 0}
+
+
+async def test_webhook_and_sync_racing_make_one_transition(api: Api, admin: str,
+                                                           customer_side: Customer) -> None:
+    _, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+    webhook, synced = await asyncio.gather(
+        post_event(api, event), api.gql(SYNC, {"id": order["id"]}, token=customer))
+
+    assert webhook.status_code == 200
+    assert synced["syncPayment"]["order"]["status"] == "PAID"
+    assert paid_transitions(api.settings.database_url, order["id"]) == 1
+
+
+async def test_database_down_means_5xx_so_stripe_retries(stripe_emulator: LocalStripe) -> None:
+    dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
+    async with running_api(settings_for(dead, stripe_api_base=stripe_emulator.api_base)) as api:
+        intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
+                  "amount": 100, "currency": "usd", "metadata": {"order_id": "1"}}
+        response = await post_event(api, intent_event("payment_intent.succeeded", intent))
+        assert response.status_code >= 500
+        ready = await api.client.get("/readyz")
+        assert ready.status_code == 503
+
+
+async def test_the_emulators_own_webhook_reaches_a_running_server(
+        pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
+    """Pay in the 'browser'; Stripe's webhook (signed by the emulator) makes the order PAID."""
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)
+    async with live_server(settings) as (address, app):
+        stripe_emulator.register_webhook(f"http://{address}/webhooks/stripe",
+                                         TEST_WEBHOOK_SECRET)
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            api = Api(app=app, client=client, settings=settings)
+            admin = await api.create_admin()
+            _, customer, order = await pending(api, admin)
+            await customer_side.pay_directly(order["payment"]["intentId"])
+            for _ in range(100):  # the emulator sends its events about a second later
+                if await status_of(api, order["id"], customer) == "PAID":
+                    break
+                await asyncio.sleep(0.1)
+            assert await status_of(api, order["id"], customer) == "PAID"
+            actors = rows(pg_url, "SELECT actor_kind FROM audit_log WHERE after->>'status' = "
+                                  "'PAID'")
+            assert actors == [("PAYMENT_PROVIDER",)]
