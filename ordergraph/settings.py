@@ -51,6 +51,7 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
     broadcast_url: str = "memory://"
+    broadcast_prefix: str = ""
     reservation_ttl: timedelta = timedelta(minutes=15)
     sweep_interval: timedelta = timedelta(seconds=30)
     cors_origins: tuple[str, ...] = ()
@@ -127,6 +128,7 @@ class Settings:
             "stripe_webhook_secret": get("STRIPE_WEBHOOK_SECRET"),
             "stripe_api_base": (get("STRIPE_API_BASE") or "").rstrip("/") or None,
             "broadcast_url": get("BROADCAST_URL") or "memory://",
+            "broadcast_prefix": get("BROADCAST_PREFIX") or "",
             "reservation_ttl": parse_duration(get("RESERVATION_TTL") or "15m",
                                               name="RESERVATION_TTL"),
             "sweep_interval": parse_duration(get("SWEEP_INTERVAL") or "30s",

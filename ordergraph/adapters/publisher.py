@@ -51,13 +51,15 @@ def payload_for(event: DomainEvent) -> dict[str, Any] | None:
         return {**base, "kind": "order", "previous_status": previous, "order": event.order}
     if isinstance(event, StockChanged):
         return {**base, "kind": "stock", "product_id": event.product_id,
-                "available": event.after["available"], "reserved": event.after["reserved"]}
+                "available": event.after["available"], "reserved": event.after["reserved"],
+                "updated_at": event.at.isoformat()}
     return None
 
 
 class BroadcastPublisher:
-    def __init__(self, broadcast: Broadcaster) -> None:
+    def __init__(self, broadcast: Broadcaster, *, prefix: str = "") -> None:
         self._broadcast = broadcast
+        self._prefix = prefix  # keeps several shops (or test runs) apart on one Redis
 
     async def publish(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
@@ -66,4 +68,4 @@ class BroadcastPublisher:
                 continue
             message = json.dumps(payload, separators=(",", ":"))
             for channel in channels_for(event):
-                await self._broadcast.publish(channel, message)
+                await self._broadcast.publish(self._prefix + channel, message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -40,10 +40,10 @@ class JwtTokenIssuer:
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthenticated("Invalid token.") from None
 
-    def expires_at(self, token: str) -> float | None:
-        """The token's exp claim (seconds since the epoch), for ending subscriptions on time."""
+    def expires_at(self, token: str) -> datetime | None:
+        """The token's expiry, for ending live subscriptions on time."""
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM])
         except jwt.InvalidTokenError:
             return None
-        return float(claims["exp"])
+        return datetime.fromtimestamp(claims["exp"], tz=UTC)

@@ -81,6 +81,15 @@ class SqlReadStore:
                 sa.select(inventory).where(inventory.c.product_id.in_(list(ids))))
             return {row["product_id"]: rows.stock_from_row(row) for row in result.mappings()}
 
+    async def all_stocks(self, *, limit: int) -> list[Stock]:
+        """Stock of the active products, in product order."""
+        async with self._connection() as conn:
+            result = await conn.execute(
+                sa.select(inventory).join(products, products.c.id == inventory.c.product_id)
+                .where(products.c.active.is_(True)).order_by(inventory.c.product_id)
+                .limit(limit))
+            return [rows.stock_from_row(row) for row in result.mappings()]
+
     # ---- orders ----
 
     async def orders_page(self, *, first: int, after_id: int | None,

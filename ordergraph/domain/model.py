@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ordergraph.domain import events as ev
 from ordergraph.domain.errors import InsufficientStock, InvalidTransition, ValidationFailed
@@ -518,6 +519,32 @@ class Order:
     def _changed(self, at: datetime) -> None:
         self.version += 1
         self.updated_at = at
+
+
+def order_from_snapshot(data: dict[str, Any]) -> Order:
+    """The order an event's snapshot describes (the inverse of Order.snapshot())."""
+    currency = str(data["currency"])
+    payment_data = data.get("payment")
+    payment = None
+    if payment_data:
+        refund_status = payment_data.get("refund_status")
+        payment = Payment(provider=payment_data["provider"], intent_id=payment_data["intent_id"],
+                          status=payment_data.get("status"),
+                          last_error=payment_data.get("last_error"),
+                          refund_status=RefundStatus(refund_status) if refund_status else None,
+                          refund_id=payment_data.get("refund_id"))
+    reserved_until = data.get("reserved_until")
+    return Order(
+        id=int(data["id"]), customer_id=int(data["customer_id"]),
+        status=OrderStatus(data["status"]),
+        lines=[OrderLine(int(line["product_id"]), int(line["quantity"]),
+                         Money(int(line["unit_price"]), currency)) for line in data["lines"]],
+        currency=currency, version=int(data["version"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        payment=payment,
+        reserved_until=datetime.fromisoformat(reserved_until) if reserved_until else None,
+    )
 
 
 def _plain(value: object) -> object:

@@ -6,7 +6,8 @@ payment gateway, the event publisher, password hashing, tokens and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -140,6 +141,7 @@ class ReadStore(Protocol):
     async def products_by_ids(self, ids: Sequence[int]) -> dict[int, Product]: ...
     async def product_by_sku(self, sku: str) -> Product | None: ...
     async def stocks_by_product_ids(self, ids: Sequence[int]) -> dict[int, Stock]: ...
+    async def all_stocks(self, *, limit: int) -> list[Stock]: ...
     async def orders_page(self, *, first: int, after_id: int | None,
                           status: OrderStatus | None,
                           customer_id: int | None) -> Page[Order]: ...
@@ -209,6 +211,35 @@ class TokenIssuer(Protocol):
     def issue(self, user_id: int) -> IssuedToken: ...
     def verify(self, token: str) -> int:
         """The user id the token was issued to; raises Unauthenticated if it is not valid."""
+        ...
+    def expires_at(self, token: str) -> datetime | None:
+        """When a valid token stops being valid (to end live subscriptions on time)."""
+        ...
+
+
+@dataclass(slots=True)
+class LiveMessage:
+    """One published event as a live subscriber receives it.
+
+    `payload` is the event's JSON (parsed once per process, shared by every subscriber);
+    `cache` is shared by every subscriber of this one event (e.g. its dataloaders), so a
+    fan-out costs the same few queries whether ten or a thousand clients listen.
+    """
+
+    payload: dict[str, Any]
+    cache: dict[str, Any]
+
+
+class LiveSubscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[LiveMessage]: ...
+
+
+class LiveFeed(Protocol):
+    """Events published after commit, for live subscribers of this process."""
+
+    def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]
+                  ) -> AbstractAsyncContextManager[LiveSubscription]:
+        """Receive the `topic`'s ("orders" or "stock") events whose payload `wants`."""
         ...
 
 

@@ -12,6 +12,7 @@ from ordergraph.domain.model import Product, Stock, User
 from ordergraph.domain.ports import (
     AuditRecord,
     Clock,
+    LiveFeed,
     PasswordHasher,
     PaymentGateway,
     RateLimiter,
@@ -63,6 +64,7 @@ class Services:
     currency: str
     payment: PaymentSettings
     make_loaders: Callable[[], Loaders]
+    live: LiveFeed
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +93,13 @@ class RequestContext:
     def reset_loaders(self) -> None:
         """Forget cached rows (a long-lived WebSocket context between events)."""
         self._loaders = None
+
+    def use_shared_loaders(self, cache: dict[str, Any]) -> None:
+        """Resolve a live event with loaders shared by all its subscribers (one query per
+        kind for the whole fan-out, however many clients listen)."""
+        if "loaders" not in cache:
+            cache["loaders"] = self.services.make_loaders()
+        self._loaders = cache["loaders"]
 
     @property
     def token(self) -> str | None:

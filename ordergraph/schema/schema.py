@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 from ordergraph.schema.extensions import ErrorPolicy
 from ordergraph.schema.mutation import Mutation
 from ordergraph.schema.query import Query
+from ordergraph.schema.subscription import Subscription
 
 
 class OrdergraphSchema(strawberry.Schema):
@@ -24,7 +25,8 @@ def build_schema(*, introspection: bool = True, **kwargs: Any) -> OrdergraphSche
     extensions: list[Any] = [ErrorPolicy]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return OrdergraphSchema(query=Query, mutation=Mutation, extensions=extensions, **kwargs)
+    return OrdergraphSchema(query=Query, mutation=Mutation, subscription=Subscription,
+                            extensions=extensions, **kwargs)
 
 
 def sdl() -> str:

@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from ordergraph.adapters import localstripe
+from ordergraph.adapters.broadcast import create_broadcast
 from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
 from ordergraph.adapters.stripe_gateway import StripeGateway
@@ -74,10 +76,10 @@ def build_gateway(settings: Settings) -> PaymentGateway:
 
 
 def build_services(settings: Settings, engine: AsyncEngine, broadcast: Broadcast,
-                   overrides: Overrides) -> Services:
+                   hub: LiveHub, overrides: Overrides) -> Services:
     clock = overrides.clock or SystemClock()
     reader = SqlReadStore(engine)
-    publisher = BroadcastPublisher(broadcast)
+    publisher = BroadcastPublisher(broadcast, prefix=settings.broadcast_prefix)
     return Services(
         uow=lambda: SqlAlchemyUnitOfWork(engine, publisher),
         reader=reader,
@@ -91,6 +93,7 @@ def build_services(settings: Settings, engine: AsyncEngine, broadcast: Broadcast
         currency=settings.currency,
         payment=payment_settings(settings),
         make_loaders=lambda: make_loaders(reader),
+        live=hub,
         extras=dict(overrides.extras),
     )
 
@@ -104,11 +107,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         engine = create_engine(settings.database_url,
                                isolation_level=settings.database_isolation_level,
                                pool_size=settings.database_pool_size)
-        broadcast = Broadcast(settings.broadcast_url)
+        broadcast = create_broadcast(settings.broadcast_url)
         await broadcast.connect()
+        hub = LiveHub(broadcast, prefix=settings.broadcast_prefix)
+        await hub.start()
         app.state.engine = engine
         app.state.broadcast = broadcast
-        app.state.services = build_services(settings, engine, broadcast, overrides)
+        app.state.hub = hub
+        app.state.services = build_services(settings, engine, broadcast, hub, overrides)
         try:
             if overrides.run_sweeper:
                 async with background(app.state.services, settings.sweep_interval):
@@ -119,6 +125,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             close_gateway = getattr(app.state.services.gateway, "aclose", None)
             if close_gateway is not None:
                 await close_gateway()
+            await hub.stop()
             await broadcast.disconnect()
             await engine.dispose()
 

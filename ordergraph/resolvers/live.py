@@ -1,0 +1,146 @@
+"""Subscriptions: authorise at the start, send a SNAPSHOT, then stream committed changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ordergraph.domain.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
+from ordergraph.domain.model import Order, OrderStatus, Stock, User, order_from_snapshot
+from ordergraph.domain.ports import LiveMessage, LiveSubscription
+from ordergraph.resolvers.context import RequestContext
+from ordergraph.resolvers.pagination import parse_id
+
+SNAPSHOT = "SNAPSHOT"
+MAX_STOCK_SNAPSHOTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    event_id: str
+    type: str
+    previous_status: OrderStatus | None
+    order: Order
+    at: datetime
+    cache: dict[str, Any] = field(default_factory=dict)  # shared by this event's subscribers
+
+
+@dataclass(frozen=True, slots=True)
+class StockUpdate:
+    event_id: str
+    type: str
+    stock: Stock
+    at: datetime
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def _order_update(message: LiveMessage) -> OrderUpdate:
+    payload = message.payload
+    previous = payload.get("previous_status")
+    return OrderUpdate(event_id=payload["event_id"], type=payload["type"],
+                       previous_status=OrderStatus(previous) if previous else None,
+                       order=order_from_snapshot(payload["order"]),
+                       at=datetime.fromisoformat(payload["at"]), cache=message.cache)
+
+
+def _stock_update(message: LiveMessage) -> StockUpdate:
+    payload = message.payload
+    stock = Stock(product_id=int(payload["product_id"]), available=int(payload["available"]),
+                  reserved=int(payload["reserved"]),
+                  updated_at=datetime.fromisoformat(payload["updated_at"]))
+    return StockUpdate(event_id=payload["event_id"], type=payload["type"], stock=stock,
+                       at=datetime.fromisoformat(payload["at"]), cache=message.cache)
+
+
+async def _until_session_ends(ctx: RequestContext, viewer: User | None,
+                              subscription: LiveSubscription) -> AsyncIterator[LiveMessage]:
+    """The subscription's messages until the viewer's token expires (then UNAUTHENTICATED)."""
+    expires_at = None
+    if viewer is not None and ctx.token is not None:
+        expires_at = ctx.services.tokens.expires_at(ctx.token)
+    if expires_at is None:
+        async for message in subscription:
+            yield message
+        return
+    remaining = (expires_at - ctx.services.clock.now()).total_seconds()
+    try:
+        async with asyncio.timeout(max(remaining, 0)):
+            async for message in subscription:
+                yield message
+    except TimeoutError:
+        raise Unauthenticated("Your session has expired; log in again.") from None
+
+
+async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderUpdate]:
+    """One order's changes for its owner or an admin, starting with a SNAPSHOT."""
+    viewer = await ctx.require_user()
+    order_id = parse_id(id, field="id")
+    if order_id is None:
+        raise NotFound(f"Order {id!r} not found.", field="id")
+    # Listen before reading the snapshot, so no change can fall between the two.
+    async with ctx.services.live.subscribe(
+            "orders", lambda payload: payload["order"]["id"] == order_id) as subscription:
+        order = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
+        if order is None:
+            raise NotFound(f"Order {id!r} not found.", field="id")
+        if not order.visible_to(viewer):
+            raise Forbidden("This is not your order.")
+        seen_version = order.version
+        yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
+                          previous_status=None, order=order, at=ctx.services.clock.now())
+        async for message in _until_session_ends(ctx, viewer, subscription):
+            update = _order_update(message)
+            if update.order.version <= seen_version:
+                continue  # already in the snapshot
+            seen_version = update.order.version
+            yield update
+
+
+async def order_events(ctx: RequestContext, *,
+                       status: OrderStatus | None) -> AsyncIterator[OrderUpdate]:
+    """Admins: every order's changes. Customers: their own. Optionally one status only."""
+    viewer = await ctx.require_user()
+    everyone = viewer.is_admin
+    wanted_status = status.value if status is not None else None
+
+    def wants(payload: dict[str, Any]) -> bool:
+        order = payload["order"]
+        return (everyone or order["customer_id"] == viewer.id) and \
+            (wanted_status is None or order["status"] == wanted_status)
+
+    async with ctx.services.live.subscribe("orders", wants) as subscription:
+        async for message in _until_session_ends(ctx, viewer, subscription):
+            yield _order_update(message)
+
+
+async def stock_updates(ctx: RequestContext, *,
+                        product_ids: Sequence[str] | None) -> AsyncIterator[StockUpdate]:
+    """Stock changes of some products (all when None). Public; starts with SNAPSHOTs."""
+    viewer = await ctx.viewer()
+    wanted: set[int] | None = None
+    if product_ids is not None:
+        if len(product_ids) > MAX_STOCK_SNAPSHOTS:
+            raise ValidationFailed(f"At most {MAX_STOCK_SNAPSHOTS} products.",
+                                   field="productIds")
+        wanted = {pid for pid in (parse_id(raw, field="productIds") for raw in product_ids)
+                  if pid is not None}
+
+    def wants(payload: dict[str, Any]) -> bool:
+        return wanted is None or payload["product_id"] in wanted
+
+    async with ctx.services.live.subscribe("stock", wants) as subscription:
+        if wanted is None:
+            stocks = await ctx.services.reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS)
+        else:
+            stocks = list((await ctx.services.reader.stocks_by_product_ids(
+                sorted(wanted))).values())
+        now = ctx.services.clock.now()
+        for stock in sorted(stocks, key=lambda s: s.product_id):
+            stamp = int(stock.updated_at.timestamp() * 1_000_000)
+            yield StockUpdate(event_id=f"snapshot-{stock.product_id}-{stamp}", type=SNAPSHOT,
+                              stock=stock, at=now)
+        async for message in _until_session_ends(ctx, viewer, subscription):
+            yield _stock_update(message)

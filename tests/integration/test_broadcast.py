@@ -1,0 +1,159 @@
+"""broadcaster's two verified failures, and the fixes that keep subscribers from being lost.
+
+The `upstream_*` tests are strict xfails: they pass only while broadcaster 0.3.1 is broken as
+STACK-NOTES.md says. If an upgrade fixes it, they fail, and the workaround can go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from broadcaster import Broadcast
+
+from ordergraph.adapters.broadcast import SubscribeFirstRedisBackend, create_broadcast
+from ordergraph.adapters.live import LiveHub, SubscriberOverflow
+from ordergraph.domain.ports import LiveMessage
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def channel() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+async def received(subscriber: object, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(subscriber.get(), timeout)  # type: ignore[attr-defined]
+    except TimeoutError:
+        return False
+    return True
+
+
+@pytest.mark.xfail(strict=True, reason="broadcaster 0.3.1 RedisBackend with redis-py >= 8 "
+                                       "never delivers")
+async def test_upstream_redis_backend_delivers() -> None:
+    name = channel()
+    async with Broadcast(REDIS_URL) as broadcast, broadcast.subscribe(name) as subscriber:
+        await asyncio.sleep(0.2)
+        await broadcast.publish(name, "hello")
+        assert await received(subscriber, 2)
+
+
+async def test_subscribe_first_redis_backend_delivers() -> None:
+    name = channel()
+    async with create_broadcast(REDIS_URL) as broadcast, \
+            broadcast.subscribe(name) as subscriber:
+        await asyncio.sleep(0.2)
+        await broadcast.publish(name, "hello")
+        assert await received(subscriber, 2)
+
+
+async def many_first_subscribers_of_one_channel(broadcast: Broadcast, count: int) -> int:
+    name, ready, go = channel(), asyncio.Event(), asyncio.Event()
+    entered = 0
+
+    async def subscriber() -> bool:
+        nonlocal entered
+        async with broadcast.subscribe(name) as events:
+            entered += 1
+            if entered == count:
+                ready.set()
+            await go.wait()
+            return await received(events, 2)
+
+    tasks = [asyncio.create_task(subscriber()) for _ in range(count)]
+    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.sleep(0.2)
+    await broadcast.publish(name, "news")
+    go.set()
+    return sum(await asyncio.gather(*tasks, return_exceptions=False))
+
+
+@pytest.mark.xfail(strict=True, reason="broadcaster 0.3.1 Broadcast.subscribe races on a new "
+                                       "channel: most concurrent first subscribers are lost")
+async def test_upstream_concurrent_first_subscribers_all_receive() -> None:
+    async with Broadcast(backend=SubscribeFirstRedisBackend(REDIS_URL)) as broadcast:
+        assert await many_first_subscribers_of_one_channel(broadcast, 200) == 200
+
+
+@pytest.fixture(params=["memory://", REDIS_URL])
+async def hub(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveHub, Broadcast, str]]:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    async with create_broadcast(request.param) as broadcast:
+        live = LiveHub(broadcast, prefix=prefix, queue_size=16)
+        await live.start()
+        try:
+            yield live, broadcast, prefix
+        finally:
+            await live.stop()
+
+
+async def test_hub_delivers_to_200_subscribers_that_arrive_at_once(hub) -> None:
+    live, broadcast, prefix = hub
+    ready, count = asyncio.Event(), 200
+    entered = 0
+
+    async def subscriber() -> str:
+        nonlocal entered
+        async with live.subscribe("orders", lambda p: p["order"]["id"] == 7) as feed:
+            entered += 1
+            if entered == count:
+                ready.set()
+            async for message in feed:
+                return message.payload["type"]
+        return "nothing"
+
+    tasks = [asyncio.create_task(subscriber()) for _ in range(count)]
+    await asyncio.wait_for(ready.wait(), 10)
+    await broadcast.publish(f"{prefix}orders:all",
+                            '{"type": "ORDER_PAID", "order": {"id": 8}}')
+    await broadcast.publish(f"{prefix}orders:all",
+                            '{"type": "ORDER_PAID", "order": {"id": 7}}')
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert results == ["ORDER_PAID"] * count
+    assert live.subscriber_count == 0
+
+
+async def test_a_slow_subscriber_cannot_hold_up_the_others(hub) -> None:
+    live, broadcast, prefix = hub
+    got: list[int] = []
+
+    async def fast() -> None:
+        async with live.subscribe("stock", lambda p: True) as feed:
+            async for message in feed:
+                got.append(message.payload["n"])
+                if len(got) == 50:
+                    return
+
+    async with live.subscribe("stock", lambda p: True) as slow:
+        reader = asyncio.create_task(fast())
+        await asyncio.sleep(0.1)
+        for n in range(50):
+            await broadcast.publish(f"{prefix}stock:all", f'{{"n": {n}}}')
+            await asyncio.sleep(0.005)  # a steady stream, which a reading subscriber keeps up with
+        await asyncio.wait_for(reader, 10)
+        assert got == list(range(50))
+        # The slow one (queue of 16) overflowed: told to start over, not silently skipped.
+        with pytest.raises(SubscriberOverflow):
+            async for _ in slow:
+                pass
+
+
+async def test_subscription_messages_share_one_cache_per_event(hub) -> None:
+    live, broadcast, prefix = hub
+    seen: list[LiveMessage] = []
+
+    async def one() -> None:
+        async with live.subscribe("stock", lambda p: True) as feed:
+            async for message in feed:
+                seen.append(message)
+                return
+
+    tasks = [asyncio.create_task(one()) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    await broadcast.publish(f"{prefix}stock:all", '{"n": 1}')
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert len({id(message.cache) for message in seen}) == 1
