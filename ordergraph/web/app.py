@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from broadcaster import Broadcast
@@ -15,7 +16,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from ordergraph.adapters import localstripe
 from ordergraph.adapters.broadcast import create_broadcast
@@ -41,6 +43,7 @@ from ordergraph.web.webhooks import stripe_webhook
 log = logging.getLogger(__name__)
 
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 @dataclass
@@ -144,12 +147,14 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        # The web client: plain HTML, CSS and ES modules, a client of the public API only.
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web-client"),
     ]
     middleware = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
