@@ -154,7 +154,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         # The web client: plain HTML, CSS and ES modules, a client of the public API only.
-        Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web-client"),
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
+              name="web-client"),
     ]
     middleware = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
