@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.logs import configure_logging
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.db import migrate as migrations
 from ordergraph.db.engine import create_engine
@@ -131,9 +132,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log.info("local payments mode: Stripe emulator at %s", emulator.api_base)
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     try:
-        uvicorn.run("ordergraph.web.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level.lower(),
-                    proxy_headers=True, timeout_graceful_shutdown=10)
+        # Our access log middleware writes one line per request; uvicorn's would repeat it.
+        uvicorn.run("ordergraph.web.app:serve_app", factory=True, host=host, port=port,
+                    workers=workers, log_config=None, access_log=False, proxy_headers=True,
+                    timeout_graceful_shutdown=10)
     finally:
         if emulator is not None:
             emulator.stop()
@@ -177,8 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"ordergraph: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     try:
         return int(args.run(settings, args))
     except DomainError as error:

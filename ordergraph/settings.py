@@ -63,6 +63,7 @@ class Settings:
     graphiql: bool = True
     introspection: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @property
     def is_production(self) -> bool:
@@ -143,6 +144,7 @@ class Settings:
             "graphiql": flag("GRAPHIQL", development),
             "introspection": flag("INTROSPECTION", development),
             "log_level": (get("LOG_LEVEL") or "INFO").upper(),
+            "log_format": (get("LOG_FORMAT") or ("text" if development else "json")).lower(),
         }
         secret = get("JWT_SECRET")
         if secret is not None:
@@ -160,6 +162,8 @@ class Settings:
             raise SettingsError("RESERVATION_TTL must be positive")
         if self.sweep_interval <= timedelta(0):
             raise SettingsError("SWEEP_INTERVAL must be positive")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
         if not re.fullmatch(r"[a-z]{3}", self.currency):
             raise SettingsError(f"CURRENCY: {self.currency!r} is not an ISO-4217 code")
         if self.is_production:

@@ -6,6 +6,9 @@ STACK-NOTES.md measured 1 of 200 registered), and one backend subscription per o
 scale. So the hub subscribes once, at startup, to `orders:all` and `stock:all`, parses each
 message once, and hands it to the interested subscribers' bounded queues without waiting: a
 slow subscriber overflows its own queue (and is told to resubscribe); it never holds up others.
+
+No broadcaster backend reconnects by itself; the hub watches its connection and builds a new
+one when it breaks (a Redis restart), so a long-running instance heals.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from broadcaster import Broadcast
 
+from ordergraph.adapters.broadcast import create_broadcast
 from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL
 from ordergraph.domain.ports import LiveMessage
 
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 
 TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL}
 QUEUE_SIZE = 256
-RESUBSCRIBE_DELAY_SECONDS = 1.0
+HEALTH_CHECK_SECONDS = 1.0
 
 
 class SubscriberOverflow(Exception):
@@ -34,6 +38,7 @@ class SubscriberOverflow(Exception):
 
 
 _OVERFLOW = object()
+_CLOSED = object()
 
 
 class Subscription:
@@ -48,62 +53,142 @@ class Subscription:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
             # Never wait for a slow reader: drop its backlog and tell it to start over.
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(_OVERFLOW)
+            self._replace_backlog(_OVERFLOW)
+
+    def close(self) -> None:
+        """End the stream (the server is shutting down): the client sees it complete."""
+        self._replace_backlog(_CLOSED)
+
+    def _replace_backlog(self, item: object) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(item)
 
     async def __aiter__(self) -> AsyncIterator[LiveMessage]:
         while True:
             item = await self._queue.get()
+            if item is _CLOSED:
+                return
             if item is _OVERFLOW:
                 raise SubscriberOverflow("Too many updates were missed; subscribe again.")
             yield item
 
 
+async def _close(broadcast: Broadcast) -> None:
+    """Close a Broadcast, broken or not. (Broadcast.disconnect re-raises a dead listener's
+    error before closing its backend, which would leak the Redis connections.)"""
+    listener = getattr(broadcast, "_listener_task", None)
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+    try:
+        await broadcast._backend.disconnect()
+    except Exception:
+        log.debug("closing a broken broadcast connection failed", exc_info=True)
+
+
 class LiveHub:
-    def __init__(self, broadcast: Broadcast, *, prefix: str = "",
-                 queue_size: int = QUEUE_SIZE) -> None:
-        self._broadcast = broadcast
+    """Publishes events and fans them out to this process's subscribers."""
+
+    def __init__(self, url: str, *, prefix: str = "", queue_size: int = QUEUE_SIZE,
+                 factory: Callable[[str], Broadcast] = create_broadcast) -> None:
+        self._url = url
         self._prefix = prefix
         self._queue_size = queue_size
+        self._factory = factory
+        self._broadcast: Broadcast | None = None
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
         self._pumps: list[asyncio.Task[None]] = []
-        self._ready: dict[str, asyncio.Event] = {}
-        self.delivered = 0
+        self._ready = {topic: asyncio.Event() for topic in TOPICS}
+        self._supervisor: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        """Connect and subscribe to the wide channels; returns once they are listening."""
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="live-hub-supervisor")
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.close()
+        await self._disconnect()
+
+    @property
+    def healthy(self) -> bool:
+        """Connected and listening on every wide channel (for /readyz)."""
+        return self._broadcast is not None and not self._broken() and \
+            bool(self._pumps) and all(not pump.done() for pump in self._pumps) and \
+            all(event.is_set() for event in self._ready.values())
 
     @property
     def subscriber_count(self) -> int:
         return sum(len(subscribers) for subscribers in self._subscribers.values())
 
-    async def start(self) -> None:
-        """Subscribe to the wide channels; returns once they are listening."""
-        for topic, channel in TOPICS.items():
-            self._ready[topic] = asyncio.Event()
-            self._pumps.append(asyncio.create_task(self._pump(topic, self._prefix + channel),
-                                                   name=f"live-hub-{topic}"))
-        await asyncio.gather(*(event.wait() for event in self._ready.values()))
+    async def _connect(self) -> None:
+        broadcast = self._factory(self._url)
+        await broadcast.connect()
+        self._broadcast = broadcast
+        for event in self._ready.values():
+            event.clear()
+        self._pumps = [asyncio.create_task(self._pump(broadcast, topic, self._prefix + channel),
+                                           name=f"live-hub-{topic}")
+                       for topic, channel in TOPICS.items()]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._ready.values())), 10)
 
-    async def stop(self) -> None:
+    async def _disconnect(self) -> None:
         for pump in self._pumps:
             pump.cancel()
         for pump in self._pumps:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-        self._pumps.clear()
+        self._pumps = []
+        broadcast, self._broadcast = self._broadcast, None
+        if broadcast is not None:
+            await _close(broadcast)
 
-    async def _pump(self, topic: str, channel: str) -> None:
+    def _broken(self) -> bool:
+        # broadcaster 0.3.1 (pinned) runs one listener task per Broadcast; when its connection
+        # drops, that task ends and nothing more is ever delivered.
+        listener = getattr(self._broadcast, "_listener_task", None)
+        return listener is not None and listener.done()
+
+    async def _supervise(self) -> None:
         while True:
+            await asyncio.sleep(HEALTH_CHECK_SECONDS)
+            if self._broadcast is not None and not self._broken() and \
+                    all(not pump.done() for pump in self._pumps):
+                continue
+            log.warning("live hub lost its broadcast connection; reconnecting")
+            await self._disconnect()
             try:
-                async with self._broadcast.subscribe(channel) as events:
-                    self._ready[topic].set()
-                    async for event in events:  # type: ignore[union-attr]
-                        if event is not None:
-                            self._dispatch(topic, event.message)
-            except asyncio.CancelledError:
-                raise
+                await self._connect()
             except Exception:
-                log.exception("live hub lost %s; subscribing again", channel)
-                await asyncio.sleep(RESUBSCRIBE_DELAY_SECONDS)
+                log.exception("live hub could not reconnect; trying again")
+                await self._disconnect()
+            else:
+                self.reconnects += 1
+
+    # ---- publishing and fan-out ----
+
+    async def publish(self, channel: str, message: str) -> None:
+        if self._broadcast is None:
+            raise ConnectionError("the live hub is not connected")
+        await self._broadcast.publish(channel, message)
+
+    async def _pump(self, broadcast: Broadcast, topic: str, channel: str) -> None:
+        async with broadcast.subscribe(channel) as events:
+            self._ready[topic].set()
+            async for event in events:  # type: ignore[union-attr]
+                if event is not None:
+                    self._dispatch(topic, event.message)
 
     def _dispatch(self, topic: str, raw: str) -> None:
         try:
@@ -120,7 +205,6 @@ class LiveHub:
                 continue
             if wanted:
                 subscription.offer(message)
-                self.delivered += 1
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]

@@ -243,6 +243,29 @@ class LiveFeed(Protocol):
         ...
 
 
+class Metrics(Protocol):
+    """Counters an operator watches (the adapter exports them to Prometheus)."""
+
+    def checkout(self, outcome: str) -> None: ...
+    def webhook(self, event_type: str, outcome: str) -> None: ...
+    def sweep(self, *, changed: dict[str, int], failed: bool) -> None: ...
+    def graphql(self, operation: str | None, outcome: str, seconds: float) -> None: ...
+
+
+class NullMetrics:
+    def checkout(self, outcome: str) -> None:
+        return None
+
+    def webhook(self, event_type: str, outcome: str) -> None:
+        return None
+
+    def sweep(self, *, changed: dict[str, int], failed: bool) -> None:
+        return None
+
+    def graphql(self, operation: str | None, outcome: str, seconds: float) -> None:
+        return None
+
+
 class RateLimiter(Protocol):
     async def check(self, keys: Sequence[str]) -> None:
         """Raise RateLimited if any key is currently blocked."""

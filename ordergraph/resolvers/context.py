@@ -13,6 +13,8 @@ from ordergraph.domain.ports import (
     AuditRecord,
     Clock,
     LiveFeed,
+    Metrics,
+    NullMetrics,
     PasswordHasher,
     PaymentGateway,
     RateLimiter,
@@ -65,6 +67,7 @@ class Services:
     payment: PaymentSettings
     make_loaders: Callable[[], Loaders]
     live: LiveFeed
+    metrics: Metrics = field(default_factory=NullMetrics)
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

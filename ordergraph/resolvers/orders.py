@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordergraph.domain.errors import NotFound, ValidationFailed
+from ordergraph.domain.errors import DomainError, NotFound, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, User
 from ordergraph.domain.ports import AuditRecord
 from ordergraph.domain.services import orders as order_services
@@ -68,13 +68,20 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     for index, (raw_product_id, quantity) in enumerate(items):
         product_id = parse_id(raw_product_id, field="productId")
         if product_id is None:
+            ctx.services.metrics.checkout(NotFound.code)
             raise NotFound(f"No product with id {raw_product_id!r}.",
                            field=f"items.{index}.productId")
         lines.append((product_id, quantity))
     s = ctx.services
-    return await checkout_service(
-        s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
-        idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl)
+    try:
+        result = await checkout_service(
+            s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
+            idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl)
+    except DomainError as error:
+        s.metrics.checkout(error.code)
+        raise
+    s.metrics.checkout("ok")
+    return result
 
 
 async def cancel_order(ctx: RequestContext, *, id: str) -> Order:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from ordergraph.domain.errors import DomainError
 
@@ -44,3 +46,35 @@ class ErrorPolicy(MaskErrors):
             UNEXPECTED_MESSAGE,
             nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+class OperationRecorder(SchemaExtension):
+    """Times each operation and records its name, outcome and user for metrics and the
+    request's log line (the access log middleware writes it)."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        execution = self.execution_context
+        context = execution.context
+        outcome = _outcome(execution.result)
+        name = execution.operation_name
+        services = getattr(context, "services", None)
+        if services is not None:
+            services.metrics.graphql(name, outcome, seconds)
+        request = getattr(context, "request", None)
+        scope = getattr(request, "scope", None)
+        if scope is not None:
+            viewer = getattr(context, "_viewer", None)
+            scope.setdefault("state", {}).setdefault("graphql", []).append({
+                "operation": name, "outcome": outcome,
+                "user_id": getattr(viewer, "id", None)})
+
+
+def _outcome(result: object) -> str:
+    errors = getattr(result, "errors", None)
+    if not errors:
+        return "ok"
+    extensions = errors[0].extensions or {}
+    return str(extensions.get("code") or "GRAPHQL_ERROR")

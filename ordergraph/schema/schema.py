@@ -9,7 +9,8 @@ from graphql.error import GraphQLError
 from strawberry.extensions import DisableIntrospection
 from strawberry.types import ExecutionContext
 
-from ordergraph.schema.extensions import ErrorPolicy
+from ordergraph.schema.extensions import ErrorPolicy, OperationRecorder
+from ordergraph.schema.limits import QueryLimits, prepared_documents
 from ordergraph.schema.mutation import Mutation
 from ordergraph.schema.query import Query
 from ordergraph.schema.subscription import Subscription
@@ -21,8 +22,10 @@ class OrdergraphSchema(strawberry.Schema):
         """ErrorPolicy logs what is worth logging (bugs); expected errors are not news."""
 
 
-def build_schema(*, introspection: bool = True, **kwargs: Any) -> OrdergraphSchema:
-    extensions: list[Any] = [ErrorPolicy]
+def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None,
+                 **kwargs: Any) -> OrdergraphSchema:
+    extensions: list[Any] = [prepared_documents(limits or QueryLimits()), OperationRecorder,
+                             ErrorPolicy]
     if not introspection:
         extensions.append(DisableIntrospection)
     return OrdergraphSchema(query=Query, mutation=Mutation, subscription=Subscription,

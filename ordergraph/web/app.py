@@ -8,35 +8,38 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from ordergraph.adapters import localstripe
-from ordergraph.adapters.broadcast import create_broadcast
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
+from ordergraph.adapters.logs import configure_logging
+from ordergraph.adapters.metrics import PrometheusMetrics, exposition
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
+from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from ordergraph.adapters.stripe_gateway import StripeGateway
 from ordergraph.adapters.tokens import JwtTokenIssuer
 from ordergraph.db.engine import create_engine
 from ordergraph.db.readstore import SqlReadStore
 from ordergraph.db.uow import SqlAlchemyUnitOfWork
-from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway
+from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway, RateLimiter
 from ordergraph.resolvers.context import PaymentSettings, Services
 from ordergraph.schema.schema import build_schema
 from ordergraph.settings import Settings
 from ordergraph.web.background import background
 from ordergraph.web.graphql import GraphQLApp
 from ordergraph.web.loaders import make_loaders
+from ordergraph.web.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from ordergraph.web.request_id import RequestIdMiddleware
 from ordergraph.web.webhooks import stripe_webhook
 
@@ -53,6 +56,7 @@ class Overrides:
     gateway: PaymentGateway | None = None
     clock: Clock | None = None
     passwords: PasswordHasher | None = None
+    rate_limiter: RateLimiter | None = None
     run_sweeper: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +74,7 @@ def payment_settings(settings: Settings) -> PaymentSettings:
                            webhook_secret=settings.stripe_webhook_secret)
 
 
-def build_gateway(settings: Settings) -> PaymentGateway:
+def build_gateway(settings: Settings) -> StripeGateway:
     if settings.local_payments and not settings.stripe_api_base:
         log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
                     "`ordergraph serve` starts the local Stripe emulator for you")
@@ -78,11 +82,19 @@ def build_gateway(settings: Settings) -> PaymentGateway:
     return StripeGateway(key, api_base=settings.stripe_api_base)
 
 
-def build_services(settings: Settings, engine: AsyncEngine, broadcast: Broadcast,
-                   hub: LiveHub, overrides: Overrides) -> Services:
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """Shared through Redis when the instances share Redis; per process otherwise."""
+    if urlparse(settings.broadcast_url).scheme in ("redis", "rediss"):
+        return RedisRateLimiter(settings.broadcast_url,
+                                prefix=f"{settings.broadcast_prefix}ratelimit:")
+    return MemoryRateLimiter()
+
+
+def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
+                   overrides: Overrides) -> Services:
     clock = overrides.clock or SystemClock()
     reader = SqlReadStore(engine)
-    publisher = BroadcastPublisher(broadcast, prefix=settings.broadcast_prefix)
+    publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
     return Services(
         uow=lambda: SqlAlchemyUnitOfWork(engine, publisher),
         reader=reader,
@@ -97,8 +109,63 @@ def build_services(settings: Settings, engine: AsyncEngine, broadcast: Broadcast
         payment=payment_settings(settings),
         make_loaders=lambda: make_loaders(reader),
         live=hub,
+        metrics=PrometheusMetrics(),
+        rate_limiter=overrides.rate_limiter or build_rate_limiter(settings),
         extras=dict(overrides.extras),
     )
+
+
+@contextlib.asynccontextmanager
+async def _running(app: Starlette, settings: Settings, overrides: Overrides
+                   ) -> AsyncIterator[None]:
+    """Everything the app holds open: database pool, live hub, clients, the sweeper."""
+    engine = create_engine(settings.database_url,
+                           isolation_level=settings.database_isolation_level,
+                           pool_size=settings.database_pool_size)
+    hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix)
+    await hub.start()
+    services = build_services(settings, engine, hub, overrides)
+    PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
+    app.state.engine, app.state.hub, app.state.services = engine, hub, services
+    try:
+        if overrides.run_sweeper:
+            async with background(services, settings.sweep_interval):
+                yield
+        else:
+            yield
+    finally:
+        # In-flight requests have finished (uvicorn waits for them); close what we opened.
+        await hub.stop()
+        for closeable in (services.gateway, services.rate_limiter):
+            close = getattr(closeable, "aclose", None)
+            if close is not None:
+                await close()
+        await engine.dispose()
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready for traffic: the database answers and the live hub is connected."""
+    checks = {"database": "up", "broadcast": "up"}
+    try:
+        await request.app.state.services.reader.ping()
+    except Exception as error:
+        log.warning("not ready: database: %s", error)
+        checks["database"] = "down"
+    if not request.app.state.hub.healthy:
+        checks["broadcast"] = "down"
+    ready = all(value == "up" for value in checks.values())
+    return JSONResponse({"status": "ok" if ready else "unavailable", **checks},
+                        status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
 
 
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Starlette:
@@ -107,57 +174,28 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url,
-                               isolation_level=settings.database_isolation_level,
-                               pool_size=settings.database_pool_size)
-        broadcast = create_broadcast(settings.broadcast_url)
-        await broadcast.connect()
-        hub = LiveHub(broadcast, prefix=settings.broadcast_prefix)
-        await hub.start()
-        app.state.engine = engine
-        app.state.broadcast = broadcast
-        app.state.hub = hub
-        app.state.services = build_services(settings, engine, broadcast, hub, overrides)
-        try:
-            if overrides.run_sweeper:
-                async with background(app.state.services, settings.sweep_interval):
-                    yield
-            else:
-                yield
-        finally:
-            close_gateway = getattr(app.state.services.gateway, "aclose", None)
-            if close_gateway is not None:
-                await close_gateway()
-            await hub.stop()
-            await broadcast.disconnect()
-            await engine.dispose()
+        async with _running(app, settings, overrides):
+            yield
 
     schema = build_schema(introspection=settings.introspection)
     graphql = GraphQLApp(schema, graphiql=settings.graphiql,
                          allowed_origins=tuple(settings.cors_origins))
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            await request.app.state.services.reader.ping()
-        except Exception as error:
-            log.warning("not ready: %s", error)
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
-
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         # The web client: plain HTML, CSS and ES modules, a client of the public API only.
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="web-client"),
     ]
-    middleware = [Middleware(RequestIdMiddleware)]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(AccessLogMiddleware, record=PrometheusMetrics().http),
+        Middleware(BodyLimitMiddleware),
+    ]
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),
@@ -167,3 +205,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     return app
+
+
+def serve_app() -> Starlette:
+    """The factory `ordergraph serve` gives uvicorn: settings and logging from the
+    environment (each worker process calls it)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    return create_app(settings)

@@ -50,8 +50,10 @@ async def stripe_webhook(request: Request) -> JSONResponse:
                                                    secret)
     except InvalidWebhook as error:
         log.warning("refused a webhook: %s", error)
+        services.metrics.webhook("unverified", "refused")
         return JSONResponse({"error": str(error)}, status_code=400)
     if update is None:
+        services.metrics.webhook(event_type, "ignored")
         return JSONResponse({"received": True, "handled": False, "type": event_type})
     try:
         settlement = await settle_payment(services.uow(), services.gateway, services.clock,
@@ -59,7 +61,9 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     except Exception:
         # Never acknowledge what we could not apply: Stripe retries non-2xx deliveries.
         log.exception("webhook %s (%s) failed; asking Stripe to retry", event_id, event_type)
+        services.metrics.webhook(event_type, "error")
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     log.info("webhook %s %s: %s", event_id, event_type, settlement.outcome.value)
+    services.metrics.webhook(event_type, settlement.outcome.value)
     return JSONResponse({"received": True, "handled": True, "type": event_type,
                          "outcome": settlement.outcome.value})

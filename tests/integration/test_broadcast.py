@@ -80,19 +80,18 @@ async def test_upstream_concurrent_first_subscribers_all_receive() -> None:
 
 
 @pytest.fixture(params=["memory://", REDIS_URL])
-async def hub(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveHub, Broadcast, str]]:
+async def hub(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveHub, str]]:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    async with create_broadcast(request.param) as broadcast:
-        live = LiveHub(broadcast, prefix=prefix, queue_size=16)
-        await live.start()
-        try:
-            yield live, broadcast, prefix
-        finally:
-            await live.stop()
+    live = LiveHub(request.param, prefix=prefix, queue_size=16)
+    await live.start()
+    try:
+        yield live, prefix
+    finally:
+        await live.stop()
 
 
 async def test_hub_delivers_to_200_subscribers_that_arrive_at_once(hub) -> None:
-    live, broadcast, prefix = hub
+    live, prefix = hub
     ready, count = asyncio.Event(), 200
     entered = 0
 
@@ -108,9 +107,9 @@ async def test_hub_delivers_to_200_subscribers_that_arrive_at_once(hub) -> None:
 
     tasks = [asyncio.create_task(subscriber()) for _ in range(count)]
     await asyncio.wait_for(ready.wait(), 10)
-    await broadcast.publish(f"{prefix}orders:all",
+    await live.publish(f"{prefix}orders:all",
                             '{"type": "ORDER_PAID", "order": {"id": 8}}')
-    await broadcast.publish(f"{prefix}orders:all",
+    await live.publish(f"{prefix}orders:all",
                             '{"type": "ORDER_PAID", "order": {"id": 7}}')
     results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
     assert results == ["ORDER_PAID"] * count
@@ -118,7 +117,7 @@ async def test_hub_delivers_to_200_subscribers_that_arrive_at_once(hub) -> None:
 
 
 async def test_a_slow_subscriber_cannot_hold_up_the_others(hub) -> None:
-    live, broadcast, prefix = hub
+    live, prefix = hub
     got: list[int] = []
 
     async def fast() -> None:
@@ -132,7 +131,7 @@ async def test_a_slow_subscriber_cannot_hold_up_the_others(hub) -> None:
         reader = asyncio.create_task(fast())
         await asyncio.sleep(0.1)
         for n in range(50):
-            await broadcast.publish(f"{prefix}stock:all", f'{{"n": {n}}}')
+            await live.publish(f"{prefix}stock:all", f'{{"n": {n}}}')
             await asyncio.sleep(0.005)  # a steady stream, which a reading subscriber keeps up with
         await asyncio.wait_for(reader, 10)
         assert got == list(range(50))
@@ -143,7 +142,7 @@ async def test_a_slow_subscriber_cannot_hold_up_the_others(hub) -> None:
 
 
 async def test_subscription_messages_share_one_cache_per_event(hub) -> None:
-    live, broadcast, prefix = hub
+    live, prefix = hub
     seen: list[LiveMessage] = []
 
     async def one() -> None:
@@ -154,6 +153,43 @@ async def test_subscription_messages_share_one_cache_per_event(hub) -> None:
 
     tasks = [asyncio.create_task(one()) for _ in range(3)]
     await asyncio.sleep(0.1)
-    await broadcast.publish(f"{prefix}stock:all", '{"n": 1}')
+    await live.publish(f"{prefix}stock:all", '{"n": 1}')
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert len({id(message.cache) for message in seen}) == 1
+
+
+async def test_the_hub_reconnects_when_its_connection_breaks(hub) -> None:
+    live, prefix = hub
+    live._broadcast._listener_task.cancel()  # what a dropped Redis connection does to it
+    for _ in range(50):
+        if live.reconnects and live.healthy:
+            break
+        await asyncio.sleep(0.1)
+    assert live.reconnects == 1
+    assert live.healthy
+
+    async def one() -> int:
+        async with live.subscribe("stock", lambda p: True) as feed:
+            async for message in feed:
+                return message.payload["n"]
+        return -1
+
+    task = asyncio.create_task(one())
+    await asyncio.sleep(0.1)
+    await live.publish(f"{prefix}stock:all", '{"n": 5}')
+    assert await asyncio.wait_for(task, 5) == 5
+
+
+async def test_stopping_the_hub_completes_its_subscribers(hub) -> None:
+    live, _ = hub
+
+    async def listen() -> str:
+        async with live.subscribe("orders", lambda p: True) as feed:
+            async for _ in feed:
+                return "message"
+        return "completed"
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.1)
+    await live.stop()
+    assert await asyncio.wait_for(task, 5) == "completed"
