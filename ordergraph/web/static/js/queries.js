@@ -1,6 +1,7 @@
 // Every GraphQL document the web client sends, and nothing else. Kept in one module so a
 // server test can hold them to the API's limits (depth, aliases, tokens, cost): each one is
-// small, uses no aliases and asks for at most 100 items per list.
+// small, uses no aliases, and gives every connection a literal page size (at most 100) so
+// the server's cost rule counts what is really asked for.
 
 const USER_ERROR = 'code message field';
 const MONEY = 'amount currency';
@@ -48,8 +49,8 @@ mutation Register($input: RegisterInput!) {
 // ---- catalog ----------------------------------------------------------------------------
 
 export const PRODUCTS = `
-query Products($first: Int!, $after: String, $search: String) {
-  products(first: $first, after: $after, search: $search) {
+query Products($after: String, $search: String) {
+  products(first: 24, after: $after, search: $search) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { ${PRODUCT_CARD} } }
@@ -96,8 +97,8 @@ mutation SyncPayment($id: ID!) { syncPayment(id: $id) { ${ORDER_RESULT} } }`;
 // ---- orders -----------------------------------------------------------------------------
 
 export const MY_ORDERS = `
-query MyOrders($first: Int!, $after: String) {
-  myOrders(first: $first, after: $after) {
+query MyOrders($after: String) {
+  myOrders(first: 20, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { ${ORDER_SUMMARY} items { quantity product { id name } } } }
@@ -121,8 +122,8 @@ export const CANCEL_ORDER = `mutation CancelOrder($id: ID!) { cancelOrder(id: $i
 // ---- admin ------------------------------------------------------------------------------
 
 export const ADMIN_ORDERS = `
-query AdminOrders($first: Int!, $status: OrderStatus) {
-  orders(first: $first, status: $status) {
+query AdminOrders($status: OrderStatus) {
+  orders(first: 50, status: $status) {
     totalCount
     edges { node { ${ORDER_SUMMARY} items { quantity product { id name } } } }
   }
@@ -133,8 +134,8 @@ export const FULFILL_ORDER = `mutation FulfillOrder($id: ID!) { fulfillOrder(id:
 export const REFUND_ORDER = `mutation RefundOrder($id: ID!) { refundOrder(id: $id) { ${ORDER_RESULT} } }`;
 
 export const INVENTORY = `
-query Inventory($first: Int!, $lowStockBelow: Int) {
-  inventory(first: $first, lowStockBelow: $lowStockBelow) {
+query Inventory($lowStockBelow: Int) {
+  inventory(first: 100, lowStockBelow: $lowStockBelow) {
     totalCount
     edges { node { id sku name active stock { productId available reserved updatedAt } } }
   }
@@ -158,8 +159,8 @@ mutation AdjustStock($productId: ID!, $delta: Int!, $reason: String) {
 const PRODUCT_ADMIN = `id sku name description active createdAt updatedAt price { ${MONEY} } stock { productId available reserved }`;
 
 export const ADMIN_PRODUCTS = `
-query AdminProducts($first: Int!) {
-  products(first: $first, includeInactive: true) {
+query AdminProducts {
+  products(first: 100, includeInactive: true) {
     totalCount
     edges { node { ${PRODUCT_ADMIN} } }
   }
@@ -179,8 +180,8 @@ mutation UpdateProduct($id: ID!, $input: UpdateProductInput!) {
 }`;
 
 export const AUDIT_LOG = `
-query AuditLog($first: Int!, $after: String, $entityType: String, $entityId: ID, $actorId: ID) {
-  auditLog(first: $first, after: $after, entityType: $entityType, entityId: $entityId, actorId: $actorId) {
+query AuditLog($after: String, $entityType: String, $entityId: ID, $actorId: ID) {
+  auditLog(first: 50, after: $after, entityType: $entityType, entityId: $entityId, actorId: $actorId) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { id at actorKind action entityType entityId before after actor { id email } } }

@@ -8,7 +8,6 @@ import {
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Audit log';
-const PAGE_SIZE = 50;
 const TYPES = ['ORDER', 'PRODUCT', 'INVENTORY', 'USER'];
 
 function actor(entry) {
@@ -132,7 +131,7 @@ export function mount(root, { scope, query: params }) {
     }
     try {
       const data = await query(AUDIT_LOG, {
-        first: PAGE_SIZE, after: reset ? null : cursor,
+        after: reset ? null : cursor,
         entityType: filters.entityType || null, entityId: filters.entityId || null, actorId: filters.actorId || null,
       });
       if (mine !== request || !scope.alive) return;

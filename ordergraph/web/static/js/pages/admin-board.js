@@ -10,7 +10,7 @@ import {
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Order board';
-const LIMIT = 50;
+const LIMIT = 50; // the page size in ADMIN_ORDERS
 
 const COLUMNS = [
   { key: 'pending', title: 'Awaiting payment', statuses: ['CREATED', 'PAYMENT_PENDING'], empty: 'No unpaid orders.' },
@@ -93,7 +93,7 @@ export function mount(root, { scope }) {
 
   async function load() {
     try {
-      const data = await query(ADMIN_ORDERS, { first: LIMIT });
+      const data = await query(ADMIN_ORDERS, {});
       if (!scope.alive) return;
       for (const { node } of data.orders.edges) {
         orders.set(node.id, newer(orders.get(node.id), node));

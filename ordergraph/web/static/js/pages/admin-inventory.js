@@ -133,7 +133,7 @@ export function mount(root, { scope }) {
     const mine = ++request;
     table.setAttribute('aria-busy', 'true');
     try {
-      const data = await query(INVENTORY, { first: 100, lowStockBelow: lowOnly ? LOW : null });
+      const data = await query(INVENTORY, { lowStockBelow: lowOnly ? LOW : null });
       if (mine !== request || !scope.alive) return;
       rows.clear();
       const products = data.inventory.edges.map((e) => e.node);

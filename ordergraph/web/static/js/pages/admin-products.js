@@ -158,7 +158,7 @@ export function mount(root, { scope }) {
 
   async function load() {
     try {
-      const data = await query(ADMIN_PRODUCTS, { first: 100 });
+      const data = await query(ADMIN_PRODUCTS, {});
       if (!scope.alive) return;
       products = data.products.edges.map((e) => e.node);
       render();

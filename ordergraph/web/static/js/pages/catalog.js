@@ -9,7 +9,6 @@ import {
 } from '../ui.js';
 
 export const title = 'Shop';
-const PAGE_SIZE = 24;
 
 export function mount(root, { scope, query: params }) {
   const state = {
@@ -183,7 +182,7 @@ export function mount(root, { scope, query: params }) {
     }
     try {
       const data = await query(PRODUCTS, {
-        first: PAGE_SIZE, after: reset ? null : state.cursor, search: state.search || null,
+        after: reset ? null : state.cursor, search: state.search || null,
       });
       if (request !== state.request || !scope.alive) return;
       const page = data.products;

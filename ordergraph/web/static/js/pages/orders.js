@@ -8,7 +8,6 @@ import {
 } from '../ui.js';
 
 export const title = 'My orders';
-const PAGE_SIZE = 20;
 
 export function mount(root, { scope }) {
   const state = { orders: new Map(), order: [], cursor: null, hasNext: false, total: 0, request: 0 };
@@ -52,7 +51,7 @@ export function mount(root, { scope }) {
       fill(more);
     }
     try {
-      const data = await query(MY_ORDERS, { first: PAGE_SIZE, after: reset ? null : state.cursor });
+      const data = await query(MY_ORDERS, { after: reset ? null : state.cursor });
       if (request !== state.request || !scope.alive) return;
       const page = data.myOrders;
       if (reset) {
