@@ -70,10 +70,12 @@ function renderLive(state) {
   else banner(null);
 }
 
-function expired(reason) {
+// The server's words ("Invalid token.", "Your session has expired; ...") all mean the same
+// to the person: log in again.
+function expired() {
   if (!session.loggedIn) return;
   const { raw, path } = currentLocation();
-  session.signOut(reason || 'Your session has expired. Log in again to continue.');
+  session.signOut('Your session has expired. Log in again to continue.');
   const next = path === '/login' || path === '/register' ? '' : `?next=${encodeURIComponent(raw)}`;
   navigate(`/login${next}`, { replace: true });
 }

@@ -107,14 +107,14 @@ export function mount(root, { scope, query: params }) {
     } },
     h('label', { for: qtyId, class: 'sr-only' }, `Quantity of ${product.name}`), qty, button);
     const article = h('article', { class: 'product', 'aria-labelledby': titleId, dataset: { productId: product.id } },
-      h('div', { class: 'product-art', 'aria-hidden': 'true', style: { '--hue': String(200 + ((Number(product.id) * 37) % 110)) } },
-        initials(product.name)),
+      h('div', { class: 'product-art', style: { '--hue': String(200 + ((Number(product.id) * 37) % 110)) } },
+        h('span', { 'aria-hidden': 'true' }, initials(product.name)), badge),
       h('div', { class: 'product-body' },
         h('div', { class: 'product-title' },
           h('h2', { id: titleId }, product.name),
           h('span', { class: 'price' }, fmt(product.price))),
         h('p', { class: 'desc' }, product.description),
-        h('div', { class: 'product-foot' }, badge, form)));
+        h('div', { class: 'product-foot' }, form)));
     state.cards.set(String(product.id), card);
     renderStock(card);
     return article;
