@@ -29,12 +29,14 @@ def test_board_gets_new_orders_and_stock_edits_reach_the_catalog(shop: Shop,
     expect(webcam.locator(".badge")).to_have_text("In stock")
     assert shopper.evaluate("document.documentElement.scrollWidth") <= 360
     mark_no_reload(shopper)
+    shop.wait_for_live_subscriptions(1)  # the catalog's stockUpdated
 
     # The admin's live order board.
     admin = browse.page()
     log_in(admin, shop, *ADMIN, next_path="/admin")
     expect(admin.get_by_role("heading", name="Orders")).to_be_visible()
     expect(admin.locator("#live-indicator")).to_have_text("Live")
+    shop.wait_for_live_subscriptions(2)  # ... and the board's orderEvents
     mark_no_reload(admin)
 
     # A customer orders (through the API, like any client): the order slides in.

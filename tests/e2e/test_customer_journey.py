@@ -75,6 +75,7 @@ def test_register_buy_pay_and_see_paid_then_fulfilled_live(shop: Shop, browse: B
     card = admin.locator(f'[data-column="paid"] [data-order-id="{order_id}"]')
     expect(card).to_contain_text("grace@example.com")
     browse.screenshot(admin, "admin-board")
+    shop.wait_for_live_subscriptions(2)  # the order page's orderUpdated, the board's orderEvents
     card.get_by_role("button", name=re.compile(r"^Fulfil order")).click()
     admin.get_by_role("dialog").get_by_role("button", name="Fulfil order").click()
     expect(admin.locator(f'[data-column="fulfilled"] [data-order-id="{order_id}"]')).to_be_visible()
