@@ -235,6 +235,18 @@ def stock_invariant_violations(url: str, initial: dict[int, int] | None = None) 
         if int(held) != reserved:
             problems.append(f"product {product_id}: reserved {reserved} != held by open "
                             f"orders {held}")
+        # Units are conserved: what the shop brought in (initial, set, adjusted) is on sale,
+        # held, or sold. Reservations, releases and sales only move units around, and a
+        # refund restocks what its order had sold.
+        brought_in = scalar(url, "SELECT COALESCE(SUM(delta_available + delta_reserved), 0) "
+                                 "FROM stock_movements WHERE product_id = %s AND reason IN "
+                                 "('INITIAL', 'SET', 'ADJUSTED')", (product_id,))
+        sold_units = scalar(url, "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i "
+                                 "JOIN orders o ON o.id = i.order_id WHERE i.product_id = %s "
+                                 "AND o.status IN ('PAID', 'FULFILLED')", (product_id,))
+        if available + reserved + int(sold_units) != int(brought_in):
+            problems.append(f"product {product_id}: {available} + {reserved} + {sold_units} "
+                            f"!= {brought_in} brought in")
         if initial is not None and product_id in initial:
             sold = scalar(url, "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i "
                                "JOIN orders o ON o.id = i.order_id WHERE i.product_id = %s "

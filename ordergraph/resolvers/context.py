@@ -129,6 +129,17 @@ class RequestContext:
             self._viewer_loaded = True
         return self._viewer
 
+    def user_id_for_logs(self) -> int | None:
+        """Who made the request, for the log line: the loaded viewer, or the id a valid token
+        names (no database read just for logging)."""
+        if self._viewer_loaded:
+            return self._viewer.id if self._viewer else None
+        try:
+            token = self.token
+            return self.services.tokens.verify(token) if token else None
+        except Unauthenticated:
+            return None
+
     def forget_viewer(self) -> None:
         self._viewer_loaded = False
         self._viewer = None

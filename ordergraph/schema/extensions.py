@@ -66,10 +66,10 @@ class OperationRecorder(SchemaExtension):
         request = getattr(context, "request", None)
         scope = getattr(request, "scope", None)
         if scope is not None:
-            viewer = getattr(context, "_viewer", None)
+            user_id = context.user_id_for_logs() if hasattr(context, "user_id_for_logs") \
+                else None
             scope.setdefault("state", {}).setdefault("graphql", []).append({
-                "operation": name, "outcome": outcome,
-                "user_id": getattr(viewer, "id", None)})
+                "operation": name, "outcome": outcome, "user_id": user_id})
 
 
 def _outcome(result: object) -> str:

@@ -65,8 +65,11 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
     try:
         intent = await gateway.create_intent(order_id=order.id, amount=order.total,
                                              idempotency_key=f"order-{order.id}")
-    except PaymentFailed:
-        log.warning("could not open a payment for order %s; cancelling it", order.id)
+    except Exception as failure:
+        # Whatever went wrong out there, the stock must not stay held by an order that
+        # cannot be paid.
+        log.warning("could not open a payment for order %s (%r); cancelling it", order.id,
+                    failure, exc_info=not isinstance(failure, PaymentFailed))
         await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order.id))
         raise PaymentFailed.provider_error() from None
 
