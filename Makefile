@@ -31,5 +31,9 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# The standard benchmark set (PostgreSQL on this machine; see bench/README.md). Not a test.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) ordergraph.db ordergraph.db-* .pytest_cache
