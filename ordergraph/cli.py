@@ -9,11 +9,13 @@ import logging
 import os
 import secrets
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.localstripe import LocalStripe, register_webhook
 from ordergraph.adapters.logs import configure_logging
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.db import migrate as migrations
@@ -115,21 +117,13 @@ def _read_password(from_stdin: bool) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ordergraph.adapters.localstripe import LocalStripe
-
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
     emulator = None
-    if settings.local_payments and not settings.stripe_api_base:
+    if settings.local_payments:
         # Local payments mode: the same code path as production, against an emulator.
-        emulator = LocalStripe.start()
-        secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
-        url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-        emulator.register_webhook(f"http://{url_host}:{port}/webhooks/stripe", secret)
-        os.environ["STRIPE_API_BASE"] = emulator.api_base
-        os.environ["STRIPE_WEBHOOK_SECRET"] = secret
-        log.info("local payments mode: Stripe emulator at %s", emulator.api_base)
+        emulator = _wire_local_stripe(settings, host, port)
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     try:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
@@ -140,6 +134,42 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if emulator is not None:
             emulator.stop()
     return 0
+
+
+def _wire_local_stripe(settings: Settings, host: str, port: int) -> LocalStripe | None:
+    """Start the emulator unless STRIPE_API_BASE names one, and register our webhook with it
+    (STRIPE_WEBHOOK_URL, or this server's own address). Settings reach the workers through
+    the environment."""
+    emulator, api_base = None, settings.stripe_api_base
+    if api_base is None:
+        emulator = LocalStripe.start()
+        api_base = emulator.api_base
+    secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    webhook_url = settings.stripe_webhook_url or f"http://{url_host}:{port}/webhooks/stripe"
+    try:
+        register_webhook(api_base, webhook_url, secret)
+    except Exception:
+        if emulator is not None:
+            emulator.stop()
+        raise
+    os.environ["STRIPE_API_BASE"] = api_base
+    os.environ["STRIPE_WEBHOOK_SECRET"] = secret
+    log.info("local payments mode: Stripe emulator at %s, webhooks to %s", api_base,
+             webhook_url)
+    return emulator
+
+
+def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when this instance answers /healthz (the container's HEALTHCHECK)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    try:
+        with urllib.request.urlopen(f"http://{host}:{settings.port}/healthz",
+                                    timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as error:
+        print(f"unhealthy: {error}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input")
     admin.set_defaults(run=cmd_create_admin)
+    health = commands.add_parser("healthcheck", help="exit 0 if this instance is up")
+    health.set_defaults(run=cmd_healthcheck)
+
     sweeper = commands.add_parser(
         "sweep", help="one pass: expire unpaid reservations, clean up, retry refunds (cron)")
     sweeper.set_defaults(run=cmd_sweep)

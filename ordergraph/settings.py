@@ -50,6 +50,8 @@ class Settings:
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
+    stripe_js_url: str | None = None
+    stripe_webhook_url: str | None = None
     broadcast_url: str = "memory://"
     broadcast_prefix: str = ""
     reservation_ttl: timedelta = timedelta(minutes=15)
@@ -128,6 +130,8 @@ class Settings:
             "stripe_publishable_key": get("STRIPE_PUBLISHABLE_KEY"),
             "stripe_webhook_secret": get("STRIPE_WEBHOOK_SECRET"),
             "stripe_api_base": (get("STRIPE_API_BASE") or "").rstrip("/") or None,
+            "stripe_js_url": get("STRIPE_JS_URL"),
+            "stripe_webhook_url": get("STRIPE_WEBHOOK_URL"),
             "broadcast_url": get("BROADCAST_URL") or "memory://",
             "broadcast_prefix": get("BROADCAST_PREFIX") or "",
             "reservation_ttl": parse_duration(get("RESERVATION_TTL") or "15m",

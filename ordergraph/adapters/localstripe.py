@@ -8,8 +8,10 @@ to /tmp after every write (slow, and shared between every emulator on the machin
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
 SECRET_KEY = "sk_test_ordergraph_local"  # noqa: S105 - the emulator accepts any sk_test_ key
 PUBLISHABLE_KEY = "pk_test_ordergraph_local"
 WEBHOOK_NAME = "ordergraph"
@@ -43,6 +46,7 @@ class LocalStripe:
         port = port or free_port()
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "ordergraph.adapters.localstripe", "--port", str(port)],
+            preexec_fn=_die_with_parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if not os.environ.get("LOCALSTRIPE_LOG") else None,
             stderr=subprocess.DEVNULL if not os.environ.get("LOCALSTRIPE_LOG") else None,
@@ -78,6 +82,16 @@ class LocalStripe:
                 self.process.wait()
 
 
+def _die_with_parent() -> None:
+    """Linux: the emulator gets SIGTERM when its parent dies, however the parent dies (a
+    SIGTERM that uvicorn re-raises after shutdown skips our `finally`)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def register_webhook(api_base: str, url: str, secret: str, name: str = WEBHOOK_NAME) -> None:
     """Tell the emulator where to send its events, signed with `secret` (replaces `name`)."""
     response = httpx.post(f"{api_base}/_config/webhooks/{name}",
@@ -85,17 +99,20 @@ def register_webhook(api_base: str, url: str, secret: str, name: str = WEBHOOK_N
     response.raise_for_status()
 
 
-def _serve(port: int) -> None:
+def _serve(host: str, port: int) -> None:
     from aiohttp import web
     from localstripe import resources, server
 
     # Keep the store in memory only (see the module docstring).
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
     logging.basicConfig(level=logging.WARNING)
-    web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(server.app, host=host, port=port, print=None, access_log=None)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run localstripe on loopback.")
+    parser = argparse.ArgumentParser(description="Run the localstripe Stripe emulator.")
     parser.add_argument("--port", type=int, required=True)
-    _serve(parser.parse_args().port)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback by default; 0.0.0.0 in a container of its own")
+    arguments = parser.parse_args()
+    _serve(arguments.host, arguments.port)

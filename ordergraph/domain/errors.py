@@ -41,10 +41,10 @@ class InsufficientStock(DomainError):
     code = "INSUFFICIENT_STOCK"
 
     def __init__(self, *, product_id: int, requested: int, available: int,
-                 field: str | None = None) -> None:
-        super().__init__(
-            f"Only {available} left of product {product_id}; {requested} requested.", field=field
-        )
+                 field: str | None = None, product_name: str | None = None) -> None:
+        what = product_name or f"product {product_id}"
+        left = f"Only {available} left of {what}" if available else f"{what} is sold out"
+        super().__init__(f"{left}; {requested} requested.", field=field)
         self.product_id = product_id
         self.requested = requested
         self.available = available

@@ -244,10 +244,12 @@ class Stock:
     def snapshot(self) -> dict[str, int]:
         return {"available": self.available, "reserved": self.reserved}
 
-    def ensure_available(self, quantity: int, *, field_name: str | None = None) -> None:
+    def ensure_available(self, quantity: int, *, field_name: str | None = None,
+                         product_name: str | None = None) -> None:
         if quantity > self.available:
             raise InsufficientStock(product_id=self.product_id, requested=quantity,
-                                    available=self.available, field=field_name)
+                                    available=self.available, field=field_name,
+                                    product_name=product_name)
 
     def reserve(self, quantity: int, *, order_id: int, actor: Actor, at: datetime) -> None:
         self.ensure_available(quantity)
@@ -308,6 +310,8 @@ class Cart:
     """A validated cart: product id -> quantity, duplicate lines merged, in product-id order."""
 
     quantities: tuple[tuple[int, int], ...]
+    # Where each product first appeared in the customer's lines, to point errors at it.
+    first_line: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def from_lines(cls, lines: Iterable[tuple[int, int]]) -> Cart:
@@ -317,6 +321,7 @@ class Cart:
                 f"A cart holds 1 to {MAX_CART_LINES} lines.", field="items"
             )
         merged: dict[int, int] = {}
+        first_line: dict[int, int] = {}
         for index, (product_id, quantity) in enumerate(lines):
             if not 1 <= quantity <= MAX_LINE_QUANTITY:
                 raise ValidationFailed(
@@ -324,7 +329,12 @@ class Cart:
                     field=f"items.{index}.quantity",
                 )
             merged[product_id] = merged.get(product_id, 0) + quantity
-        return cls(tuple(sorted(merged.items())))
+            first_line.setdefault(product_id, index)
+        return cls(tuple(sorted(merged.items())), tuple(sorted(first_line.items())))
+
+    def line_of(self, product_id: int) -> int:
+        """The index of the customer's first line for this product."""
+        return dict(self.first_line).get(product_id, 0)
 
     @property
     def product_ids(self) -> list[int]:

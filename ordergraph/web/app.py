@@ -66,11 +66,12 @@ def payment_settings(settings: Settings) -> PaymentSettings:
         api_base = settings.stripe_api_base or ""
         return PaymentSettings(provider="stripe", mode="local",
                                publishable_key=localstripe.PUBLISHABLE_KEY,
-                               stripe_js_url=f"{api_base}/js.stripe.com/v3/",
+                               stripe_js_url=settings.stripe_js_url or
+                               f"{api_base}/js.stripe.com/v3/",
                                webhook_secret=settings.stripe_webhook_secret)
     return PaymentSettings(provider="stripe", mode="stripe",
                            publishable_key=settings.stripe_publishable_key,
-                           stripe_js_url=STRIPE_JS_URL,
+                           stripe_js_url=settings.stripe_js_url or STRIPE_JS_URL,
                            webhook_secret=settings.stripe_webhook_secret)
 
 
@@ -143,6 +144,16 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
         await engine.dispose()
 
 
+class WebClientFiles(StaticFiles):
+    """The web client's files, revalidated on every load (ETag), so a deploy is never half
+    seen: ES modules are fetched separately and must all come from the same release."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = "no-cache"
+        return response
+
+
 async def healthz(request: Request) -> JSONResponse:
     """The process is up."""
     return JSONResponse({"status": "ok"})
@@ -188,7 +199,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         # The web client: plain HTML, CSS and ES modules, a client of the public API only.
-        Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
+        Mount("/", WebClientFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="web-client"),
     ]
     middleware = [

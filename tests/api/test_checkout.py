@@ -86,12 +86,13 @@ async def test_refused_carts_change_nothing(api: Api, admin: str) -> None:
         ([(product, -1)], "VALIDATION_FAILED", "items.0.quantity"),
         ([(product, 1001)], "VALIDATION_FAILED", "items.0.quantity"),
         ([(product, 1)] * 101, "VALIDATION_FAILED", "items"),
-        ([(product, 1), ("999999", 1)], "NOT_FOUND", "items"),
+        ([(product, 1), ("999999", 1)], "NOT_FOUND", "items.1.productId"),
         ([("not-an-id", 1)], "NOT_FOUND", "items.0.productId"),
-        ([(hidden, 1)], "NOT_FOUND", "items"),
-        ([(product, 4)], "INSUFFICIENT_STOCK", "items"),
+        ([(product, 1), (hidden, 1)], "NOT_FOUND", "items.1.productId"),
+        ([(hidden, 1), (product, 4)], "NOT_FOUND", "items.0.productId"),
+        ([(product, 4)], "INSUFFICIENT_STOCK", "items.0.quantity"),
         # Duplicate lines are merged before the stock check: 2 + 2 > 3.
-        ([(product, 2), (product, 2)], "INSUFFICIENT_STOCK", "items"),
+        ([(product, 2), (product, 2)], "INSUFFICIENT_STOCK", "items.0.quantity"),
     ]
     for items, code, field in cases:
         result = await api.checkout(customer, items)
@@ -101,6 +102,7 @@ async def test_refused_carts_change_nothing(api: Api, admin: str) -> None:
     assert merged["requested"] == 4
     assert merged["available"] == 3
     assert merged["productId"] == product
+    assert merged["message"] == "Only 3 left of Scarce; 4 requested."
     assert await stock(api, product, admin) == (3, 0)
     assert scalar(url, "SELECT count(*) FROM orders") == 0
     assert (scalar(url, "SELECT count(*) FROM audit_log"),

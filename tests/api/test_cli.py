@@ -143,3 +143,39 @@ def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 30) -> 
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError(f"{url} did not come up")
+
+
+async def test_sigterm_shuts_down_gracefully(tmp_path: Path) -> None:
+    """Subscribers are told the server is going (close 1012) and everything stops cleanly."""
+    import asyncio
+
+    from websockets.exceptions import ConnectionClosed
+
+    from tests.ws import GraphQLWebSocket
+
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/shop.db", "STRIPE_API_BASE": "",
+           "STRIPE_SECRET_KEY": "", "BROADCAST_URL": ""}
+    assert run(["migrate"], env, cwd=tmp_path).returncode == 0
+    assert run(["seed"], env, cwd=tmp_path).returncode == 0
+    port = free_port()
+    with subprocess.Popen([*ORDERGRAPH, "serve", "--port", str(port)],  # noqa: ASYNC220
+                          env={**os.environ, **env}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as server:
+        await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/healthz", server)
+        children = _children(server.pid)
+        socket = await GraphQLWebSocket.open(f"127.0.0.1:{port}")
+        sub = await socket.subscribe('subscription { stockUpdated(productIds: ["1"]) '
+                                     "{ type } }")
+        assert (await socket.next(sub))["stockUpdated"]["type"] == "SNAPSHOT"
+
+        server.send_signal(signal.SIGTERM)
+        with pytest.raises((ConnectionClosed, StopAsyncIteration, TimeoutError)):
+            await socket.next(sub, timeout=15)
+        code = await asyncio.to_thread(server.wait, 20)
+        log = server.stderr.read() if server.stderr else ""
+        await socket.close()
+    assert code in (0, -signal.SIGTERM), log  # uvicorn re-raises the signal once it is done
+    assert "Application shutdown complete." in log
+    assert "Traceback" not in log
+    await asyncio.sleep(0.3)
+    assert [pid for pid in children if _alive(pid)] == []

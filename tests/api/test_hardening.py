@@ -332,3 +332,15 @@ async def test_a_provider_crash_never_strands_reserved_stock(
         stock = await api.gql("query($id: ID!) { product(id: $id) { stock { available } } }",
                               {"id": product})
         assert stock["product"]["stock"]["available"] == 2
+
+
+async def test_the_web_client_is_served_and_revalidated(api: Api) -> None:
+    page = await api.client.get("/")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-cache"
+    assert "<script" in page.text
+    module = await api.client.get("/js/api.js")
+    assert module.headers["cache-control"] == "no-cache"
+    assert "javascript" in module.headers["content-type"]
+    again = await api.client.get("/js/api.js", headers={"if-none-match": module.headers["etag"]})
+    assert again.status_code == 304

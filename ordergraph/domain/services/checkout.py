@@ -99,7 +99,7 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
         product = products.get(product_id)
         if product is None or not product.active:
             raise NotFound(f"Product {product_id} does not exist or is not on sale.",
-                           field="items")
+                           field=f"items.{cart.line_of(product_id)}.productId")
     currencies = {product.price.currency for product in products.values()}
     if len(currencies) != 1:
         raise ValidationFailed("All products in a cart must have the same currency.",
@@ -107,7 +107,9 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
 
     stocks = await uow.inventory.lock(cart.product_ids)  # FOR UPDATE, in product-id order
     for product_id, quantity in cart.quantities:
-        stocks[product_id].ensure_available(quantity, field_name="items")
+        stocks[product_id].ensure_available(
+            quantity, field_name=f"items.{cart.line_of(product_id)}.quantity",
+            product_name=products[product_id].name)
 
     now = clock.now()
     order = Order(

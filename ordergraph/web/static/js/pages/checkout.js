@@ -274,10 +274,21 @@ export function mount(root, { scope, navigate }) {
         else formError.textContent = result.message;
         return null;
       }
-      case 'NotFoundError':
+      case 'NotFoundError': {
+        // The API points at the cart line (items.N.productId) of a product no longer on sale.
         clearState();
-        formError.textContent = `${result.message} Remove it from your cart and try again.`;
+        const match = /^items\.(\d+)/.exec(result.field || '');
+        const line = match ? cart.lines()[Number(match[1])] : null;
+        if (line) {
+          lineProblem(line.productId, `${line.name} is no longer on sale.`,
+            h('button', { type: 'button', class: 'btn btn-sm', onclick: () => cart.remove(line.productId) },
+              'Remove it'));
+          formError.textContent = 'Remove what is no longer on sale and pay again; nothing was charged.';
+        } else {
+          formError.textContent = `${result.message} Remove it from your cart and try again.`;
+        }
         return null;
+      }
       case 'IdempotencyConflictError':
         // The key was used for another cart (changed in another tab): a fresh key next time.
         clearState();
