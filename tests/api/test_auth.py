@@ -200,3 +200,22 @@ async def test_hashing_runs_off_the_event_loop(api: Api) -> None:
     await task
     # Four verifies of 17+ ms each; a blocked loop would tick a handful of times at most.
     assert ticks >= 20
+
+
+async def test_login_rehashes_a_password_hashed_with_old_parameters(api: Api) -> None:
+    from argon2 import PasswordHasher
+
+    from tests.support import execute
+
+    await register(api, "old-hash@example.com", "password123")
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash("password123")
+    execute(api.settings.database_url, "UPDATE users SET password_hash = %s", (weak,))
+
+    result = (await api.gql(LOGIN, {"email": "old-hash@example.com",
+                                    "password": "password123"}))["login"]
+
+    assert result["__typename"] == "AuthPayload"
+    (stored,), = rows(api.settings.database_url, "SELECT password_hash FROM users")
+    assert stored != weak
+    assert ",t=2," in stored or "t=2" in stored.split("$")[3]
+    assert "m=19456" in stored

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
-from ordergraph.adapters.localstripe import free_port
+import pytest
+
+from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.web.app import Overrides
 from tests.support import (
     ORDER,
@@ -16,6 +19,20 @@ from tests.support import (
     settings_for,
     stock_invariant_violations,
 )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def api(request: pytest.FixtureRequest, stripe_emulator: LocalStripe
+              ) -> AsyncIterator[Api]:
+    """Every checkout test runs on PostgreSQL and on the embedded SQLite default."""
+    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    async with running_api(settings_for(url, stripe_api_base=stripe_emulator.api_base)) as app:
+        yield app
+
+
+@pytest.fixture
+async def admin(api: Api) -> str:
+    return await api.create_admin()
 
 
 async def stock(api: Api, product_id: str, admin: str) -> tuple[int, int]:
