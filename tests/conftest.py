@@ -15,7 +15,7 @@ import pytest
 
 from ordergraph.adapters.localstripe import LocalStripe
 from ordergraph.db import migrate
-from tests.support import Api, psycopg_dsn, running_api, settings_for, truncate_all
+from tests.support import Api, Customer, psycopg_dsn, running_api, settings_for, truncate_all
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -94,3 +94,11 @@ async def api(pg_url: str, stripe_emulator: LocalStripe) -> AsyncIterator[Api]:
 @pytest.fixture
 async def admin(api: Api) -> str:
     return await api.create_admin()
+
+
+@pytest.fixture
+async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
+    """The customer's browser talking to the Stripe emulator (what Stripe.js does)."""
+    side = Customer(stripe_emulator.api_base)
+    yield side
+    await side.aclose()

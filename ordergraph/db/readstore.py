@@ -95,21 +95,12 @@ class SqlReadStore:
     async def orders_page(self, *, first: int, after_id: int | None,
                           status: OrderStatus | None, customer_id: int | None) -> Page[Order]:
         """Newest first."""
-        filters: list[Any] = []
-        if status is not None:
-            filters.append(orders.c.status == status.value)
-        if customer_id is not None:
-            filters.append(orders.c.customer_id == customer_id)
-        query = sa.select(orders).where(*filters)
-        if after_id is not None:
-            query = query.where(orders.c.id < after_id)
-        query = query.order_by(orders.c.id.desc()).limit(first + 1)
+        filters = _equal({orders.c.status: status.value if status else None,
+                          orders.c.customer_id: customer_id})
         async with self._connection() as conn:
-            found = (await conn.execute(query)).mappings().all()
-            total = await conn.scalar(sa.select(sa.func.count()).select_from(orders)
-                                      .where(*filters)) or 0
-            items = await self._orders_with_lines(conn, found[:first])
-        return Page(items=items, has_next=len(found) > first, total_count=total)
+            found, has_next, total = await _newest_first(conn, orders, filters, first, after_id)
+            items = await self._orders_with_lines(conn, found)
+        return Page(items=items, has_next=has_next, total_count=total)
 
     async def orders_by_ids(self, ids: Sequence[int]) -> dict[int, Order]:
         async with self._connection() as conn:
@@ -134,23 +125,13 @@ class SqlReadStore:
     async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
                          entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]:
         """Newest first."""
-        filters: list[Any] = []
-        if entity_type is not None:
-            filters.append(audit_log.c.entity_type == entity_type)
-        if entity_id is not None:
-            filters.append(audit_log.c.entity_id == entity_id)
-        if actor_id is not None:
-            filters.append(audit_log.c.actor_id == actor_id)
-        query = sa.select(audit_log).where(*filters)
-        if after_id is not None:
-            query = query.where(audit_log.c.id < after_id)
-        query = query.order_by(audit_log.c.id.desc()).limit(first + 1)
+        filters = _equal({audit_log.c.entity_type: entity_type,
+                          audit_log.c.entity_id: entity_id, audit_log.c.actor_id: actor_id})
         async with self._connection() as conn:
-            found = (await conn.execute(query)).mappings().all()
-            total = await conn.scalar(sa.select(sa.func.count()).select_from(audit_log)
-                                      .where(*filters)) or 0
-        return Page(items=[rows.audit_from_row(row) for row in found[:first]],
-                    has_next=len(found) > first, total_count=total)
+            found, has_next, total = await _newest_first(conn, audit_log, filters, first,
+                                                         after_id)
+        return Page(items=[rows.audit_from_row(row) for row in found], has_next=has_next,
+                    total_count=total)
 
     async def audit_for_entities(self, entity_type: str,
                                  entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]:
@@ -169,3 +150,21 @@ class SqlReadStore:
     async def ping(self) -> None:
         async with self._connection() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+
+def _equal(conditions: dict[Any, Any]) -> list[Any]:
+    """`column == value` for each condition whose value is given."""
+    return [column == value for column, value in conditions.items() if value is not None]
+
+
+async def _newest_first(conn: AsyncConnection, table: sa.Table, filters: list[Any],
+                        first: int, after_id: int | None
+                        ) -> tuple[Sequence[rows.Row], bool, int]:
+    """One page of `table`'s rows by descending id after the cursor: (rows, has next, total)."""
+    query = sa.select(table).where(*filters)
+    if after_id is not None:
+        query = query.where(table.c.id < after_id)
+    found = (await conn.execute(query.order_by(table.c.id.desc()).limit(first + 1))
+             ).mappings().all()
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*filters))
+    return found[:first], len(found) > first, total or 0

@@ -7,8 +7,9 @@ dataloaders, so a page of N objects costs a constant number of queries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry import UNSET
@@ -221,9 +222,7 @@ class ProductConnection:
 
     @classmethod
     def of(cls, connection: Connection[model.Product]) -> ProductConnection:
-        return cls(edges=[ProductEdge(cursor=edge.cursor, node=Product.of(edge.node))
-                          for edge in connection.edges],
-                   page_info=_page_info(connection), total_count=connection.total_count)
+        return cls(**_connection_fields(connection, ProductEdge, Product.of))
 
 
 @strawberry.type
@@ -240,9 +239,7 @@ class OrderConnection:
 
     @classmethod
     def of(cls, connection: Connection[model.Order]) -> OrderConnection:
-        return cls(edges=[OrderEdge(cursor=edge.cursor, node=Order.of(edge.node))
-                          for edge in connection.edges],
-                   page_info=_page_info(connection), total_count=connection.total_count)
+        return cls(**_connection_fields(connection, OrderEdge, Order.of))
 
 
 @strawberry.type
@@ -259,13 +256,18 @@ class AuditEntryConnection:
 
     @classmethod
     def of(cls, connection: Connection[AuditRecord]) -> AuditEntryConnection:
-        return cls(edges=[AuditEntryEdge(cursor=edge.cursor, node=AuditEntry.of(edge.node))
-                          for edge in connection.edges],
-                   page_info=_page_info(connection), total_count=connection.total_count)
+        return cls(**_connection_fields(connection, AuditEntryEdge, AuditEntry.of))
 
 
-def _page_info(connection: Connection[object]) -> PageInfo:
-    return PageInfo(has_next_page=connection.has_next_page, end_cursor=connection.end_cursor)
+def _connection_fields(connection: Connection[Any], edge: Callable[..., Any],
+                       node_of: Callable[[Any], Any]) -> dict[str, Any]:
+    """The fields every connection type has, its nodes converted by `node_of`."""
+    return {
+        "edges": [edge(cursor=e.cursor, node=node_of(e.node)) for e in connection.edges],
+        "page_info": PageInfo(has_next_page=connection.has_next_page,
+                              end_cursor=connection.end_cursor),
+        "total_count": connection.total_count,
+    }
 
 
 @strawberry.type(description="How the web client takes payments.")

@@ -41,13 +41,6 @@ async def timed_api(pg_url: str, stripe_emulator: LocalStripe,
         yield api
 
 
-@pytest.fixture
-async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
-    side = Customer(stripe_emulator.api_base)
-    yield side
-    await side.aclose()
-
-
 async def order_status(api: Api, order_id: str, token: str) -> str:
     data = await api.gql("query($id: ID!) { order(id: $id) { status } }", {"id": order_id},
                          token=token)

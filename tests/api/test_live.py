@@ -65,13 +65,6 @@ async def live(pg_url: str, stripe_emulator: LocalStripe) -> AsyncIterator[Live]
         yield running
 
 
-@pytest.fixture
-async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
-    side = Customer(stripe_emulator.api_base)
-    yield side
-    await side.aclose()
-
-
 async def test_owner_sees_a_snapshot_then_every_change(live: Live,
                                                        customer_side: Customer) -> None:
     api = live.api

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from ordergraph.adapters.localstripe import LocalStripe
 from tests.support import (
     CARD_3DS,
     CARD_DECLINED,
@@ -22,13 +18,6 @@ from tests.support import (
     rows,
     stock_invariant_violations,
 )
-
-
-@pytest.fixture
-async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
-    side = Customer(stripe_emulator.api_base)
-    yield side
-    await side.aclose()
 
 
 async def pending_order(api: Api, admin: str, *, stock: int = 5, quantity: int = 2,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.adapters.stripe_gateway import StripeGateway
@@ -32,13 +30,6 @@ from tests.support import (
     signed_webhook,
     stock_invariant_violations,
 )
-
-
-@pytest.fixture
-async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]:
-    side = Customer(stripe_emulator.api_base)
-    yield side
-    await side.aclose()
 
 
 async def post_event(api: Api, event: dict, **sign: object) -> httpx.Response:
