@@ -120,6 +120,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
+    if workers > 1 and settings.broadcast_url.startswith("memory"):
+        log.warning("%d workers with BROADCAST_URL=memory://: live updates will not cross "
+                    "workers; use redis://", workers)
     emulator = None
     if settings.local_payments:
         # Local payments mode: the same code path as production, against an emulator.
