@@ -1,0 +1,216 @@
+"""The raw-driver ceiling: the checkout's transaction 1 from Python with psycopg alone.
+
+The same statements, in the same order, with the same round trips as the app's unit of work
+(executemany for the rows of a table, in one pipeline as psycopg does it), but no SQLAlchemy,
+no GraphQL, no HTTP: what Python + psycopg can do, to set our own cost against.
+
+`python -m bench.raw --database NAME --cart hot|uniform --clients 32 --duration 4` prints one
+JSON result (a process of its own, one asyncio loop with one connection per client, as the
+app's single worker has). `--variant update_last` runs the lock-last variant instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bench.common import CATALOG_SIZE, HOT_PRODUCT, USERS, dsn_for, latency_summary
+
+FIND_KEY = ("SELECT * FROM orders WHERE customer_id = %s AND idempotency_key = %s")
+PRODUCTS = "SELECT * FROM products WHERE id = ANY(%s)"
+LOCK = ("SELECT * FROM inventory WHERE product_id = ANY(%s) ORDER BY product_id FOR UPDATE")
+ORDER = ("INSERT INTO orders (customer_id, status, currency, total_cents, version, "
+         "idempotency_key, cart_fingerprint, created_at, updated_at) "
+         "VALUES (%s, 'CREATED', %s, %s, 1, %s, %s, %s, %s) RETURNING id")
+ITEM = ("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+        "VALUES (%s, %s, %s, %s)")
+MOVE = ("UPDATE inventory SET available = available + %s, reserved = reserved + %s, "
+        "updated_at = %s WHERE product_id = %s")
+MOVE_IF_AVAILABLE = ("UPDATE inventory SET available = available - %s, "
+                     "reserved = reserved + %s, updated_at = %s "
+                     "WHERE product_id = %s AND available >= %s "
+                     "RETURNING product_id, available, reserved")
+AUDIT = ("INSERT INTO audit_log (at, actor_kind, actor_id, action, entity_type, entity_id, "
+         "before, after) VALUES (%s, 'USER', %s, %s, %s, %s, %s, %s)")
+MOVEMENT = ("INSERT INTO stock_movements (product_id, delta_available, delta_reserved, reason, "
+            "order_id, actor_kind, actor_id, note, at) "
+            "VALUES (%s, %s, %s, 'RESERVED', %s, 'USER', %s, NULL, %s)")
+
+
+def cart(rng: random.Random, kind: str) -> list[tuple[int, int]]:
+    if kind == "hot":
+        return [(HOT_PRODUCT, 1)]
+    return [(pid, 1) for pid in sorted(rng.sample(range(1, CATALOG_SIZE + 1),
+                                                  rng.randint(1, 3)))]
+
+
+def _order_snapshot(order_id: int, customer: int, total: int, lines: list[tuple[int, int, int]],
+                    now: datetime) -> dict[str, Any]:
+    return {"id": order_id, "customer_id": customer, "status": "CREATED", "version": 1,
+            "currency": "usd", "total": total,
+            "lines": [{"product_id": p, "quantity": q, "unit_price": u} for p, q, u in lines],
+            "payment": None, "reserved_until": None, "created_at": now.isoformat(),
+            "updated_at": now.isoformat()}
+
+
+async def lock_first(conn: psycopg.AsyncConnection[Any], customer: int,
+                     items: list[tuple[int, int]]) -> bool:
+    """Transaction 1 exactly as the app runs it (ordergraph/domain/services/checkout.py)."""
+    key = uuid.uuid4().hex
+    ids = [pid for pid, _ in items]
+    async with conn.transaction():
+        await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
+        products = {row[0]: row for row in
+                    await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
+        stocks = {row[0]: row for row in await (await conn.execute(LOCK, (ids,))).fetchall()}
+        if any(stocks[pid][1] < qty for pid, qty in items):
+            raise _Insufficient()
+        now = datetime.now(UTC)
+        lines = [(pid, qty, products[pid][4]) for pid, qty in items]
+        total = sum(q * u for _, q, u in lines)
+        fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+        order_id = (await (await conn.execute(ORDER, (customer, "usd", total, key, fingerprint,
+                                                      now, now))).fetchone())[0]  # type: ignore[index]
+        async with conn.cursor() as cur:
+            await cur.executemany(ITEM, [(order_id, p, q, u) for p, q, u in lines])
+            await cur.executemany(MOVE, [(-q, q, now, p) for p, q in items])
+            audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), None,
+                      Jsonb(_order_snapshot(order_id, customer, total, lines, now)))]
+            audit += [(now, customer, "STOCK_RESERVED", "INVENTORY", str(p),
+                       Jsonb({"available": stocks[p][1], "reserved": stocks[p][2]}),
+                       Jsonb({"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
+                              "order_id": order_id})) for p, q in items]
+            await cur.executemany(AUDIT, audit)
+            await cur.executemany(MOVEMENT, [(p, -q, q, order_id, customer, now)
+                                             for p, q in items])
+    return True
+
+
+async def update_last(conn: psycopg.AsyncConnection[Any], customer: int,
+                      items: list[tuple[int, int]]) -> bool:
+    """The lock-last variant (bench/sql/checkout_update_last.sql) from Python."""
+    key = uuid.uuid4().hex
+    ids = [pid for pid, _ in items]
+    try:
+        async with conn.transaction():
+            await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
+            products = {row[0]: row for row in
+                        await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
+            now = datetime.now(UTC)
+            lines = [(pid, qty, products[pid][4]) for pid, qty in items]
+            total = sum(q * u for _, q, u in lines)
+            fingerprint = hashlib.sha256(
+                ";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+            order_id = (await (await conn.execute(ORDER, (customer, "usd", total, key,
+                                                          fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
+            async with conn.cursor() as cur:
+                await cur.executemany(ITEM, [(order_id, p, q, u) for p, q, u in lines])
+                await cur.execute(AUDIT, (now, customer, "ORDER_CREATED", "ORDER",
+                                          str(order_id), None, Jsonb(_order_snapshot(
+                                              order_id, customer, total, lines, now))))
+                moved = []
+                for p, q in items:  # in product-id order: no deadlocks
+                    await cur.execute(MOVE_IF_AVAILABLE, (q, q, now, p, q))
+                    row = await cur.fetchone()
+                    if row is None:
+                        raise _Insufficient()
+                    moved.append((row, q))
+                await cur.executemany(AUDIT, [
+                    (now, customer, "STOCK_RESERVED", "INVENTORY", str(row[0]),
+                     Jsonb({"available": row[1] + q, "reserved": row[2] - q}),
+                     Jsonb({"available": row[1], "reserved": row[2], "order_id": order_id}))
+                    for row, q in moved])
+                await cur.executemany(MOVEMENT, [(row[0], -q, q, order_id, customer, now)
+                                                 for row, q in moved])
+    except _Insufficient:
+        return False
+    return True
+
+
+class _Insufficient(Exception):
+    pass
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = update_last if args.variant == "update_last" else lock_first
+    options = ""
+    if args.isolation.upper() != "READ COMMITTED":
+        options = f"-c default_transaction_isolation={args.isolation.lower().replace(' ', '_')}"
+    connections = [await psycopg.AsyncConnection.connect(dsn_for(args.database),
+                                                         options=options or None)
+                   for _ in range(args.clients)]
+    latencies: list[float] = []
+    failures = {"insufficient": 0, "serialization": 0}
+    start = time.perf_counter()
+    window_start, window_end = start + args.warmup, start + args.warmup + args.duration
+
+    async def client(index: int) -> None:
+        rng = random.Random(index)
+        conn = connections[index]
+        sequence = 0
+        while True:
+            customer = 1 + (index + sequence * args.clients) % USERS
+            sequence += 1
+            sent = time.perf_counter()
+            if sent >= window_end:
+                return
+            try:
+                await work(conn, customer, cart(rng, args.cart))
+                ok = True
+            except _Insufficient:
+                ok, kind = False, "insufficient"
+            except psycopg.errors.SerializationFailure:
+                ok, kind = False, "serialization"
+            done = time.perf_counter()
+            if window_start <= sent and done <= window_end:
+                if ok:
+                    latencies.append((done - sent) * 1000)
+                else:
+                    failures[kind] += 1
+
+    cpu = time.process_time()
+    await asyncio.gather(*[client(i) for i in range(args.clients)])
+    for conn in connections:
+        await conn.close()
+    return {"clients": args.clients, "duration_s": args.duration, "requests": len(latencies),
+            "throughput": round(len(latencies) / args.duration, 1),
+            "latency": latency_summary(latencies), "failures": failures,
+            "client_cpu_s": round(time.process_time() - cpu, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--cart", choices=["hot", "uniform"], default="uniform")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--variant", choices=["lock_first", "update_last"],
+                        default="lock_first")
+    parser.add_argument("--isolation", default="READ COMMITTED")
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        result = asyncio.run(run(args))
+    else:
+        result = uvloop.run(run(args))
+    json.dump(result, sys.stdout)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

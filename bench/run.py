@@ -1,0 +1,434 @@
+"""The standard benchmark set: `python -m bench.run` (what `make bench` runs).
+
+Creates a bench database (ordergraph_bench_*), migrates it as production would, seeds it to a
+realistic size and ANALYZEs it, runs the suites side by side, prints the tables, writes
+bench/results/bench-<date>.json, and drops the database. See bench/README.md.
+
+    python -m bench.run                         # everything, once (< 5 minutes)
+    python -m bench.run pgbench raw app         # some suites only
+    python -m bench.run --repeat 3              # every point 3 times, medians reported
+    python -m bench.run --keep-db ordergraph_bench_dev   # reuse/keep a seeded database
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench import catalog, checkout, fanout, pgbench
+from bench.common import ROOT, Table, bench_database, log, median, write_results
+from bench.harness import app_env, app_server, localstripe, run_json
+
+SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout")
+CARTS = ("hot", "uniform")
+
+
+class Results:
+    """Every measurement, by point; repeated points keep every run (medians reported)."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+
+    def add(self, key: tuple[Any, ...], result: dict[str, Any]) -> None:
+        self.points[key].append(result)
+
+    def get(self, key: tuple[Any, ...], *path: str) -> float | None:
+        values = []
+        for run in self.points.get(key, []):
+            value: Any = run
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, (int, float)):
+                values.append(float(value))
+        return median(values)
+
+    def spread(self, key: tuple[Any, ...], *path: str) -> str:
+        """min-max of a repeated measurement, as a percentage of its median."""
+        values = []
+        for run in self.points.get(key, []):
+            value: Any = run
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, (int, float)):
+                values.append(float(value))
+        middle = median(values)
+        if len(values) < 2 or not middle:
+            return "-"
+        return f"±{(max(values) - min(values)) / 2 / middle * 100:.0f}%"
+
+
+def _step(name: str) -> Callable[..., Any]:
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            log(f"- {name}")
+            try:
+                return function(*args, **kwargs)
+            finally:
+                log(f"  {name}: {time.monotonic() - started:.0f} s")
+        return run
+    return wrap
+
+
+@_step("pgbench: the database's ceiling")
+def run_pgbench(db: str, results: Results, opts: argparse.Namespace) -> None:
+    for cart in CARTS:
+        for clients in opts.clients:
+            results.add(("pgbench", "lock_first", "READ COMMITTED", cart, clients),
+                        pgbench.pgbench(db, cart=cart, clients=clients,
+                                        duration=opts.duration))
+    if opts.variants:
+        for cart in CARTS:
+            results.add(("pgbench", "update_last", "READ COMMITTED", cart, 32),
+                        pgbench.pgbench(db, script="update_last", cart=cart, clients=32,
+                                        duration=opts.duration))
+
+
+@_step("raw psycopg: the driver's ceiling")
+def run_raw(db: str, results: Results, opts: argparse.Namespace) -> None:
+    for cart in CARTS:
+        for clients in opts.clients:
+            results.add(("raw", "lock_first", cart, clients), run_json([
+                sys.executable, "-m", "bench.raw", "--database", db, "--cart", cart,
+                "--clients", str(clients), "--duration", str(opts.duration),
+                "--warmup", str(opts.warmup)]))
+    if opts.variants:
+        for cart in CARTS:
+            results.add(("raw", "update_last", cart, 32), run_json([
+                sys.executable, "-m", "bench.raw", "--database", db, "--cart", cart,
+                "--clients", "32", "--duration", str(opts.duration), "--warmup",
+                str(opts.warmup), "--variant", "update_last"]))
+
+
+def _checkouts(server: Any, db: str, tokens: Any, results: Results, opts: argparse.Namespace,
+               label: tuple[str, ...], clients: list[int]) -> None:
+    for cart in CARTS:
+        for count in clients:
+            results.add((*label, cart, count), checkout.checkout_point(
+                server, db, tokens, cart=cart, clients=count, duration=opts.duration,
+                warmup=opts.warmup))
+
+
+@_step("app: checkout over HTTP, null gateway, READ COMMITTED (+ catalog, oversell)")
+def run_app(db: str, results: Results, opts: argparse.Namespace, suites: set[str]) -> None:
+    tokens = checkout.tokens_file()
+    with app_server(app_env(db), name="app-rc") as server:
+        if "app" in suites:
+            _checkouts(server, db, tokens, results, opts, ("app", "null", "READ COMMITTED"),
+                       opts.clients)
+        if "catalog" in suites:
+            results.add(("catalog",), catalog.catalog_point(
+                server, tokens, clients=32, duration=opts.duration, warmup=opts.warmup))
+        if "oversell" in suites:
+            results.add(("oversell", "app", "READ COMMITTED"),
+                        checkout.sellout_point(server, db, tokens, naive=False))
+            results.add(("oversell", "naive", "READ COMMITTED"),
+                        checkout.sellout_point(server, db, tokens, naive=True))
+
+
+@_step("app: checkout with the localstripe emulator as the gateway")
+def run_stripe(db: str, results: Results, opts: argparse.Namespace) -> None:
+    tokens = checkout.tokens_file()
+    with localstripe() as api_base, \
+            app_server(app_env(db, BENCH_GATEWAY="stripe", STRIPE_API_BASE=api_base),
+                       name="app-localstripe") as server:
+        _checkouts(server, db, tokens, results, opts, ("app", "localstripe", "READ COMMITTED"),
+                   [c for c in opts.clients if c > 1])
+
+
+@_step("isolation: SERIALIZABLE side by side (app and pgbench)")
+def run_isolation(db: str, results: Results, opts: argparse.Namespace,
+                  suites: set[str]) -> None:
+    tokens = checkout.tokens_file()
+    contended = [c for c in opts.clients if c > 1]
+    with app_server(app_env(db, DATABASE_ISOLATION_LEVEL="SERIALIZABLE"),
+                    name="app-serializable") as server:
+        _checkouts(server, db, tokens, results, opts, ("app", "null", "SERIALIZABLE"),
+                   contended)
+        if "oversell" in suites:
+            results.add(("oversell", "app", "SERIALIZABLE"),
+                        checkout.sellout_point(server, db, tokens, naive=False))
+    for cart in CARTS:
+        for clients in contended:
+            results.add(("pgbench", "lock_first", "SERIALIZABLE", cart, clients),
+                        pgbench.pgbench(db, cart=cart, clients=clients,
+                                        duration=opts.duration, isolation="SERIALIZABLE"))
+
+
+@_step("fan-out: one change to 1/100/1,000 WebSocket subscribers")
+def run_fanout(db: str, results: Results, opts: argparse.Namespace) -> None:
+    for count in opts.subscribers:
+        results.add(("fanout", count), fanout.fanout_point(db, count))
+
+
+# ---- reporting ------------------------------------------------------------------------------
+
+
+def _pct(part: float | None, whole: float | None) -> str | None:
+    if part is None or not whole:
+        return None
+    return f"{part / whole * 100:.0f}%"
+
+
+def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
+    out = []
+    r = results
+    throughput = Table("Checkout throughput (per second; medians) and the app's share of the "
+                       "ceilings", ["cart", "clients", "pgbench", "raw psycopg",
+                                    "app (null gw)", "app/pgbench", "app/raw",
+                                    "app+localstripe", "noise (app)"])
+    latency = Table("Checkout latency (ms) at READ COMMITTED, null gateway; retries; oversell",
+                    ["cart", "clients", "pgbench p99", "raw p99", "app p50", "app p95",
+                     "app p99", "retries/checkout", "server CPU ms/checkout", "oversell"])
+    for cart in CARTS:
+        for clients in opts.clients:
+            pg = r.get(("pgbench", "lock_first", "READ COMMITTED", cart, clients), "throughput")
+            raw = r.get(("raw", "lock_first", cart, clients), "throughput")
+            app_key = ("app", "null", "READ COMMITTED", cart, clients)
+            app = r.get(app_key, "throughput")
+            stripe = r.get(("app", "localstripe", "READ COMMITTED", cart, clients),
+                           "throughput")
+            throughput.add(cart, clients, pg, raw, app, _pct(app, pg), _pct(app, raw), stripe,
+                           r.spread(app_key, "throughput"))
+            latency.add(cart, clients,
+                        r.get(("pgbench", "lock_first", "READ COMMITTED", cart, clients),
+                              "latency", "p99_ms"),
+                        r.get(("raw", "lock_first", cart, clients), "latency", "p99_ms"),
+                        r.get(app_key, "latency", "p50_ms"), r.get(app_key, "latency", "p95_ms"),
+                        r.get(app_key, "latency", "p99_ms"),
+                        r.get(app_key, "retries_per_checkout"),
+                        r.get(app_key, "server_cpu_ms_per_checkout"),
+                        r.get(app_key, "oversell", "oversell"))
+    out += [throughput, latency]
+    if any(k[0] == "pgbench" and k[1] == "update_last" for k in r.points):
+        variant = Table("Lock-last variant at 32 clients (inserts first, conditional UPDATE "
+                        "last)", ["cart", "pgbench lock-first", "pgbench update-last",
+                                  "raw lock-first", "raw update-last"])
+        for cart in CARTS:
+            variant.add(cart, r.get(("pgbench", "lock_first", "READ COMMITTED", cart, 32),
+                                    "throughput"),
+                        r.get(("pgbench", "update_last", "READ COMMITTED", cart, 32),
+                              "throughput"),
+                        r.get(("raw", "lock_first", cart, 32), "throughput"),
+                        r.get(("raw", "update_last", cart, 32), "throughput"))
+        out.append(variant)
+    isolation = Table("Isolation: READ COMMITTED + row locks vs SERIALIZABLE (null gateway)",
+                      ["cart", "clients", "RC app/s", "RC p99", "SER app/s", "SER p99",
+                       "SER retries/checkout", "SER failed", "pgbench SER/s",
+                       "pgbench SER failed"])
+    for cart in CARTS:
+        for clients in [c for c in opts.clients if c > 1]:
+            ser = ("app", "null", "SERIALIZABLE", cart, clients)
+            if ser not in r.points:
+                continue
+            rc = ("app", "null", "READ COMMITTED", cart, clients)
+            pg = ("pgbench", "lock_first", "SERIALIZABLE", cart, clients)
+            runs = r.points[ser]
+            failed = median([sum(v for k, v in run["outcomes"].items()
+                                 if k != "CheckoutPayload") / max(1, sum(
+                                     run["outcomes"].values())) * 100 for run in runs])
+            pg_runs = r.points.get(pg, [])
+            pg_failed = median([run["failed"] / max(1, run["failed"] + run["transactions"])
+                                * 100 for run in pg_runs])
+            isolation.add(cart, clients, r.get(rc, "throughput"),
+                          r.get(rc, "latency", "p99_ms"), r.get(ser, "throughput"),
+                          r.get(ser, "latency", "p99_ms"), r.get(ser, "retries_per_checkout"),
+                          None if failed is None else f"{failed:.1f}%",
+                          r.get(pg, "throughput"),
+                          None if pg_failed is None else f"{pg_failed:.1f}%")
+    if isolation.rows:
+        out.append(isolation)
+    oversell = Table("Oversell: 32 buyers race for 200 units of one product (3 s)",
+                     ["checkout", "isolation", "units sold", "stock", "oversold units",
+                      "lost updates", "ledger mismatches", "verdict"])
+    for who, level in (("app", "READ COMMITTED"), ("app", "SERIALIZABLE"),
+                       ("naive", "READ COMMITTED")):
+        key = ("oversell", who, level)
+        if key not in r.points:
+            continue
+        bad = r.get(key, "oversell", "oversell") or 0
+        oversell.add("app (FOR UPDATE)" if who == "app" else "naive read-then-write control",
+                     level, r.get(key, "oversell", "units_sold"), r.get(key, "stock"),
+                     r.get(key, "oversell", "oversold_units"),
+                     r.get(key, "oversell", "lost_updates"),
+                     r.get(key, "oversell", "ledger_mismatches"),
+                     ("OVERSOLD (expected)" if who == "naive" else "OVERSOLD") if bad
+                     else ("no oversell (control FAILED to oversell)" if who == "naive"
+                           else "exact"))
+    if oversell.rows:
+        out.append(oversell)
+    fan = Table("Live fan-out: stockUpdated to N subscribers (commit -> socket read, ms)",
+                ["subscribers", "delivered", "p50", "p99", "first event p99",
+                 "KiB/subscriber", "KiB/connection", "SQL per stock fan-out",
+                 "SQL per order fan-out", "order fan-out p99"])
+    for count in opts.subscribers:
+        key = ("fanout", count)
+        if key not in r.points:
+            continue
+        delivered = r.get(key, "stock", "delivered_pct")
+        fan.add(count, None if delivered is None else f"{delivered:.1f}%",
+                r.get(key, "stock", "p50_ms"), r.get(key, "stock", "p99_ms"),
+                r.get(key, "stock", "first_event", "p99_ms"),
+                r.get(key, "kib_per_subscriber"), r.get(key, "kib_per_connection"),
+                r.get(key, "statements_per_stock_fanout"),
+                r.get(key, "statements_per_order_fanout"), r.get(key, "order", "p99_ms"))
+    if fan.rows:
+        out.append(fan)
+    if ("catalog",) in r.points:
+        cat = Table("Catalog page (20 products with stock, anonymous, 32 clients)",
+                    ["req/s", "p50", "p99", "SQL statements/request", "server CPU ms/request",
+                     "noise"])
+        key = ("catalog",)
+        cat.add(r.get(key, "throughput"), r.get(key, "latency", "p50_ms"),
+                r.get(key, "latency", "p99_ms"), r.get(key, "statements_per_request"),
+                r.get(key, "server_cpu_ms_per_request"), r.spread(key, "throughput"))
+        out.append(cat)
+    out.append(targets(results))
+    return out
+
+
+def targets(r: Results) -> Table:
+    table = Table("Targets (issue 7)", ["target", "measured", "goal", "verdict"])
+
+    def check(name: str, value: float | None, goal: str, ok: bool | None,
+              shown: str | None = None) -> None:
+        verdict = "-" if ok is None else ("met" if ok else "MISSED")
+        table.add(name, shown if shown is not None else value, goal, verdict)
+
+    raw = r.get(("raw", "lock_first", "uniform", 32), "throughput")
+    app = r.get(("app", "null", "READ COMMITTED", "uniform", 32), "throughput")
+    share = app / raw * 100 if app and raw else None
+    check("checkout, 32 clients, 1,000 products: share of raw ceiling", share, ">= 50%",
+          None if share is None else share >= 50,
+          None if share is None else f"{share:.0f}%")
+    hot = r.get(("app", "null", "READ COMMITTED", "hot", 32), "throughput")
+    check("checkout, 32 clients, hot product: checkouts/s", hot, ">= 400",
+          None if hot is None else hot >= 400)
+    hot99 = r.get(("app", "null", "READ COMMITTED", "hot", 32), "latency", "p99_ms")
+    check("checkout, 32 clients, hot product: p99 ms", hot99, "<= 100",
+          None if hot99 is None else hot99 <= 100)
+    u99 = r.get(("app", "null", "READ COMMITTED", "uniform", 8), "latency", "p99_ms")
+    check("checkout, 8 clients, 1,000 products: p99 ms", u99, "<= 30",
+          None if u99 is None else u99 <= 30)
+    app_oversell = [r.get(k, "oversell", "oversell") for k in r.points
+                    if k[0] in ("app", "oversell") and k[1] != "naive"]
+    known = [v for v in app_oversell if v is not None]
+    check("oversell in every app run", sum(known) if known else None, "0",
+          None if not known else sum(known) == 0)
+    naive = r.get(("oversell", "naive", "READ COMMITTED"), "oversell", "oversell")
+    check("naive control oversells (the check can fail)", naive, "> 0",
+          None if naive is None else naive > 0)
+    cat = r.get(("catalog",), "throughput")
+    check("catalog page req/s (limits on)", cat, ">= 1,200", None if cat is None else cat >= 1200)
+    f99 = r.get(("fanout", 1000), "stock", "p99_ms")
+    check("fan-out to 1,000: p99 ms", f99, "<= 100", None if f99 is None else f99 <= 100)
+    first = r.get(("fanout", 1000), "stock", "first_event", "delivered")
+    delivered = r.get(("fanout", 1000), "stock", "delivered_pct")
+    check("fan-out to 1,000: delivered (first event right after 1,000 subscribes)", delivered,
+          "100%", None if delivered is None else delivered == 100 and first == 1000,
+          None if delivered is None else f"{delivered:.1f}% (first: {first:.0f})")
+    kib = r.get(("fanout", 1000), "kib_per_subscriber")
+    check("KiB per idle subscription (connection + subscription)", kib, "<= 64",
+          None if kib is None else kib <= 64)
+    return table
+
+
+def machine() -> dict[str, Any]:
+    def output(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=False,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return "?"
+
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from importlib.metadata import version
+    packages = {name: version(name) for name in (
+        "strawberry-graphql", "graphql-core", "starlette", "uvicorn", "sqlalchemy", "psycopg",
+        "websockets", "broadcaster", "stripe", "localstripe", "uvloop", "httptools")}
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
+            "cpus": output(["nproc"]), "cpu": cpu, "kernel": platform.release(),
+            "python": platform.python_version(), "postgres": output(["psql", "--version"]),
+            "pgbench": output(["pgbench", "--version"]),
+            "load_average_at_start": output(["cat", "/proc/loadavg"]),
+            "git": output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+            "packages": packages}
+
+
+@contextlib.contextmanager
+def _timer() -> Iterator[Callable[[], float]]:
+    started = time.monotonic()
+    yield lambda: time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run",
+                                     description="ordergraph's standard benchmark set")
+    parser.add_argument("suites", nargs="*", metavar="SUITE",
+                        help=f"any of {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every point N times, interleaved; report medians")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per point")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    parser.add_argument("--clients", default="1,8,32", help="concurrencies (default 1,8,32)")
+    parser.add_argument("--subscribers", default="1,100,1000")
+    parser.add_argument("--variants", action="store_true",
+                        help="also the lock-last variant (pgbench and raw)")
+    parser.add_argument("--keep-db", metavar="NAME",
+                        help="reuse this ordergraph_bench_* database if present; keep it")
+    opts = parser.parse_args(argv)
+    unknown = set(opts.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    opts.clients = [int(c) for c in opts.clients.split(",")]
+    opts.subscribers = [int(c) for c in opts.subscribers.split(",")]
+    suites = set(opts.suites or SUITES)
+    results = Results()
+    info = machine()
+    with _timer() as elapsed, bench_database(opts.keep_db) as db:
+        for repetition in range(opts.repeat):
+            if opts.repeat > 1:
+                log(f"== repetition {repetition + 1} of {opts.repeat}")
+            if "pgbench" in suites:
+                run_pgbench(db, results, opts)
+            if "raw" in suites:
+                run_raw(db, results, opts)
+            if suites & {"app", "catalog", "oversell"}:
+                run_app(db, results, opts, suites)
+            if "stripe" in suites:
+                run_stripe(db, results, opts)
+            if "isolation" in suites:
+                run_isolation(db, results, opts, suites)
+            if "fanout" in suites:
+                run_fanout(db, results, opts)
+        seconds = elapsed()
+    rendered = tables(results, opts)
+    print(f"\nordergraph benchmarks, {info['date']}, {info['cpus']} CPUs ({info['cpu']}), "
+          f"{info['postgres']}, Python {info['python']}; {opts.repeat} repetition(s), "
+          f"{opts.duration:g} s per point; {seconds:.0f} s in all\n")
+    for table in rendered:
+        print(table.render(), end="\n\n")
+    path = write_results("bench", {
+        "machine": info, "options": {k: v for k, v in vars(opts).items()},
+        "seconds": round(seconds, 1),
+        "points": [{"key": list(key), "runs": runs} for key, runs in results.points.items()],
+        "tables": [{"title": t.title, "columns": t.columns, "rows": t.rows} for t in rendered],
+    })
+    print(f"results: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
