@@ -16,6 +16,7 @@ from tests.support import (
     CANCEL,
     CARD_OK,
     PAY,
+    REFUND,
     STOCK,
     SYNC,
     TEST_WEBHOOK_SECRET,
@@ -266,3 +267,44 @@ async def test_the_emulators_own_webhook_reaches_a_running_server(
             actors = rows(pg_url, "SELECT actor_kind FROM audit_log WHERE after->>'status' = "
                                   "'PAID'")
             assert actors == [("PAYMENT_PROVIDER",)]
+
+
+def refunded_charge(order: dict, *, refunded: bool = True) -> dict:
+    return {"id": "ch_1", "object": "charge", "payment_intent": order["payment"]["intentId"],
+            "amount": order["total"]["amount"], "currency": "usd", "refunded": refunded,
+            "metadata": {}}
+
+
+async def test_a_refund_made_in_stripes_dashboard_refunds_the_order(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    product, customer, order = await pending(api, admin)
+    method = await customer_side.card(CARD_OK)
+    paid = (await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer))["payOrder"]
+    assert paid["order"]["status"] == "PAID"
+
+    partial = await post_event(api, intent_event("charge.refunded",
+                                                 refunded_charge(paid["order"], refunded=False)))
+    assert partial.json()["outcome"] == "unchanged"
+    full = await post_event(api, intent_event("charge.refunded", refunded_charge(paid["order"])))
+
+    assert full.json()["outcome"] == "applied"
+    assert await status_of(api, order["id"], customer) == "REFUNDED"
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 4, "reserved": 0}  # it had not shipped: back on sale
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+
+
+async def test_charge_refunded_after_our_own_refund_is_a_no_op(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    _, customer, order = await pending(api, admin)
+    method = await customer_side.card(CARD_OK)
+    paid = (await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer))["payOrder"]
+    refunded = await api.gql(REFUND, {"id": order["id"]}, token=admin)
+    assert refunded["refundOrder"]["order"]["status"] == "REFUNDED"
+    audit_rows = scalar(api.settings.database_url, "SELECT count(*) FROM audit_log")
+
+    late = await post_event(api, intent_event("charge.refunded", refunded_charge(paid["order"])))
+
+    assert (late.status_code, late.json()["outcome"]) == (200, "unchanged")
+    assert scalar(api.settings.database_url, "SELECT count(*) FROM audit_log") == audit_rows
+    assert len(await customer_side.refunds_of(order["payment"]["intentId"])) == 1
