@@ -26,7 +26,10 @@ def create_engine(url: str, *, isolation_level: str = "READ COMMITTED", pool_siz
         raise ValueError(f"unknown isolation level {isolation_level!r}")
     return create_async_engine(
         url, echo=echo, isolation_level=isolation_level, pool_size=pool_size,
-        max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30,
+        max_overflow=pool_size, pool_timeout=30,
+        # No pre-ping: it costs a round trip per checkout. A connection that died (a database
+        # restart) fails once, SQLAlchemy then drops the whole pool, and callers retry.
+        pool_recycle=3600,
     )
 
 

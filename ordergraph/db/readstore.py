@@ -25,8 +25,9 @@ class SqlReadStore:
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         async with self._engine.connect() as conn:
             if self._engine.dialect.name == "postgresql":
-                # Reads never need more than READ COMMITTED, whatever writes run at.
-                await conn.execution_options(isolation_level="READ COMMITTED")
+                # Each statement on its own snapshot, as READ COMMITTED gives anyway, without
+                # the BEGIN and ROLLBACK round trips (and whatever level writes run at).
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             else:
                 await conn.execution_options(read_only=True)  # SQLite: BEGIN DEFERRED
             yield conn
@@ -48,21 +49,36 @@ class SqlReadStore:
 
     async def products_page(self, *, first: int, after_id: int | None, search: str | None,
                             include_inactive: bool,
-                            low_stock_below: int | None = None) -> Page[Product]:
+                            low_stock_below: int | None = None
+                            ) -> tuple[Page[Product], dict[int, Stock]]:
+        """A page of products in id order, with their stock: one statement (the catalog is the
+        hottest read there is)."""
         filters = self._product_filters(search=search, include_inactive=include_inactive,
                                         low_stock_below=low_stock_below)
-        source = products.join(inventory, inventory.c.product_id == products.c.id) \
-            if low_stock_below is not None else products
-        query = sa.select(products).select_from(source).where(*filters)
+        source = products.join(inventory, inventory.c.product_id == products.c.id)
+        # The window counts every match, before the cursor and the limit cut the page.
+        matches = sa.select(*products.c, inventory.c.available, inventory.c.reserved,
+                            inventory.c.updated_at.label("stock_updated_at"),
+                            sa.func.count().over().label("total_count")) \
+            .select_from(source).where(*filters).subquery()
+        query = sa.select(matches)
         if after_id is not None:
-            query = query.where(products.c.id > after_id)
-        query = query.order_by(products.c.id).limit(first + 1)
-        count = sa.select(sa.func.count()).select_from(source).where(*filters)
+            query = query.where(matches.c.id > after_id)
+        query = query.order_by(matches.c.id).limit(first + 1)
         async with self._connection() as conn:
             found = (await conn.execute(query)).mappings().all()
-            total = await conn.scalar(count) or 0
-        items = [rows.product_from_row(row) for row in found[:first]]
-        return Page(items=items, has_next=len(found) > first, total_count=total)
+            if found:
+                total = int(found[0]["total_count"])
+            else:  # past the end: nothing carried the count
+                total = await conn.scalar(
+                    sa.select(sa.func.count()).select_from(source).where(*filters)) or 0
+        page = found[:first]
+        stocks = {row["id"]: Stock(product_id=row["id"], available=row["available"],
+                                   reserved=row["reserved"],
+                                   updated_at=row["stock_updated_at"])
+                  for row in page}
+        return (Page(items=[rows.product_from_row(row) for row in page],
+                     has_next=len(found) > first, total_count=total), stocks)
 
     async def products_by_ids(self, ids: Sequence[int]) -> dict[int, Product]:
         async with self._connection() as conn:

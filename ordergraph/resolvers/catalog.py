@@ -12,23 +12,27 @@ PRODUCT_CURSOR = "product"
 
 
 async def products(ctx: RequestContext, *, first: int | None, after: str | None,
-                   search: str | None, include_inactive: bool | None) -> Connection[Product]:
+                   search: str | None, include_inactive: bool | None
+                   ) -> tuple[Connection[Product], dict[int, Stock]]:
     """Active products for everyone; inactive ones too when an admin asks for them."""
     include_inactive = bool(include_inactive) and await ctx.is_admin()
-    page = await ctx.services.reader.products_page(
+    page, stocks = await ctx.services.reader.products_page(
         first=page_size(first, 20), after_id=decode_cursor(PRODUCT_CURSOR, after),
         search=(search or "").strip() or None, include_inactive=include_inactive)
-    return Connection.from_page(PRODUCT_CURSOR, page)
+    ctx.loaders.stock.prime_many(stocks)  # read with the page: no second query
+    return Connection.from_page(PRODUCT_CURSOR, page), stocks
 
 
 async def inventory(ctx: RequestContext, *, first: int | None, after: str | None,
-                    low_stock_below: int | None) -> Connection[Product]:
+                    low_stock_below: int | None
+                    ) -> tuple[Connection[Product], dict[int, Stock]]:
     """Admins: every product (active or not), optionally only those running low."""
     await ctx.require_admin()
-    page = await ctx.services.reader.products_page(
+    page, stocks = await ctx.services.reader.products_page(
         first=page_size(first, 50), after_id=decode_cursor(PRODUCT_CURSOR, after), search=None,
         include_inactive=True, low_stock_below=low_stock_below)
-    return Connection.from_page(PRODUCT_CURSOR, page)
+    ctx.loaders.stock.prime_many(stocks)
+    return Connection.from_page(PRODUCT_CURSOR, page), stocks
 
 
 async def product(ctx: RequestContext, *, id: str | None, sku: str | None) -> Product | None:

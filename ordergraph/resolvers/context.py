@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,6 +33,7 @@ class Loader(Protocol, Generic[K, V]):
 
     def load(self, key: K) -> Awaitable[V]: ...
     def load_many(self, keys: Sequence[K]) -> Awaitable[list[V]]: ...
+    def prime_many(self, data: Mapping[K, V]) -> None: ...
 
 
 @dataclass

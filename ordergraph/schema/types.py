@@ -7,7 +7,7 @@ dataloaders, so a page of N objects costs a constant number of queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -86,16 +86,23 @@ class Product:
     updated_at: datetime
     _id: strawberry.Private[int]
 
+    _stock: strawberry.Private[model.Stock | None] = None
+
     @strawberry.field(description="Live stock level.")
-    async def stock(self, info: Info) -> Stock:
+    def stock(self, info: Info) -> Stock:
+        if self._stock is not None:  # read with the page: no task, no loader round
+            return Stock.of(self._stock)
+        return self._load_stock(info)  # type: ignore[return-value] # awaited by GraphQL
+
+    async def _load_stock(self, info: Info) -> Stock:
         return Stock.of(await catalog.stock_of(info.context, self._id))
 
     @classmethod
-    def of(cls, product: model.Product) -> Product:
+    def of(cls, product: model.Product, stock: model.Stock | None = None) -> Product:
         return cls(id=strawberry.ID(str(product.id)), sku=product.sku, name=product.name,
                    description=product.description, price=Money.of(product.price),
                    active=product.active, created_at=product.created_at,
-                   updated_at=product.updated_at, _id=product.id)
+                   updated_at=product.updated_at, _id=product.id, _stock=stock)
 
 
 @strawberry.type(description="One line of an order.")
@@ -221,8 +228,11 @@ class ProductConnection:
     total_count: int
 
     @classmethod
-    def of(cls, connection: Connection[model.Product]) -> ProductConnection:
-        return cls(**_connection_fields(connection, ProductEdge, Product.of))
+    def of(cls, page: tuple[Connection[model.Product], Mapping[int, model.Stock]]
+           ) -> ProductConnection:
+        connection, stocks = page
+        return cls(**_connection_fields(
+            connection, ProductEdge, lambda product: Product.of(product, stocks.get(product.id))))
 
 
 @strawberry.type

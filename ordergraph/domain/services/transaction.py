@@ -14,9 +14,9 @@ from ordergraph.domain.ports import RetryableConflict, UnitOfWork
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 10
+MAX_ATTEMPTS = 20
 BASE_BACKOFF_SECONDS = 0.005
-MAX_BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 0.25
 
 # Observers of retries (metrics); called with the attempt number that failed.
 retry_listeners: list[Callable[[int], None]] = []
