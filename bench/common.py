@@ -278,6 +278,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def code_fingerprint() -> str:
+    """A digest of the app's sources as they are on disk now (the working tree may be
+    changing under a long run; the servers import whatever is there when they start)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "ordergraph").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

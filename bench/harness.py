@@ -124,7 +124,7 @@ def app_server(env: dict[str, str], *, name: str = "app",
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile,
                    "--rate", "200", "--nonblocking", "--", *command]
     clean_env = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("DATABASE_", "STRIPE_", "BROADCAST_", "BENCH_"))}
+                 if not k.startswith(("DATABASE_", "STRIPE_", "BROADCAST_", "BENCH_GATEWAY"))}
     with log_path.open("wb") as sink:
         process = subprocess.Popen(command, env={**clean_env, **env}, cwd=ROOT, stdout=sink,
                                    stderr=subprocess.STDOUT, start_new_session=True)

@@ -23,7 +23,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench import catalog, checkout, fanout, pgbench
-from bench.common import ROOT, Table, bench_database, log, median, write_results
+from bench.common import (
+    ROOT,
+    Table,
+    bench_database,
+    code_fingerprint,
+    log,
+    median,
+    write_results,
+)
 from bench.harness import app_env, app_server, localstripe, run_json
 
 SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout")
@@ -364,6 +372,9 @@ def machine() -> dict[str, Any]:
             "pgbench": output(["pgbench", "--version"]),
             "load_average_at_start": output(["cat", "/proc/loadavg"]),
             "git": output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+            "ordergraph_changes": output(["git", "-C", str(ROOT), "status", "--porcelain",
+                                          "--", "ordergraph"]).splitlines(),
+            "ordergraph_fingerprint": code_fingerprint(),
             "packages": packages}
 
 
@@ -384,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     parser.add_argument("--clients", default="1,8,32", help="concurrencies (default 1,8,32)")
     parser.add_argument("--subscribers", default="1,100,1000")
-    parser.add_argument("--variants", action="store_true",
-                        help="also the lock-last variant (pgbench and raw)")
+    parser.add_argument("--no-variants", dest="variants", action="store_false",
+                        help="skip the lock-last variant (pgbench and raw at 32 clients)")
     parser.add_argument("--keep-db", metavar="NAME",
                         help="reuse this ordergraph_bench_* database if present; keep it")
     opts = parser.parse_args(argv)
@@ -414,10 +425,19 @@ def main(argv: list[str] | None = None) -> int:
             if "fanout" in suites:
                 run_fanout(db, results, opts)
         seconds = elapsed()
+    changed = code_fingerprint() != info["ordergraph_fingerprint"]
+    info["ordergraph_changed_during_run"] = changed
     rendered = tables(results, opts)
     print(f"\nordergraph benchmarks, {info['date']}, {info['cpus']} CPUs ({info['cpu']}), "
           f"{info['postgres']}, Python {info['python']}; {opts.repeat} repetition(s), "
           f"{opts.duration:g} s per point; {seconds:.0f} s in all\n")
+    print(f"code: {info['git']}" + (f" + {len(info['ordergraph_changes'])} uncommitted "
+                                     "change(s) in ordergraph/" if info["ordergraph_changes"]
+                                     else "") + f", sources {info['ordergraph_fingerprint']}")
+    if changed:
+        print("WARNING: ordergraph/ changed during the run; servers started at different "
+              "times measured different code. Run again (or from a clean worktree).")
+    print()
     for table in rendered:
         print(table.render(), end="\n\n")
     path = write_results("bench", {

@@ -7,6 +7,8 @@ Overrides(...))` with settings from the environment. Bench-only knobs (environme
 - BENCH_GATEWAY=null (default): an in-process payment gateway that answers at once, to
   separate our cost from the emulator's; BENCH_GATEWAY=stripe: the real StripeGateway
   (point STRIPE_API_BASE at localstripe).
+- BENCH_WS_DEFLATE=off: serve WebSockets without permessage-deflate (default: on, as
+  `ordergraph serve` does today).
 
 Under /_bench/ (never part of the app) the benchmarks can:
 - GET  /_bench/statements            SQL statements the app has executed so far (counting
@@ -39,6 +41,7 @@ from ordergraph.adapters.logs import configure_logging
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
 from ordergraph.settings import Settings
+from ordergraph.web import app as app_module
 from ordergraph.web.app import Overrides, create_app
 
 
@@ -209,6 +212,10 @@ def create() -> BenchApp:
             yield state
 
     app.router.lifespan_context = lifespan
+    # Whatever process-wide tuning the production factory applies, applied here too.
+    tune = getattr(app_module, "tune_gc", None)
+    if tune is not None:
+        tune()
     return BenchApp(app, instruments)
 
 
@@ -219,10 +226,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    # The same uvicorn options as `ordergraph serve` (ordergraph/cli.py).
+    # The same uvicorn options as `ordergraph serve` (ordergraph/cli.py): keep them in step.
+    # BENCH_WS_DEFLATE=off measures the app without per-message deflate.
+    deflate = os.environ.get("BENCH_WS_DEFLATE", "on") != "off"
     uvicorn.run("bench.server:create", factory=True, host=args.host, port=args.port,
                 workers=1, log_config=None, access_log=False, proxy_headers=True,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, ws_per_message_deflate=deflate)
 
 
 if __name__ == "__main__":
