@@ -17,8 +17,10 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from bench.checkout import load
 from bench.common import (
     ADMIN_ID,
     HOT_PRODUCT,
@@ -188,6 +190,39 @@ def fanout_point(database: str, subscribers: int, *, events: int = 15,
         "statements_per_order_fanout": (s2 - s1) - (s1 - s0),
         "errors": report["errors"][:5], "error_count": report["error_count"],
     }
+
+
+def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int = 8,
+                    duration: float = 3.0, warmup: float = 1.0) -> dict[str, Any]:
+    """A flash sale: hot-product checkouts while `watchers` clients watch its stock live.
+
+    Every checkout changes the hot product's stock, so every checkout is also a fan-out to
+    all watchers, on the same event loop as the checkouts.
+    """
+    reset_stock(database)
+    admin = mint_tokens([ADMIN_ID])[ADMIN_ID]
+    watcher = mint_tokens([WATCHER])[WATCHER]
+    with app_server(app_env(database), name=f"flashsale-{watchers}") as server:
+        _warm_up(server, admin)
+        crowd = Subscribers(server.address, deflate=True) if watchers else None
+        try:
+            if crowd is not None:
+                crowd.ask(f"CONNECT {watchers} {watcher}")
+                crowd.ask("SUBSCRIBE " + json.dumps({
+                    "query": STOCK_UPDATED, "variables": {"productIds": [str(HOT_PRODUCT)]}}))
+            result = load(server, tokens, scenario="checkout", cart="hot", clients=clients,
+                          duration=duration, warmup=warmup)
+            time.sleep(max(1.0, watchers / 500))
+            report = crowd.ask("REPORT") if crowd is not None else {"events": {},
+                                                                    "error_count": 0}
+        finally:
+            if crowd is not None:
+                crowd.close()
+    deliveries = sum(len(times) for times in report["events"].values())
+    return {"watchers": watchers, "clients": clients, "throughput": result["throughput"],
+            "latency": result["latency"], "outcomes": result["outcomes"],
+            "stock_events_received": len(report["events"]), "deliveries": deliveries,
+            "subscriber_errors": report["error_count"]}
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ from bench.common import (
 )
 from bench.harness import app_env, app_server, localstripe, run_json
 
-SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout")
+SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout",
+          "flashsale")
 CARTS = ("hot", "uniform")
 
 
@@ -176,6 +177,14 @@ def run_fanout(db: str, results: Results, opts: argparse.Namespace) -> None:
         results.add(("fanout", count), fanout.fanout_point(db, count))
 
 
+@_step("flash sale: hot-product checkouts while 0/100/1,000 clients watch its stock")
+def run_flashsale(db: str, results: Results, opts: argparse.Namespace) -> None:
+    tokens = checkout.tokens_file()
+    for watchers in (0, *[n for n in opts.subscribers if n > 1]):
+        results.add(("flashsale", watchers), fanout.flashsale_point(
+            db, tokens, watchers, duration=opts.duration, warmup=opts.warmup))
+
+
 # ---- reporting ------------------------------------------------------------------------------
 
 
@@ -289,6 +298,21 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
                 r.get(key, "statements_per_order_fanout"), r.get(key, "order", "p99_ms"))
     if fan.rows:
         out.append(fan)
+    flash = Table("Flash sale: hot-product checkouts (8 clients) while N clients watch its "
+                  "stock live", ["watchers", "checkouts/s", "p50", "p99", "vs no watchers",
+                                 "stock events delivered", "deliveries", "subscriber errors"])
+    alone = r.get(("flashsale", 0), "throughput")
+    for watchers in (0, *opts.subscribers):
+        key = ("flashsale", watchers)
+        if key not in r.points:
+            continue
+        tput = r.get(key, "throughput")
+        flash.add(watchers, tput, r.get(key, "latency", "p50_ms"),
+                  r.get(key, "latency", "p99_ms"), _pct(tput, alone),
+                  r.get(key, "stock_events_received"), r.get(key, "deliveries"),
+                  r.get(key, "subscriber_errors"))
+    if flash.rows:
+        out.append(flash)
     if ("catalog",) in r.points:
         cat = Table("Catalog page (20 products with stock, anonymous, 32 clients)",
                     ["req/s", "p50", "p99", "SQL statements/request", "server CPU ms/request",
@@ -424,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_isolation(db, results, opts, suites)
             if "fanout" in suites:
                 run_fanout(db, results, opts)
+            if "flashsale" in suites:
+                run_flashsale(db, results, opts)
         seconds = elapsed()
     changed = code_fingerprint() != info["ordergraph_fingerprint"]
     info["ordergraph_changed_during_run"] = changed
