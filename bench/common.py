@@ -83,9 +83,11 @@ def query(database: str, sql: str, params: Sequence[Any] | None = None) -> list[
 
 def migrate(database: str) -> None:
     """As production would: `python -m ordergraph.cli migrate`."""
-    subprocess.run([sys.executable, "-m", "ordergraph.cli", "migrate"], check=True,
-                   env={**os.environ, "DATABASE_URL": sqlalchemy_url(database)},
-                   stdout=subprocess.DEVNULL, cwd=ROOT)
+    completed = subprocess.run([sys.executable, "-m", "ordergraph.cli", "migrate"],
+                               env={**os.environ, "DATABASE_URL": sqlalchemy_url(database)},
+                               capture_output=True, text=True, cwd=ROOT, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"migrate failed: {completed.stderr[-2000:]}")
 
 
 def seed(database: str) -> dict[str, int]:
