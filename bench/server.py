@@ -7,8 +7,8 @@ Overrides(...))` with settings from the environment. Bench-only knobs (environme
 - BENCH_GATEWAY=null (default): an in-process payment gateway that answers at once, to
   separate our cost from the emulator's; BENCH_GATEWAY=stripe: the real StripeGateway
   (point STRIPE_API_BASE at localstripe).
-- BENCH_WS_DEFLATE=off: serve WebSockets without permessage-deflate (default: on, as
-  `ordergraph serve` does today).
+- BENCH_WS_DEFLATE=on: serve WebSockets with permessage-deflate (default: off, as
+  `ordergraph serve` does).
 
 Under /_bench/ (never part of the app) the benchmarks can:
 - GET  /_bench/statements            SQL statements the app has executed so far (counting
@@ -227,8 +227,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     # The same uvicorn options as `ordergraph serve` (ordergraph/cli.py): keep them in step.
-    # BENCH_WS_DEFLATE=off measures the app without per-message deflate.
-    deflate = os.environ.get("BENCH_WS_DEFLATE", "on") != "off"
+    # BENCH_WS_DEFLATE=on measures the app with per-message deflate.
+    deflate = os.environ.get("BENCH_WS_DEFLATE", "off") == "on"
     uvicorn.run("bench.server:create", factory=True, host=args.host, port=args.port,
                 workers=1, log_config=None, access_log=False, proxy_headers=True,
                 timeout_graceful_shutdown=10, ws_per_message_deflate=deflate)

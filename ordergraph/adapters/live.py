@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL}
 QUEUE_SIZE = 256
+# A product's stock changes reach its subscribers at most this often (the first at once, then
+# the latest level at the end of each interval): during a flash sale every checkout changes
+# the hot product's stock, and fanning each change out to every watcher would starve the
+# checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
+STOCK_COALESCE_SECONDS = 0.25
 HEALTH_CHECK_SECONDS = 1.0
 
 
@@ -92,8 +97,11 @@ class LiveHub:
     """Publishes events and fans them out to this process's subscribers."""
 
     def __init__(self, url: str, *, prefix: str = "", queue_size: int = QUEUE_SIZE,
-                 factory: Callable[[str], Broadcast] = create_broadcast) -> None:
+                 factory: Callable[[str], Broadcast] = create_broadcast,
+                 stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS) -> None:
         self._url = url
+        self._coalesce = stock_coalesce_seconds
+        self._held_stock: dict[Any, dict[str, Any] | None] = {}
         self._prefix = prefix
         self._queue_size = queue_size
         self._factory = factory
@@ -196,6 +204,28 @@ class LiveHub:
         except ValueError:
             log.warning("ignored a malformed live message on %s", topic)
             return
+        if topic == "stock" and self._coalesce > 0:
+            self._coalesce_stock(payload)
+            return
+        self._deliver(topic, payload)
+
+    def _coalesce_stock(self, payload: dict[str, Any]) -> None:
+        product = payload.get("product_id")
+        if product in self._held_stock:  # an interval is running: keep only the latest
+            self._held_stock[product] = payload
+            return
+        self._deliver("stock", payload)
+        self._held_stock[product] = None
+        asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+
+    def _release_stock(self, product: Any) -> None:
+        latest = self._held_stock.pop(product, None)
+        if latest is not None:
+            self._deliver("stock", latest)
+            self._held_stock[product] = None
+            asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+
+    def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
         message = LiveMessage(payload=payload, cache={})
         for subscription in list(self._subscribers[topic]):
             try:

@@ -16,6 +16,9 @@ from ordergraph.db.tables import audit_log, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
 from ordergraph.domain.ports import AuditRecord, Page
 
+# Every request's viewer lookup, built once (SQLAlchemy skips rebuilding it each time).
+_USERS_BY_IDS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
+
 
 class SqlReadStore:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -135,7 +138,7 @@ class SqlReadStore:
 
     async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
         async with self._connection() as conn:
-            result = await conn.execute(sa.select(users).where(users.c.id.in_(list(ids))))
+            result = await conn.execute(_USERS_BY_IDS, {"ids": list(ids)})
             return {row["id"]: rows.user_from_row(row) for row in result.mappings()}
 
     async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,

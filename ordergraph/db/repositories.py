@@ -29,6 +29,22 @@ from ordergraph.domain.ports import RetryableConflict
 
 Track = Callable[[Any], None]
 
+# The checkout's statements, built once: SQLAlchemy then skips constructing them and
+# generating their cache keys on every call (about 0.1 ms of CPU each).
+_PRODUCTS_BY_IDS = sa.select(products).where(
+    products.c.id.in_(sa.bindparam("ids", expanding=True)))
+_LOCK_STOCK = (sa.select(inventory)
+               .where(inventory.c.product_id.in_(sa.bindparam("ids", expanding=True)))
+               .order_by(inventory.c.product_id).with_for_update())
+_INSERT_ORDER = sa.insert(orders).returning(orders.c.id)
+_ORDER_BY_KEY = sa.select(orders).where(orders.c.customer_id == sa.bindparam("b_customer"),
+                                        orders.c.idempotency_key == sa.bindparam("b_key"))
+_UPDATE_ORDER = sa.update(orders).where(orders.c.id == sa.bindparam("b_id"),
+                                        orders.c.version == sa.bindparam("b_version"))
+_ITEMS_BY_ORDERS = (sa.select(order_items)
+                    .where(order_items.c.order_id.in_(sa.bindparam("ids", expanding=True)))
+                    .order_by(order_items.c.order_id, order_items.c.product_id))
+
 
 def _is_unique_violation(error: IntegrityError, *constraint_hints: str) -> bool:
     """Whether a unique constraint whose name (or SQLite message) contains a hint failed."""
@@ -116,8 +132,7 @@ class SqlProductRepository(_Repository):
         return self._tracked(row)
 
     async def get_many(self, product_ids: Sequence[int]) -> dict[int, Product]:
-        result = await self._conn.execute(
-            sa.select(products).where(products.c.id.in_(list(product_ids))))
+        result = await self._conn.execute(_PRODUCTS_BY_IDS, {"ids": list(product_ids)})
         found = [self._tracked(row) for row in result.mappings()]
         return {product.id: product for product in found if product is not None}
 
@@ -152,10 +167,7 @@ class SqlInventoryRepository(_Repository):
 
     async def lock(self, product_ids: Sequence[int]) -> dict[int, Stock]:
         ordered = sorted(set(product_ids))
-        result = await self._conn.execute(
-            sa.select(inventory).where(inventory.c.product_id.in_(ordered))
-            .order_by(inventory.c.product_id).with_for_update()
-        )
+        result = await self._conn.execute(_LOCK_STOCK, {"ids": ordered})
         stocks = {}
         for row in result.mappings():
             stock = rows.stock_from_row(row)
@@ -193,8 +205,7 @@ class SqlOrderRepository(_Repository):
 
     async def add(self, order: Order) -> None:
         try:
-            order.id = await self._conn.scalar(
-                sa.insert(orders).values(rows.order_values(order)).returning(orders.c.id))
+            order.id = await self._conn.scalar(_INSERT_ORDER, rows.order_values(order))
         except IntegrityError as error:
             if _is_unique_violation(error, "idempotency_key"):
                 raise RetryableConflict("idempotency key used by a concurrent checkout") \
@@ -213,9 +224,12 @@ class SqlOrderRepository(_Repository):
         found = await self._load(query, for_update=for_update)
         return found[0] if found else None
 
+    def attach(self, order: Order) -> None:
+        self._loaded_versions[order.id] = order.version
+        self._track(order)
+
     async def get_by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
-        found = await self._load(sa.select(orders).where(
-            orders.c.customer_id == customer_id, orders.c.idempotency_key == key))
+        found = await self._load(_ORDER_BY_KEY, {"b_customer": customer_id, "b_key": key})
         return found[0] if found else None
 
     async def get_by_intent(self, intent_id: str, *, for_update: bool = False) -> Order | None:
@@ -251,9 +265,7 @@ class SqlOrderRepository(_Repository):
                            "cart_fingerprint", "created_at"):
             del values[unchanging]
         result = await self._conn.execute(
-            sa.update(orders)
-            .where(orders.c.id == order.id, orders.c.version == loaded_version)
-            .values(values))
+            _UPDATE_ORDER, {**values, "b_id": order.id, "b_version": loaded_version})
         if result.rowcount != 1:
             # Someone changed the order since we read it; the row lock should make this
             # impossible, so run the whole transaction again rather than lose their change.
@@ -261,11 +273,11 @@ class SqlOrderRepository(_Repository):
         self._loaded_versions[order.id] = order.version
         self._track(order)
 
-    async def _load(self, query: sa.Select[Any], *, for_update: bool = False,
-                    skip_locked: bool = False) -> list[Order]:
+    async def _load(self, query: sa.Select[Any], params: dict[str, Any] | None = None, *,
+                    for_update: bool = False, skip_locked: bool = False) -> list[Order]:
         if for_update:
             query = query.with_for_update(skip_locked=skip_locked)
-        order_rows = (await self._conn.execute(query)).mappings().all()
+        order_rows = (await self._conn.execute(query, params)).mappings().all()
         if not order_rows:
             return []
         items = await items_by_order(self._conn, [row["id"] for row in order_rows])
@@ -280,9 +292,7 @@ class SqlOrderRepository(_Repository):
 
 async def items_by_order(conn: AsyncConnection,
                          order_ids: Sequence[int]) -> dict[int, list[rows.Row]]:
-    result = await conn.execute(
-        sa.select(order_items).where(order_items.c.order_id.in_(list(order_ids)))
-        .order_by(order_items.c.order_id, order_items.c.product_id))
+    result = await conn.execute(_ITEMS_BY_ORDERS, {"ids": list(order_ids)})
     grouped: dict[int, list[rows.Row]] = defaultdict(list)
     for row in result.mappings():
         grouped[row["order_id"]].append(row)

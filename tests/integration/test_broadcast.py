@@ -82,7 +82,7 @@ async def test_upstream_concurrent_first_subscribers_all_receive() -> None:
 @pytest.fixture(params=["memory://", REDIS_URL])
 async def hub(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveHub, str]]:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    live = LiveHub(request.param, prefix=prefix, queue_size=16)
+    live = LiveHub(request.param, prefix=prefix, queue_size=16, stock_coalesce_seconds=0)
     await live.start()
     try:
         yield live, prefix
@@ -193,3 +193,33 @@ async def test_stopping_the_hub_completes_its_subscribers(hub) -> None:
     await asyncio.sleep(0.1)
     await live.stop()
     assert await asyncio.wait_for(task, 5) == "completed"
+
+
+async def test_stock_changes_are_coalesced_per_product() -> None:
+    """During a flash sale a watcher gets the first change at once, then the latest level at
+    most every interval: not every step, never a stale last word."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    live = LiveHub("memory://", prefix=prefix, stock_coalesce_seconds=0.2)
+    await live.start()
+    try:
+        received: list[tuple[int, int]] = []
+
+        async def watch() -> None:
+            async with live.subscribe("stock", lambda p: True) as feed:
+                async for message in feed:
+                    received.append((message.payload["product_id"],
+                                     message.payload["available"]))
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.05)
+        for available in range(10, 0, -1):
+            await live.publish(f"{prefix}stock:all",
+                               f'{{"product_id": 1, "available": {available}}}')
+        await live.publish(f"{prefix}stock:all", '{"product_id": 2, "available": 7}')
+        await asyncio.sleep(0.6)
+        watcher.cancel()
+        assert received[0] == (1, 10)  # the first change goes out at once
+        assert (2, 7) in received  # other products are not held back
+        assert [level for product, level in received if product == 1] == [10, 1]
+    finally:
+        await live.stop()

@@ -75,8 +75,12 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
 
     payment = Payment(provider=gateway.provider, intent_id=intent.id,
                       client_secret=intent.client_secret, status=intent.status)
+    # First try the order as transaction 1 committed it, without reading it again (its
+    # version guards the update); if it changed meanwhile, the retry reads it under lock.
+    unread = [order]
     order = await in_transaction(
-        uow, lambda: _open_payment(uow, clock, order.id, payment, reservation_ttl, actor)
+        uow, lambda: _open_payment(uow, clock, order.id, payment, reservation_ttl, actor,
+                                   known=unread.pop() if unread else None)
     )
     if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is not payment:
         # Cancelled while we were talking to the provider: do not leave the intent open.
@@ -105,12 +109,6 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
         raise ValidationFailed("All products in a cart must have the same currency.",
                                field="items")
 
-    stocks = await uow.inventory.lock(cart.product_ids)  # FOR UPDATE, in product-id order
-    for product_id, quantity in cart.quantities:
-        stocks[product_id].ensure_available(
-            quantity, field_name=f"items.{cart.line_of(product_id)}.quantity",
-            product_name=products[product_id].name)
-
     now = clock.now()
     order = Order(
         id=0, customer_id=customer_id, status=OrderStatus.CREATED,
@@ -120,8 +118,16 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
     )
     if order.total.amount > MAX_GRAPHQL_INT:
         raise ValidationFailed("The order total is too large.", field="items")
+    # Everything that needs no lock first: a hot product's row lock is then held for the
+    # lock, the update, the audit rows and the commit only. A shortfall rolls it all back.
     await uow.orders.add(order)
     order.record_placed(actor=actor)
+
+    stocks = await uow.inventory.lock(cart.product_ids)  # FOR UPDATE, in product-id order
+    for product_id, quantity in cart.quantities:
+        stocks[product_id].ensure_available(
+            quantity, field_name=f"items.{cart.line_of(product_id)}.quantity",
+            product_name=products[product_id].name)
     for product_id, quantity in cart.quantities:
         stocks[product_id].reserve(quantity, order_id=order.id, actor=actor, at=now)
     await uow.inventory.save(list(stocks.values()))
@@ -129,9 +135,14 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
 
 
 async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: Payment,
-                        reservation_ttl: timedelta, actor: Actor) -> Order:
+                        reservation_ttl: timedelta, actor: Actor,
+                        known: Order | None = None) -> Order:
     """Transaction 2: CREATED -> PAYMENT_PENDING, holding the stock until reserved_until."""
-    order = await uow.orders.get(order_id, for_update=True)
+    if known is not None:
+        uow.orders.attach(known)
+        order: Order | None = known
+    else:
+        order = await uow.orders.get(order_id, for_update=True)
     assert order is not None, order_id
     if order.status is OrderStatus.CREATED:
         now = clock.now()
