@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -47,31 +48,52 @@ _CLOSED = object()
 
 
 class Subscription:
-    """One subscriber's bounded queue of the events it wants."""
+    """One subscriber's bounded backlog of the events it wants.
+
+    A deque and one waiter rather than an asyncio.Queue: a thousand idle subscribers each
+    holding a queue's four deques and an event cost more memory than everything else they
+    hold (bench/RESULTS.md).
+    """
+
+    __slots__ = ("_backlog", "_size", "_waiter", "wants")
 
     def __init__(self, wants: Callable[[dict[str, Any]], bool], size: int) -> None:
         self.wants = wants
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=size)
+        self._size = size
+        self._backlog: deque[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, message: LiveMessage) -> None:
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if self._backlog is None:
+            self._backlog = deque()
+        if len(self._backlog) >= self._size:
             # Never wait for a slow reader: drop its backlog and tell it to start over.
             self._replace_backlog(_OVERFLOW)
+            return
+        self._backlog.append(message)
+        self._wake()
 
     def close(self) -> None:
         """End the stream (the server is shutting down): the client sees it complete."""
         self._replace_backlog(_CLOSED)
 
     def _replace_backlog(self, item: object) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(item)
+        self._backlog = deque([item])
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def __aiter__(self) -> AsyncIterator[LiveMessage]:
         while True:
-            item = await self._queue.get()
+            while not self._backlog:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            item = self._backlog.popleft()
             if item is _CLOSED:
                 return
             if item is _OVERFLOW:

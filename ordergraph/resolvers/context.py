@@ -85,25 +85,27 @@ class RequestContext:
     request: Any = None
     response: Any = None
     _loaders: Loaders | None = None
+    _shared: dict[str, Any] | None = None
     _viewer: User | None = None
     _viewer_loaded: bool = False
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = self.services.make_loaders()
+            if self._shared is not None:  # a live event's: made once, for all its subscribers
+                if "loaders" not in self._shared:
+                    self._shared["loaders"] = self.services.make_loaders()
+                self._loaders = self._shared["loaders"]
+            else:
+                self._loaders = self.services.make_loaders()
         return self._loaders
-
-    def reset_loaders(self) -> None:
-        """Forget cached rows (a long-lived WebSocket context between events)."""
-        self._loaders = None
 
     def use_shared_loaders(self, cache: dict[str, Any]) -> None:
         """Resolve a live event with loaders shared by all its subscribers (one query per
-        kind for the whole fan-out, however many clients listen)."""
-        if "loaders" not in cache:
-            cache["loaders"] = self.services.make_loaders()
-        self._loaders = cache["loaders"]
+        kind for the whole fan-out, however many clients listen), made only if a field
+        needs one."""
+        self._shared = cache
+        self._loaders = None
 
     @property
     def token(self) -> str | None:

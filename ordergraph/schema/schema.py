@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext
 
 from ordergraph.schema.extensions import ErrorPolicy, OperationRecorder
 from ordergraph.schema.limits import QueryLimits, prepared_documents
+from ordergraph.schema.live_execution import SharedLiveExecution
 from ordergraph.schema.mutation import Mutation
 from ordergraph.schema.query import Query
 from ordergraph.schema.subscription import Subscription
@@ -29,7 +30,8 @@ def build_schema(*, introspection: bool = True, limits: QueryLimits | None = Non
     if not introspection:
         extensions.append(DisableIntrospection)
     return OrdergraphSchema(query=Query, mutation=Mutation, subscription=Subscription,
-                            extensions=extensions, **kwargs)
+                            extensions=extensions,
+                            execution_context_class=SharedLiveExecution, **kwargs)
 
 
 def sdl() -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry import UNSET
@@ -11,6 +12,8 @@ from strawberry import UNSET
 from ordergraph.resolvers import live
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.types import Info, Order, Stock, opt
+
+T = TypeVar("T")
 
 
 @strawberry.type(description="A change to an order, or its SNAPSHOT when a subscription starts.")
@@ -23,12 +26,16 @@ class OrderEvent:
     order: Order = strawberry.field(description="State after the change; order.version "
                                                 "orders events.")
     at: datetime
+    # Shared by every subscriber of this one change (None for SNAPSHOTs): lets the
+    # subscribers asking the same question share one execution (live_execution.py).
+    shared_cache: strawberry.Private[dict[str, Any] | None] = None
 
     @classmethod
     def of(cls, update: live.OrderUpdate) -> OrderEvent:
         return cls(event_id=strawberry.ID(update.event_id), type=update.type,
                    previous_status=update.previous_status, order=Order.of(update.order),
-                   at=update.at)
+                   at=update.at, shared_cache=update.cache if update.type != live.SNAPSHOT
+                   else None)
 
 
 @strawberry.type(description="A stock level change, or its SNAPSHOT when a subscription starts.")
@@ -37,11 +44,13 @@ class StockEvent:
     type: str = strawberry.field(description="STOCK_CHANGED or SNAPSHOT.")
     stock: Stock
     at: datetime
+    shared_cache: strawberry.Private[dict[str, Any] | None] = None
 
     @classmethod
     def of(cls, update: live.StockUpdate) -> StockEvent:
         return cls(event_id=strawberry.ID(update.event_id), type=update.type,
-                   stock=Stock.of(update.stock), at=update.at)
+                   stock=Stock.of(update.stock), at=update.at,
+                   shared_cache=update.cache if update.type != live.SNAPSHOT else None)
 
 
 @strawberry.type
@@ -52,7 +61,7 @@ class Subscription:
                             ) -> AsyncGenerator[OrderEvent, None]:
         async for update in live.order_updates(info.context, id=id):
             info.context.use_shared_loaders(update.cache)
-            yield OrderEvent.of(update)
+            yield _once(update, OrderEvent.of)
 
     @strawberry.subscription(description="Customers: their own orders. Admins: every order "
                                          "(live dashboard).")
@@ -60,7 +69,7 @@ class Subscription:
                            ) -> AsyncGenerator[OrderEvent, None]:
         async for update in live.order_events(info.context, status=opt(status)):
             info.context.use_shared_loaders(update.cache)
-            yield OrderEvent.of(update)
+            yield _once(update, OrderEvent.of)
 
     @strawberry.subscription(description="Stock changes of the given products (all products "
                                          "when omitted). Public; reserved only for admins. "
@@ -69,4 +78,11 @@ class Subscription:
                             ) -> AsyncGenerator[StockEvent, None]:
         async for update in live.stock_updates(info.context, product_ids=opt(product_ids)):
             info.context.use_shared_loaders(update.cache)
-            yield StockEvent.of(update)
+            yield _once(update, StockEvent.of)
+
+
+def _once(update: Any, build: Callable[[Any], T]) -> T:
+    """The event's GraphQL object, built once for all its subscribers."""
+    if "graphql_event" not in update.cache:
+        update.cache["graphql_event"] = build(update)
+    return update.cache["graphql_event"]
