@@ -98,6 +98,8 @@ class RequestContext:
                 self._loaders = self._shared["loaders"]
             else:
                 self._loaders = self.services.make_loaders()
+                if self._viewer is not None:  # read already: no second query for it
+                    self._loaders.user.prime_many({self._viewer.id: self._viewer})
         return self._loaders
 
     def use_shared_loaders(self, cache: dict[str, Any]) -> None:
@@ -130,6 +132,8 @@ class RequestContext:
             self._viewer = None if token is None else \
                 await user_for_token(self.services.reader, self.services.tokens, token)
             self._viewer_loaded = True
+            if self._viewer is not None and self._loaders is not None and self._shared is None:
+                self._loaders.user.prime_many({self._viewer.id: self._viewer})
         return self._viewer
 
     def user_id_for_logs(self) -> int | None:

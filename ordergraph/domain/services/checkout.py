@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ordergraph.domain.errors import (
@@ -22,6 +22,7 @@ from ordergraph.domain.model import (
     OrderLine,
     OrderStatus,
     Payment,
+    Product,
 )
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.reservations import release_reservation
@@ -36,6 +37,8 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 128
 class CheckoutResult:
     order: Order
     client_secret: str | None
+    # The cart's products as the checkout read them (callers can show them without a read).
+    products: Mapping[int, Product] = field(default_factory=dict)
 
 
 async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
@@ -55,10 +58,10 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
         )
     actor = Actor.user(customer_id)
 
-    order, is_new = await in_transaction(
+    order, products = await in_transaction(
         uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor)
     )
-    if not is_new:
+    if not products:  # the same key and cart again: the order that exists
         return CheckoutResult(order, _client_secret(order))
 
     # Step 3: the provider call happens outside any transaction: no row lock is held.
@@ -85,18 +88,22 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
     if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is not payment:
         # Cancelled while we were talking to the provider: do not leave the intent open.
         await _cancel_orphan_intent(gateway, intent.id, order.id)
-    return CheckoutResult(order, _client_secret(order))
+    return CheckoutResult(order, _client_secret(order), products)
 
 
 async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,
-                        idempotency_key: str | None, actor: Actor) -> tuple[Order, bool]:
-    """Transaction 1: the order in CREATED with its stock reserved, or nothing at all."""
+                        idempotency_key: str | None, actor: Actor
+                        ) -> tuple[Order, dict[int, Product]]:
+    """Transaction 1: the order in CREATED with its stock reserved, or nothing at all.
+
+    Returns the order and the cart's products; no products when the idempotency key found
+    the order an earlier checkout made."""
     if idempotency_key is not None:
         existing = await uow.orders.get_by_idempotency_key(customer_id, idempotency_key)
         if existing is not None:
             if existing.cart_fingerprint != cart.fingerprint():
                 raise IdempotencyKeyReused()
-            return existing, False
+            return existing, {}
 
     products = await uow.products.get_many(cart.product_ids)
     for product_id in cart.product_ids:
@@ -131,7 +138,7 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
     for product_id, quantity in cart.quantities:
         stocks[product_id].reserve(quantity, order_id=order.id, actor=actor, at=now)
     await uow.inventory.save(list(stocks.values()))
-    return order, True
+    return order, products
 
 
 async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: Payment,
