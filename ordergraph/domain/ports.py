@@ -18,7 +18,6 @@ from ordergraph.domain.model import (
     Actor,
     Money,
     Order,
-    OrderLine,
     OrderStatus,
     Product,
     Stock,
@@ -278,11 +277,3 @@ class RateLimiter(Protocol):
         ...
     async def failed(self, keys: Sequence[str]) -> None: ...
     async def succeeded(self, keys: Sequence[str]) -> None: ...
-
-
-# Re-exported for type annotations in services.
-__all__ = [
-    "AuditRecord", "Clock", "EventPublisher", "IssuedToken", "OrderLine", "Page",
-    "PasswordHasher", "PaymentGateway", "PaymentIntent", "RateLimiter", "ReadStore",
-    "RetryableConflict", "TokenIssuer", "UnitOfWork",
-]

@@ -55,7 +55,7 @@ async def login(ctx: RequestContext, *, email: str, password: str) -> auth.Sessi
 
 async def set_user_role(ctx: RequestContext, *, user_id: str, role: Role) -> User:
     viewer = await ctx.require_admin()
-    parsed = parse_id(user_id, field="userId")
+    parsed = parse_id(user_id)
     if parsed is None:
         raise NotFound(f"User {user_id!r} not found.", field="userId")
     s = ctx.services
@@ -73,7 +73,7 @@ async def audit_log(ctx: RequestContext, *, first: int | None, after: str | None
                                    field="entityType")
     actor = None
     if actor_id is not None:
-        actor = parse_id(actor_id, field="actorId")
+        actor = parse_id(actor_id)
         if actor is None:
             raise ValidationFailed("actorId is not a user id.", field="actorId")
     page = await ctx.services.reader.audit_page(

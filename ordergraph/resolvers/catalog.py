@@ -39,7 +39,7 @@ async def product(ctx: RequestContext, *, id: str | None, sku: str | None) -> Pr
     """One product by id or sku; an inactive one only for admins."""
     found: Product | None = None
     if id is not None:
-        product_id = parse_id(id, field="id")
+        product_id = parse_id(id)
         found = await ctx.loaders.product.load(product_id) if product_id else None
     elif sku is not None:
         found = await ctx.services.reader.product_by_sku(sku)
@@ -95,7 +95,7 @@ async def adjust_stock(ctx: RequestContext, *, product_id: str, delta: int,
 
 
 def _existing_id(raw: str, *, field: str) -> int:
-    parsed = parse_id(raw, field=field)
+    parsed = parse_id(raw)
     if parsed is None:
         raise NotFound(f"No product with id {raw!r}.", field=field)
     return parsed

@@ -77,7 +77,7 @@ async def _until_session_ends(ctx: RequestContext, viewer: User | None,
 async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderUpdate]:
     """One order's changes for its owner or an admin, starting with a SNAPSHOT."""
     viewer = await ctx.require_user()
-    order_id = parse_id(id, field="id")
+    order_id = parse_id(id)
     if order_id is None:
         raise NotFound(f"Order {id!r} not found.", field="id")
     # Listen before reading the snapshot, so no change can fall between the two.
@@ -125,7 +125,7 @@ async def stock_updates(ctx: RequestContext, *,
         if len(product_ids) > MAX_STOCK_SNAPSHOTS:
             raise ValidationFailed(f"At most {MAX_STOCK_SNAPSHOTS} products.",
                                    field="productIds")
-        wanted = {pid for pid in (parse_id(raw, field="productIds") for raw in product_ids)
+        wanted = {pid for pid in (parse_id(raw) for raw in product_ids)
                   if pid is not None}
 
     def wants(payload: dict[str, Any]) -> bool:

@@ -30,7 +30,7 @@ async def orders(ctx: RequestContext, *, first: int | None, after: str | None,
     await ctx.require_admin()
     customer = None
     if customer_id is not None:
-        customer = parse_id(customer_id, field="customerId")
+        customer = parse_id(customer_id)
         if customer is None:
             raise ValidationFailed("customerId is not a user id.", field="customerId")
     page = await ctx.services.reader.orders_page(
@@ -42,7 +42,7 @@ async def orders(ctx: RequestContext, *, first: int | None, after: str | None,
 async def order(ctx: RequestContext, *, id: str) -> Order | None:
     """The order for its owner or an admin; None for everyone else (no hint it exists)."""
     viewer = await ctx.require_user()
-    order_id = parse_id(id, field="id")
+    order_id = parse_id(id)
     if order_id is None:
         return None
     found = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
@@ -66,7 +66,7 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     viewer = await ctx.require_user()
     lines = []
     for index, (raw_product_id, quantity) in enumerate(items):
-        product_id = parse_id(raw_product_id, field="productId")
+        product_id = parse_id(raw_product_id)
         if product_id is None:
             ctx.services.metrics.checkout(NotFound.code)
             raise NotFound(f"No product with id {raw_product_id!r}.",
@@ -121,7 +121,7 @@ async def refund_order(ctx: RequestContext, *, id: str) -> Order:
 
 
 def _order_id(raw: str) -> int:
-    order_id = parse_id(raw, field="id")
+    order_id = parse_id(raw)
     if order_id is None:
         raise NotFound(f"Order {raw!r} not found.", field="id")
     return order_id

@@ -61,7 +61,7 @@ class Connection(Generic[T]):
                    total_count=page.total_count)
 
 
-def parse_id(raw: str | int | None, *, field: str) -> int | None:
+def parse_id(raw: str | int | None) -> int | None:
     """A numeric id from a GraphQL ID; None for one that cannot name anything of ours."""
     if raw is None:
         return None

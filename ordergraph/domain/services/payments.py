@@ -23,8 +23,8 @@ from ordergraph.domain.model import (
     RefundStatus,
     User,
 )
-from ordergraph.domain.payments import PaymentSignal, PaymentUpdate, signal_for_intent
-from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
+from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
+from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.reservations import (
     release_reservation,
     restock_order,
@@ -335,10 +335,3 @@ async def _pending_order(uow: UnitOfWork, order_id: int, viewer: User, *,
         raise InvalidTransition(from_status=order.status.value,
                                 to_status=OrderStatus.PAID.value)
     return order
-
-
-__all__ = [
-    "Outcome", "PayResult", "PaymentIntent", "Settlement", "apply_payment_status",
-    "pay_order", "refund_order", "refund_unwanted_payment", "settle_payment",
-    "signal_for_intent", "sync_payment",
-]
