@@ -2,8 +2,14 @@
 
 Each key (e.g. `login:email:ada@example.com`, `login:ip:203.0.113.7`) may fail a few times
 freely; after that every failure blocks it for twice as long as the one before, up to a
-ceiling. A success resets the key. Blocked attempts are refused with RATE_LIMITED and do not
-count as failures (they never reached the password check).
+ceiling. Blocked attempts are refused with RATE_LIMITED and do not count (they never reached
+the password check).
+
+An attempt is counted *before* the password is checked, in the same atomic step as the check:
+counting after the check let a burst of concurrent guesses all pass a check that none of them
+had counted yet. A success then takes its own attempt back (`uncount`), which never lowers a
+count below the failures made, so logging in to an account of one's own cannot clear an
+address's failures; only the account's own key is reset (`reset`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ class Throttle:
     free_failures: int           # failures allowed before the first block
     first_block_seconds: float   # then 1x, 2x, 4x ... this
     max_block_seconds: float
-    forget_after_seconds: float  # a key with no failure for this long starts over
+    forget_after_seconds: float  # a key with no attempt for this long starts over
 
     def block_seconds(self, failures: int) -> float:
         excess = failures - self.free_failures
@@ -47,33 +53,44 @@ def _retry_after(blocked_until: float, now: float) -> int:
 
 
 class MemoryRateLimiter:
-    """One process's counts (the default, with BROADCAST_URL=memory://)."""
+    """One process's counts (the default, with BROADCAST_URL=memory://).
+
+    Each method runs without awaiting, so on the event loop it is atomic.
+    """
 
     def __init__(self, throttles: dict[str, Throttle] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._throttles = throttles or DEFAULT_THROTTLES
         self._clock = clock
-        # key -> (failures, blocked until, last failure)
+        # key -> (attempts counted, blocked until, last attempt)
         self._state: dict[str, tuple[int, float, float]] = {}
 
-    async def check(self, keys: Sequence[str]) -> None:
+    async def attempt(self, keys: Sequence[str]) -> None:
         now = self._clock()
         waits = [_retry_after(blocked, now) for key in keys
                  for _, blocked, _ in [self._current(key, now)] if blocked > now]
         if waits:
             raise RateLimited(retry_after_seconds=max(waits))
-
-    async def failed(self, keys: Sequence[str]) -> None:
-        now = self._clock()
         for key in keys:
-            failures, _, _ = self._current(key, now)
-            failures += 1
-            block = throttle_for(key, self._throttles).block_seconds(failures)
-            self._state[key] = (failures, now + block, now)
+            count, blocked, _ = self._current(key, now)
+            count += 1
+            block = throttle_for(key, self._throttles).block_seconds(count)
+            self._state[key] = (count, now + block if block else blocked, now)
         if len(self._state) > 100_000:  # keep memory bounded under a flood of new keys
             self._forget_old(now)
 
-    async def succeeded(self, keys: Sequence[str]) -> None:
+    async def uncount(self, keys: Sequence[str]) -> None:
+        now = self._clock()
+        for key in keys:
+            count, blocked, last = self._current(key, now)
+            if key not in self._state:
+                continue
+            count = max(count - 1, 0)
+            if count <= throttle_for(key, self._throttles).free_failures:
+                blocked = 0.0  # the block came from this attempt alone
+            self._state[key] = (count, blocked, last)
+
+    async def reset(self, keys: Sequence[str]) -> None:
         for key in keys:
             self._state.pop(key, None)
 
@@ -92,18 +109,49 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """Counts shared by every app instance (used when BROADCAST_URL is redis://)."""
+    """Counts shared by every app instance (used when BROADCAST_URL is redis://).
 
-    # Atomically: count the failure, compute the block, keep both keys alive while relevant.
-    _FAIL = """
-    local failures = redis.call('INCR', KEYS[1])
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-    local excess = failures - tonumber(ARGV[2])
-    if excess > 0 then
-      local block = math.min(tonumber(ARGV[3]) * 2 ^ (excess - 1), tonumber(ARGV[4]))
-      redis.call('SET', KEYS[2], '1', 'PX', math.floor(block * 1000))
+    Each key is two Redis keys: `<key>:failures` (the count, expiring when the key is
+    forgotten) and `<key>:blocked` (present while blocked, expiring with the block). Every
+    operation is one Lua script, so concurrent attempts on several instances are counted
+    exactly.
+    """
+
+    # KEYS: failures and blocked key of each throttled key, in pairs; ARGV: four numbers per
+    # pair (forget after, free failures, first block, max block). Returns the longest wait in
+    # milliseconds (nothing counted) or 0 (counted on every key).
+    _ATTEMPT = """
+    local wait = 0
+    for i = 1, #KEYS, 2 do
+      local ttl = redis.call('PTTL', KEYS[i + 1])
+      if ttl > wait then wait = ttl end
     end
-    return failures
+    if wait > 0 then return wait end
+    for i = 1, #KEYS, 2 do
+      local arg = (i - 1) * 2
+      local count = redis.call('INCR', KEYS[i])
+      redis.call('EXPIRE', KEYS[i], ARGV[arg + 1])
+      local excess = count - tonumber(ARGV[arg + 2])
+      if excess > 0 then
+        local block = math.min(tonumber(ARGV[arg + 3]) * 2 ^ (excess - 1), tonumber(ARGV[arg + 4]))
+        redis.call('SET', KEYS[i + 1], '1', 'PX', math.floor(block * 1000))
+      end
+    end
+    return 0
+    """
+
+    # KEYS as above; ARGV: the free failures of each pair.
+    _UNCOUNT = """
+    for i = 1, #KEYS, 2 do
+      local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+      if count > 0 then
+        count = redis.call('DECR', KEYS[i])
+      end
+      if count <= tonumber(ARGV[(i + 1) / 2]) then
+        redis.call('DEL', KEYS[i + 1])
+      end
+    end
+    return 0
     """
 
     def __init__(self, url: str, *, prefix: str = "ordergraph:ratelimit:",
@@ -113,28 +161,30 @@ class RedisRateLimiter:
         self._redis = redis.Redis.from_url(url)
         self._prefix = prefix
         self._throttles = throttles or DEFAULT_THROTTLES
-        self._fail = self._redis.register_script(self._FAIL)
+        self._attempt = self._redis.register_script(self._ATTEMPT)
+        self._uncount = self._redis.register_script(self._UNCOUNT)
 
-    async def check(self, keys: Sequence[str]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.pttl(f"{self._prefix}{key}:blocked")
-            ttls = await pipe.execute()
-        waits = [math.ceil(ttl / 1000) for ttl in ttls if ttl and ttl > 0]
-        if waits:
-            raise RateLimited(retry_after_seconds=max(1, max(waits)))
+    def _redis_keys(self, keys: Sequence[str]) -> list[str]:
+        return [f"{self._prefix}{key}:{part}" for key in keys
+                for part in ("failures", "blocked")]
 
-    async def failed(self, keys: Sequence[str]) -> None:
+    async def attempt(self, keys: Sequence[str]) -> None:
+        args: list[float] = []
         for key in keys:
             throttle = throttle_for(key, self._throttles)
-            await self._fail(
-                keys=[f"{self._prefix}{key}:failures", f"{self._prefix}{key}:blocked"],
-                args=[int(throttle.forget_after_seconds), throttle.free_failures,
-                      throttle.first_block_seconds, throttle.max_block_seconds])
+            args += [int(throttle.forget_after_seconds), throttle.free_failures,
+                     throttle.first_block_seconds, throttle.max_block_seconds]
+        wait_ms = int(await self._attempt(keys=self._redis_keys(keys), args=args))
+        if wait_ms > 0:
+            raise RateLimited(retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))
 
-    async def succeeded(self, keys: Sequence[str]) -> None:
-        await self._redis.delete(*[f"{self._prefix}{key}:{part}" for key in keys
-                                   for part in ("failures", "blocked")])
+    async def uncount(self, keys: Sequence[str]) -> None:
+        await self._uncount(keys=self._redis_keys(keys),
+                            args=[throttle_for(key, self._throttles).free_failures
+                                  for key in keys])
+
+    async def reset(self, keys: Sequence[str]) -> None:
+        await self._redis.delete(*self._redis_keys(keys))
 
     async def aclose(self) -> None:
         await self._redis.aclose()

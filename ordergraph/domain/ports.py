@@ -272,8 +272,15 @@ class NullMetrics:
 
 
 class RateLimiter(Protocol):
-    async def check(self, keys: Sequence[str]) -> None:
-        """Raise RateLimited if any key is currently blocked."""
+    """Counts attempts per key (an address, an account) and blocks keys that fail too often."""
+
+    async def attempt(self, keys: Sequence[str]) -> None:
+        """Count an attempt on every key, atomically with the check: RateLimited (and nothing
+        counted) while any key is blocked. Call it before the attempt is made."""
         ...
-    async def failed(self, keys: Sequence[str]) -> None: ...
-    async def succeeded(self, keys: Sequence[str]) -> None: ...
+    async def uncount(self, keys: Sequence[str]) -> None:
+        """Take back the attempt just counted on these keys (it succeeded)."""
+        ...
+    async def reset(self, keys: Sequence[str]) -> None:
+        """Forget everything counted on these keys."""
+        ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordergraph.domain.errors import InvalidCredentials, NotFound, ValidationFailed
+from ordergraph.domain.errors import NotFound, ValidationFailed
 from ordergraph.domain.model import Role, User
 from ordergraph.domain.ports import AuditRecord
 from ordergraph.domain.services import auth
@@ -17,39 +17,35 @@ async def me(ctx: RequestContext) -> User | None:
     return await ctx.viewer()
 
 
-def _throttle_keys(ctx: RequestContext, action: str, email: str | None) -> list[str]:
-    keys = [f"{action}:ip:{ctx.client_address or 'unknown'}"]
-    if email:
-        keys.append(f"{action}:email:{email.strip().lower()}")
-    return keys
+def _address_key(ctx: RequestContext, action: str) -> str:
+    return f"{action}:ip:{ctx.client_address or 'unknown'}"
 
 
 async def register(ctx: RequestContext, *, email: str, password: str,
                    name: str | None) -> auth.Session:
     s = ctx.services
-    keys = _throttle_keys(ctx, "register", None)
     if s.rate_limiter is not None:
-        await s.rate_limiter.check(keys)
         # Every registration counts against the address, successful or not.
-        await s.rate_limiter.failed(keys)
+        await s.rate_limiter.attempt([_address_key(ctx, "register")])
     return await auth.register(s.uow(), s.passwords, s.tokens, s.clock, email=email,
                                password=password, name=name)
 
 
 async def login(ctx: RequestContext, *, email: str, password: str) -> auth.Session:
+    """Counted against the address and the account before the password is checked, so
+    concurrent guesses get no more tries than sequential ones."""
     s = ctx.services
-    keys = _throttle_keys(ctx, "login", email)
+    address_key = _address_key(ctx, "login")
+    account_key = f"login:email:{email.strip().lower()}"
     if s.rate_limiter is not None:
-        await s.rate_limiter.check(keys)
-    try:
-        session = await auth.login(s.uow(), s.passwords, s.tokens, email=email,
-                                   password=password)
-    except InvalidCredentials:
-        if s.rate_limiter is not None:
-            await s.rate_limiter.failed(keys)
-        raise
+        await s.rate_limiter.attempt([address_key, account_key])
+    # A failure (or a crash) stays counted.
+    session = await auth.login(s.uow(), s.passwords, s.tokens, email=email, password=password)
     if s.rate_limiter is not None:
-        await s.rate_limiter.succeeded(keys)
+        # The account's owner is back: clear its count. The address only gets this one
+        # attempt back, so logging in to one's own account cannot clear others' failures.
+        await s.rate_limiter.reset([account_key])
+        await s.rate_limiter.uncount([address_key])
     return session
 
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-from ordergraph.domain.errors import NotFound
+from ordergraph.domain.errors import NotFound, ValidationFailed
 from ordergraph.domain.model import Actor, Product, Stock
 from ordergraph.domain.services import catalog
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
 
 PRODUCT_CURSOR = "product"
+MAX_SEARCH_LENGTH = 200  # characters of `products(search:)`
 
 
 async def products(ctx: RequestContext, *, first: int | None, after: str | None,
                    search: str | None, include_inactive: bool | None
                    ) -> tuple[Connection[Product], dict[int, Stock]]:
     """Active products for everyone; inactive ones too when an admin asks for them."""
+    search = _search_text(search)
     include_inactive = bool(include_inactive) and await ctx.is_admin()
     page, stocks = await ctx.services.reader.products_page(
         first=page_size(first, 20), after_id=decode_cursor(PRODUCT_CURSOR, after),
-        search=(search or "").strip() or None, include_inactive=include_inactive)
+        search=search, include_inactive=include_inactive)
     ctx.loaders.stock.prime_many(stocks)  # read with the page: no second query
     return Connection.from_page(PRODUCT_CURSOR, page), stocks
+
+
+def _search_text(search: str | None) -> str | None:
+    """The words to look for; VALIDATION_FAILED when too long to be a person's search (a
+    huge LIKE pattern costs the database, and SQLite refuses one over 50,000 bytes)."""
+    search = (search or "").strip()
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise ValidationFailed(f"Search for at most {MAX_SEARCH_LENGTH} characters.",
+                               field="search")
+    return search or None
 
 
 async def inventory(ctx: RequestContext, *, first: int | None, after: str | None,

@@ -12,6 +12,8 @@ from ordergraph.domain.ports import Page
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100
+MAX_ID = 2**63  # ids are PostgreSQL bigints
+MAX_ID_DIGITS = len(str(MAX_ID))
 
 
 def encode_cursor(kind: str, item_id: int) -> str:
@@ -24,8 +26,9 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         prefix, _, raw_id = base64.urlsafe_b64decode(padded).decode().partition(":")
-        if prefix == kind:
-            return int(raw_id)
+        # Only ids we could have issued: a huge one would overflow the database's bigint.
+        if prefix == kind and raw_id.isdigit() and len(raw_id) <= MAX_ID_DIGITS:
+            return _positive_id(int(raw_id))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise ValidationFailed("This cursor is not one of this list's.", field="after")
@@ -65,8 +68,17 @@ def parse_id(raw: str | int | None) -> int | None:
     """A numeric id from a GraphQL ID; None for one that cannot name anything of ours."""
     if raw is None:
         return None
+    text = str(raw).strip()
+    if len(text) > MAX_ID_DIGITS + 1:  # int() of a huge string is slow and never an id
+        return None
     try:
-        value = int(str(raw))
+        return _positive_id(int(text))
     except ValueError:
         return None
-    return value if 0 < value < 2**63 else None
+
+
+def _positive_id(value: int) -> int:
+    """The value if it fits an id column (a positive bigint); ValueError otherwise."""
+    if 0 < value < MAX_ID:
+        return value
+    raise ValueError(f"{value} is not an id")

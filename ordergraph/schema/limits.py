@@ -91,11 +91,12 @@ class _Measure:
         deepest, cost = depth, 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                name = selection.name.value
-                if name.startswith("__"):
-                    continue  # introspection and __typename: bounded by the schema itself
+                # Aliases first: 500 aliases of `__typename` cost nothing to resolve but
+                # still make the server write 500 answers.
                 if selection.alias is not None:
                     self.aliases += 1
+                if selection.name.value.startswith("__"):
+                    continue  # introspection and __typename: bounded by the schema itself
                 below, inner = self.selection_set(selection.selection_set, depth=depth + 1,
                                                   stack=stack)
                 deepest = max(deepest, below)
