@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.localstripe import LocalStripe, register_webhook
 from ordergraph.adapters.logs import configure_logging
@@ -38,6 +40,7 @@ class Tools:
 
     uow: Callable[[], UnitOfWork]
     settings: Settings
+    engine: AsyncEngine
 
 
 @asynccontextmanager
@@ -45,7 +48,8 @@ async def _tools(settings: Settings) -> AsyncIterator[Tools]:
     engine = create_engine(settings.database_url,
                            isolation_level=settings.database_isolation_level, pool_size=2)
     try:
-        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, NullPublisher()), settings=settings)
+        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, NullPublisher()), settings=settings,
+                    engine=engine)
     finally:
         await engine.dispose()
 
@@ -86,11 +90,11 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
-    from ordergraph.web.app import build_gateway
+    from ordergraph.web.app import build_gateway, load_installation_id
 
     async def run() -> SweepReport:
         async with _tools(settings) as tools:
-            gateway = build_gateway(settings)
+            gateway = build_gateway(settings, await load_installation_id(settings, tools.engine))
             try:
                 return await sweep(tools.uow(), gateway, SystemClock())
             finally:

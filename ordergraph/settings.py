@@ -55,6 +55,12 @@ class Settings:
     broadcast_url: str = "memory://"
     broadcast_prefix: str = ""
     reservation_ttl: timedelta = timedelta(minutes=15)
+    # What one customer may hold unpaid at once (0: no limit).
+    max_unpaid_orders: int = 5
+    max_unpaid_units: int = 1000
+    # Namespaces our intents and idempotency keys at the provider; unset: the id the
+    # database generated for this installation (see db/installation.py).
+    installation_id: str | None = None
     sweep_interval: timedelta = timedelta(seconds=30)
     cors_origins: tuple[str, ...] = ()
     environment: str = "development"
@@ -136,6 +142,9 @@ class Settings:
             "broadcast_prefix": get("BROADCAST_PREFIX") or "",
             "reservation_ttl": parse_duration(get("RESERVATION_TTL") or "15m",
                                               name="RESERVATION_TTL"),
+            "max_unpaid_orders": integer("MAX_UNPAID_ORDERS", 5),
+            "max_unpaid_units": integer("MAX_UNPAID_UNITS", 1000),
+            "installation_id": get("INSTALLATION_ID"),
             "sweep_interval": parse_duration(get("SWEEP_INTERVAL") or "30s",
                                              name="SWEEP_INTERVAL"),
             "cors_origins": tuple(origin.strip() for origin in
@@ -164,6 +173,12 @@ class Settings:
             raise SettingsError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         if self.reservation_ttl <= timedelta(0):
             raise SettingsError("RESERVATION_TTL must be positive")
+        if self.max_unpaid_orders < 0 or self.max_unpaid_units < 0:
+            raise SettingsError("MAX_UNPAID_ORDERS and MAX_UNPAID_UNITS must be 0 (no limit) "
+                                "or more")
+        if self.installation_id is not None and \
+                not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.installation_id):
+            raise SettingsError("INSTALLATION_ID: use 1 to 40 letters, digits, '-' or '_'")
         if self.sweep_interval <= timedelta(0):
             raise SettingsError("SWEEP_INTERVAL must be positive")
         if self.log_format not in ("json", "text"):

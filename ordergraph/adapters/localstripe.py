@@ -99,12 +99,51 @@ def register_webhook(api_base: str, url: str, secret: str, name: str = WEBHOOK_N
     response.raise_for_status()
 
 
+def _idempotency_middleware() -> object:
+    """Stripe's idempotency keys, which localstripe ignores: a POST repeated with the same
+    key (the SDK's retries after a lost answer, our own retries) gets the first answer again
+    instead of a second charge, intent or refund; the same key with another request is a 400.
+    Without it the emulator would double what real Stripe never doubles."""
+    import asyncio
+
+    from aiohttp import web
+
+    answered: dict[str, tuple[str, bytes, int, bytes, str]] = {}
+    in_flight: dict[str, asyncio.Lock] = {}
+
+    @web.middleware
+    async def idempotency(request: web.Request, handler: object) -> web.StreamResponse:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            return await handler(request)  # type: ignore[operator,no-any-return]
+        scope = f"{request.headers.get('Authorization', '')} {key}"
+        body = await request.read()
+        async with in_flight.setdefault(scope, asyncio.Lock()):
+            if scope in answered:
+                path, sent, status, text, content_type = answered[scope]
+                if (path, sent) != (request.path, body):
+                    return web.json_response({"error": {
+                        "type": "idempotency_error",
+                        "message": "Keys for idempotent requests can only be used with the "
+                                   "same parameters they were first used with."}}, status=400)
+                return web.Response(status=status, body=text, content_type=content_type,
+                                    headers={"Idempotent-Replayed": "true"})
+            response = await handler(request)  # type: ignore[operator]
+            if response.status < 500 and isinstance(response, web.Response) and response.body:
+                answered[scope] = (request.path, body, response.status, bytes(response.body),
+                                   response.content_type)
+            return response  # type: ignore[no-any-return]
+
+    return idempotency
+
+
 def _serve(host: str, port: int) -> None:
     from aiohttp import web
     from localstripe import resources, server
 
     # Keep the store in memory only (see the module docstring).
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    server.app.middlewares.insert(0, _idempotency_middleware())
     logging.basicConfig(level=logging.WARNING)
     web.run_app(server.app, host=host, port=port, print=None, access_log=None)
 

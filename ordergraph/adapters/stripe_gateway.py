@@ -20,10 +20,15 @@ REQUEST_TIMEOUT_SECONDS = 15.0
 
 
 class StripeGateway:
+    """Every intent we open carries our installation id in its metadata and every write an
+    idempotency key prefixed with it: two shops on one Stripe account never collide, and an
+    intent that is not ours is read with no order id (the domain then ignores it)."""
+
     provider = "stripe"
 
-    def __init__(self, secret_key: str, *, api_base: str | None = None,
-                 max_network_retries: int = 2) -> None:
+    def __init__(self, secret_key: str, *, installation_id: str | None = "",
+                 api_base: str | None = None, max_network_retries: int = 2) -> None:
+        self.installation_id = installation_id
         self._http = stripe.HTTPXClient(timeout=REQUEST_TIMEOUT_SECONDS)
         self._client = stripe.StripeClient(
             api_key=secret_key,
@@ -42,14 +47,15 @@ class StripeGateway:
         intent = await _call(self._client.v1.payment_intents.create_async(
             params={"amount": amount.amount, "currency": amount.currency,
                     "payment_method_types": ["card"],
-                    "metadata": {"order_id": str(order_id)}},
-            options={"idempotency_key": idempotency_key},
+                    "metadata": {"order_id": str(order_id),
+                                 INSTALLATION_KEY: self._installation()}},
+            options={"idempotency_key": self._key(idempotency_key)},
         ))
-        return intent_from_stripe(intent.to_dict())
+        return self._intent(intent.to_dict())
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
         intent = await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
-        return intent_from_stripe(intent.to_dict())
+        return self._intent(intent.to_dict())
 
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
                              idempotency_key: str) -> PaymentIntent:
@@ -57,31 +63,68 @@ class StripeGateway:
         emulator alike). A decline raises PaymentFailed(PAYMENT_DECLINED)."""
         await _call(self._client.v1.payment_intents.update_async(
             intent_id, params={"payment_method": payment_method_id},
-            options={"idempotency_key": f"{idempotency_key}-attach"},
+            options={"idempotency_key": self._key(f"{idempotency_key}-attach")},
         ))
         intent = await _call(self._client.v1.payment_intents.confirm_async(
-            intent_id, options={"idempotency_key": idempotency_key}))
-        return intent_from_stripe(intent.to_dict())
+            intent_id, options={"idempotency_key": self._key(idempotency_key)}))
+        return self._intent(intent.to_dict())
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent:
         """Cancel if still cancellable; otherwise return the intent as it is (e.g. succeeded)."""
         try:
             intent = await self._client.v1.payment_intents.cancel_async(
-                intent_id, options={"idempotency_key": idempotency_key})
+                intent_id, options={"idempotency_key": self._key(idempotency_key)})
         except stripe.InvalidRequestError as error:
             log.info("intent %s not cancelled (%s); reading its status", intent_id,
                      error.user_message or error)
             return await self.retrieve_intent(intent_id)
         except stripe.StripeError as error:
             raise _as_payment_failure(error) from error
-        return intent_from_stripe(intent.to_dict())
+        return self._intent(intent.to_dict())
 
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
-        refund = await _call(self._client.v1.refunds.create_async(
-            params={"payment_intent": intent_id},
-            options={"idempotency_key": idempotency_key},
-        ))
+        """Refund the intent in full, once: a refund the provider already holds for it is
+        returned instead of a second one. Stripe's idempotency keys expire after a day and
+        a lost answer must not become a double refund, so we look before and after."""
+        existing = await self._existing_refund(intent_id)
+        if existing is not None:
+            return existing
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params={"payment_intent": intent_id},
+                # No blind retries: after a lost answer we look instead.
+                options={"idempotency_key": self._key(idempotency_key),
+                         "max_network_retries": 0},
+            )
+        except (stripe.APIConnectionError, stripe.APIError) as error:
+            log.warning("refund of %s: no answer (%r); looking for it", intent_id, error)
+            found = await self._existing_refund(intent_id)
+            if found is not None:
+                return found
+            raise _as_payment_failure(error) from error
+        except stripe.StripeError as error:
+            raise _as_payment_failure(error) from error
         return str(refund.id)
+
+    async def _existing_refund(self, intent_id: str) -> str | None:
+        refunds = await _call(self._client.v1.refunds.list_async(
+            params={"payment_intent": intent_id, "limit": 10}))
+        for refund in refunds.data:
+            if getattr(refund, "status", None) in ("succeeded", "pending", None):
+                return str(refund.id)
+        return None
+
+    def _installation(self) -> str:
+        if self.installation_id is None:  # the database has not answered since start-up
+            raise PaymentFailed.provider_error()
+        return self.installation_id
+
+    def _key(self, idempotency_key: str) -> str:
+        installation = self._installation()
+        return f"{installation}-{idempotency_key}" if installation else idempotency_key
+
+    def _intent(self, data: dict[str, Any]) -> PaymentIntent:
+        return intent_from_stripe(data, installation_id=self._installation())
 
 
 async def _call(request: Awaitable[T]) -> T:
@@ -105,11 +148,18 @@ def _as_payment_failure(error: stripe.StripeError) -> PaymentFailed:
     return PaymentFailed.provider_error()
 
 
-def intent_from_stripe(data: dict[str, Any]) -> PaymentIntent:
-    """A PaymentIntent from Stripe's JSON (an API response or a webhook's data.object)."""
+INSTALLATION_KEY = "installation"
+
+
+def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> PaymentIntent:
+    """A PaymentIntent from Stripe's JSON (an API response or a webhook's data.object).
+
+    Its order id is read only from intents this installation opened: another shop's intent
+    on the same account names an order of theirs, not ours."""
     error = data.get("last_payment_error") or {}
     metadata = data.get("metadata") or {}
-    order_id = metadata.get("order_id")
+    ours = (metadata.get(INSTALLATION_KEY) or "") == installation_id
+    order_id = metadata.get("order_id") if ours else None
     return PaymentIntent(
         id=data["id"], status=data.get("status") or "unknown",
         amount=int(data.get("amount") or 0), currency=str(data.get("currency") or "").lower(),

@@ -6,7 +6,7 @@ from typing import Any
 
 import stripe
 
-from ordergraph.adapters.stripe_gateway import intent_from_stripe
+from ordergraph.adapters.stripe_gateway import INSTALLATION_KEY, intent_from_stripe
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import PaymentIntent
 
@@ -24,8 +24,8 @@ class InvalidWebhook(Exception):
     """Missing, forged, stale or unparseable: answer 400 and change nothing."""
 
 
-def parse_event(payload: bytes, signature: str | None, secret: str) -> tuple[str, str,
-                                                                              PaymentUpdate | None]:
+def parse_event(payload: bytes, signature: str | None, secret: str, *,
+                installation_id: str = "") -> tuple[str, str, PaymentUpdate | None]:
     """(event id, event type, update or None for types we do not act on).
 
     The signature is checked over the raw body with Stripe's SDK (default 300 s tolerance).
@@ -45,8 +45,8 @@ def parse_event(payload: bytes, signature: str | None, secret: str) -> tuple[str
         return event_id, event_type, None
     obj: dict[str, Any] = (data.get("data") or {}).get("object") or {}
     try:
-        intent = _charge_as_intent(obj) if event_type == "charge.refunded" \
-            else intent_from_stripe(obj)
+        intent = _charge_as_intent(obj, installation_id) if event_type == "charge.refunded" \
+            else intent_from_stripe(obj, installation_id=installation_id)
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidWebhook(f"unexpected {event_type} payload: {error}") from None
     if signal is PaymentSignal.REFUNDED and not obj.get("refunded"):
@@ -55,12 +55,14 @@ def parse_event(payload: bytes, signature: str | None, secret: str) -> tuple[str
                                                event_type=event_type)
 
 
-def _charge_as_intent(charge: dict[str, Any]) -> PaymentIntent:
+def _charge_as_intent(charge: dict[str, Any], installation_id: str) -> PaymentIntent:
     """A refunded charge, seen as news about its PaymentIntent."""
     intent_id = charge["payment_intent"]
     if not intent_id:
         raise ValueError("charge without payment_intent")
-    order_id = (charge.get("metadata") or {}).get("order_id")
+    metadata = charge.get("metadata") or {}
+    ours = (metadata.get(INSTALLATION_KEY) or "") == installation_id
+    order_id = metadata.get("order_id") if ours else None
     return PaymentIntent(id=str(intent_id), status="succeeded", amount=int(charge["amount"]),
                          currency=str(charge["currency"]).lower(),
                          order_id=int(order_id) if str(order_id or "").isdigit() else None)

@@ -20,11 +20,21 @@ from ordergraph.db.tables import (
     inventory,
     order_items,
     orders,
+    owed_refunds,
     products,
     users,
     webhook_events,
 )
-from ordergraph.domain.model import Order, OrderStatus, Product, RefundStatus, Stock, User
+from ordergraph.domain.model import (
+    HOLDS_RESERVATION,
+    Money,
+    Order,
+    OwedRefund,
+    Product,
+    RefundStatus,
+    Stock,
+    User,
+)
 from ordergraph.domain.ports import RetryableConflict
 
 Track = Callable[[Any], None]
@@ -238,23 +248,34 @@ class SqlOrderRepository(_Repository):
         return found[0] if found else None
 
     async def lock_expired(self, *, now: datetime, limit: int) -> list[Order]:
+        # Soonest due first, and an order the sweeper failed on waits for its sweep_next_at:
+        # rows that keep failing never stand in front of the rest.
+        due = sa.func.coalesce(orders.c.sweep_next_at, orders.c.reserved_until)
         return await self._load(
-            sa.select(orders).where(orders.c.status == OrderStatus.PAYMENT_PENDING.value,
-                                    orders.c.reserved_until < now)
-            .order_by(orders.c.id).limit(limit),
+            sa.select(orders).where(orders.c.status.in_([s.value for s in HOLDS_RESERVATION]),
+                                    orders.c.reserved_until < now, due <= now)
+            .order_by(due, orders.c.id).limit(limit),
             for_update=True, skip_locked=True)
 
-    async def lock_stale_created(self, *, before: datetime, limit: int) -> list[Order]:
-        return await self._load(
-            sa.select(orders).where(orders.c.status == OrderStatus.CREATED.value,
-                                    orders.c.created_at < before)
-            .order_by(orders.c.id).limit(limit),
-            for_update=True, skip_locked=True)
+    async def postpone_expiry(self, order_id: int, *, until: datetime) -> None:
+        await self._conn.execute(
+            sa.update(orders).where(orders.c.id == order_id)
+            .values(sweep_attempts=orders.c.sweep_attempts + 1, sweep_next_at=until))
 
-    async def refunds_required(self, *, limit: int) -> list[Order]:
+    async def open_unpaid(self, customer_id: int) -> tuple[int, int]:
+        held = sa.select(sa.func.count(sa.distinct(orders.c.id)),
+                         sa.func.coalesce(sa.func.sum(order_items.c.quantity), 0)) \
+            .select_from(orders.join(order_items, order_items.c.order_id == orders.c.id)) \
+            .where(orders.c.customer_id == customer_id,
+                   orders.c.status.in_([s.value for s in HOLDS_RESERVATION]))
+        count, units = (await self._conn.execute(held)).one()
+        return int(count), int(units)
+
+    async def stale_refund_requests(self, *, before: datetime, limit: int) -> list[Order]:
         return await self._load(
-            sa.select(orders).where(orders.c.refund_status == RefundStatus.REQUIRED.value)
-            .order_by(orders.c.id).limit(limit))
+            sa.select(orders).where(orders.c.refund_status == RefundStatus.REQUESTED.value,
+                                    orders.c.refund_requested_at < before)
+            .order_by(orders.c.refund_requested_at).limit(limit))
 
     async def save(self, order: Order) -> None:
         loaded_version = self._loaded_versions.get(order.id)
@@ -297,6 +318,61 @@ async def items_by_order(conn: AsyncConnection,
     for row in result.mappings():
         grouped[row["order_id"]].append(row)
     return grouped
+
+
+class SqlOwedRefundRepository(_Repository):
+    async def owe(self, refund: OwedRefund, *, at: datetime) -> bool:
+        """Record the debt once per intent; False if it was recorded before."""
+        exists = await self._conn.scalar(sa.select(owed_refunds.c.id).where(
+            owed_refunds.c.intent_id == refund.intent_id))
+        if exists is not None:
+            return False
+        try:
+            await self._conn.execute(sa.insert(owed_refunds).values(
+                order_id=refund.order_id, intent_id=refund.intent_id,
+                amount_cents=refund.amount.amount, currency=refund.amount.currency,
+                reason=refund.reason, status="OWED", attempts=0, next_attempt_at=at,
+                created_at=at, updated_at=at))
+        except IntegrityError as error:
+            raise RetryableConflict(f"refund of {refund.intent_id} owed concurrently") \
+                from error
+        return True
+
+    async def claim(self, intent_id: str, *, now: datetime,
+                    retry_at: Callable[[int], datetime]) -> OwedRefund | None:
+        """Lock the debt if it is due; push its next attempt to `retry_at(attempts)`, so a
+        concurrent claimer (another instance's sweeper) leaves it alone meanwhile."""
+        row = (await self._conn.execute(
+            sa.select(owed_refunds).where(owed_refunds.c.intent_id == intent_id,
+                                          owed_refunds.c.status == "OWED",
+                                          owed_refunds.c.next_attempt_at <= now)
+            .with_for_update(skip_locked=True))).mappings().first()
+        if row is None:
+            return None
+        attempts = row["attempts"] + 1
+        await self._conn.execute(
+            sa.update(owed_refunds).where(owed_refunds.c.id == row["id"])
+            .values(attempts=attempts, next_attempt_at=retry_at(attempts), updated_at=now))
+        return OwedRefund(order_id=row["order_id"], intent_id=row["intent_id"],
+                          amount=Money(row["amount_cents"], row["currency"]),
+                          reason=row["reason"], attempts=attempts)
+
+    async def due(self, *, now: datetime, limit: int) -> list[str]:
+        result = await self._conn.execute(
+            sa.select(owed_refunds.c.intent_id)
+            .where(owed_refunds.c.status == "OWED", owed_refunds.c.next_attempt_at <= now)
+            .order_by(owed_refunds.c.next_attempt_at, owed_refunds.c.id).limit(limit))
+        return list(result.scalars())
+
+    async def settled(self, intent_id: str, *, refund_id: str, at: datetime) -> None:
+        await self._conn.execute(
+            sa.update(owed_refunds).where(owed_refunds.c.intent_id == intent_id)
+            .values(status="SUCCEEDED", refund_id=refund_id, last_error=None, updated_at=at))
+
+    async def failed(self, intent_id: str, *, error: str, at: datetime) -> None:
+        await self._conn.execute(
+            sa.update(owed_refunds).where(owed_refunds.c.intent_id == intent_id)
+            .values(last_error=error, updated_at=at))
 
 
 class SqlWebhookEventRepository(_Repository):

@@ -69,6 +69,7 @@ def order_from_row(row: Row, item_rows: Sequence[Row]) -> Order:
         currency=row["currency"], version=row["version"], created_at=row["created_at"],
         updated_at=row["updated_at"], payment=payment, reserved_until=row["reserved_until"],
         idempotency_key=row["idempotency_key"], cart_fingerprint=row["cart_fingerprint"],
+        expiry_attempts=row["sweep_attempts"],
     )
 
 

@@ -113,6 +113,10 @@ orders = sa.Table(
     sa.Column("refund_id", sa.String(255)),
     sa.Column("refund_requested_at", UtcDateTime()),
     sa.Column("reserved_until", UtcDateTime()),
+    # The sweeper's backoff for an order whose expiry it could not finish (the provider
+    # failed): it is not tried again before sweep_next_at, so it never blocks the others.
+    sa.Column("sweep_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("sweep_next_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
@@ -169,6 +173,40 @@ stock_movements = sa.Table(
 )
 sa.Index("ix_stock_movements_product_id_id", stock_movements.c.product_id, stock_movements.c.id)
 sa.Index("ix_stock_movements_order_id", stock_movements.c.order_id)
+
+# Money we must send back on our own (paid after the order closed, a second payment for one
+# order, a capture that disagrees with the order): written in the same transaction that
+# learns of it, then refunded and retried with backoff until the provider accepts.
+OWED_REFUND_STATUSES = ("OWED", "SUCCEEDED")
+owed_refunds = sa.Table(
+    "owed_refunds", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("intent_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("refund_id", sa.String(255)),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_one_of("status", OWED_REFUND_STATUSES), name="status"),
+    sa.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+)
+sa.Index("ix_owed_refunds_status_next_attempt_at", owed_refunds.c.status,
+         owed_refunds.c.next_attempt_at)
+
+# One row: this installation's id, generated once. It namespaces what we put at the payment
+# provider (metadata, idempotency keys), so two shops on one account never adopt each
+# other's payments.
+installation = sa.Table(
+    "installation", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
 
 webhook_events = sa.Table(
     "webhook_events", metadata,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ordergraph.db.repositories import (
     SqlInventoryRepository,
     SqlOrderRepository,
+    SqlOwedRefundRepository,
     SqlProductRepository,
     SqlUserRepository,
     SqlWebhookEventRepository,
@@ -65,6 +66,7 @@ class SqlAlchemyUnitOfWork:
         self.products = SqlProductRepository(self._conn, track)
         self.inventory = SqlInventoryRepository(self._conn, track)
         self.orders = SqlOrderRepository(self._conn, track)
+        self.owed_refunds = SqlOwedRefundRepository(self._conn, track)
         self.webhook_events = SqlWebhookEventRepository(self._conn, track)
         return self
 

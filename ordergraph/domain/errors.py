@@ -9,6 +9,7 @@
     ├── InvalidCredentials           INVALID_CREDENTIALS: wrong email or password (never says which)
     ├── RateLimited                  RATE_LIMITED: too many attempts; retry later
     ├── IdempotencyKeyReused         IDEMPOTENCY_KEY_REUSED: same key, different cart
+    ├── TooManyOpenOrders            TOO_MANY_OPEN_ORDERS: pay or cancel an unpaid order first
     ├── PaymentFailed                PAYMENT_DECLINED / PAYMENT_PROVIDER_ERROR
     ├── Unauthenticated              UNAUTHENTICATED: not logged in (a top-level GraphQL error)
     ├── Forbidden                    FORBIDDEN: logged in, not allowed (a top-level GraphQL error)
@@ -53,10 +54,17 @@ class InsufficientStock(DomainError):
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 
-    def __init__(self, *, from_status: str, to_status: str) -> None:
-        super().__init__(f"An order cannot go from {from_status} to {to_status}.")
+    def __init__(self, *, from_status: str, to_status: str, why: str | None = None) -> None:
+        super().__init__(f"An order cannot go from {from_status} to {to_status}"
+                         + (f": {why}." if why else "."))
         self.from_status = from_status
         self.to_status = to_status
+
+
+class TooManyOpenOrders(DomainError):
+    """The customer already holds as many unpaid orders (or units) as a customer may."""
+
+    code = "TOO_MANY_OPEN_ORDERS"
 
 
 class EmailTaken(DomainError):

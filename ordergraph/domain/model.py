@@ -330,6 +330,14 @@ class Cart:
                 )
             merged[product_id] = merged.get(product_id, 0) + quantity
             first_line.setdefault(product_id, index)
+        for product_id, quantity in merged.items():
+            # The cap holds for the product, however many lines ask for it.
+            if quantity > MAX_LINE_QUANTITY:
+                raise ValidationFailed(
+                    f"At most {MAX_LINE_QUANTITY} of one product per order ({quantity} asked "
+                    "for across the cart's lines).",
+                    field=f"items.{first_line[product_id]}.quantity",
+                )
         return cls(tuple(sorted(merged.items())), tuple(sorted(first_line.items())))
 
     def line_of(self, product_id: int) -> int:
@@ -390,6 +398,22 @@ class RefundStatus(enum.Enum):
     SUCCEEDED = "SUCCEEDED"  # the provider accepted the refund
 
 
+@dataclass(frozen=True, slots=True)
+class OwedRefund:
+    """Money we must send back on our own: the whole of one captured intent.
+
+    Recorded in the transaction that learns of it (a payment for an order we will not ship,
+    a second payment for one order, a capture that disagrees with the order), then refunded;
+    a failing refund is retried with backoff until the provider accepts it.
+    """
+
+    order_id: int
+    intent_id: str
+    amount: Money
+    reason: str
+    attempts: int = 0
+
+
 @dataclass
 class Payment:
     """What we know of the order's PaymentIntent at the provider, and of its refund."""
@@ -418,6 +442,8 @@ class Order:
     reserved_until: datetime | None = None
     idempotency_key: str | None = None
     cart_fingerprint: str | None = None
+    # How often the sweeper failed to expire it (it backs off; see OrderRepository.postpone).
+    expiry_attempts: int = 0
     events: list[ev.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @property

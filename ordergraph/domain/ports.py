@@ -19,6 +19,7 @@ from ordergraph.domain.model import (
     Money,
     Order,
     OrderStatus,
+    OwedRefund,
     Product,
     Stock,
     User,
@@ -79,14 +80,34 @@ class OrderRepository(Protocol):
     async def get_by_intent(self, intent_id: str, *, for_update: bool = False) -> Order | None: ...
     async def save(self, order: Order) -> None: ...
     async def lock_expired(self, *, now: datetime, limit: int) -> list[Order]:
-        """PAYMENT_PENDING orders past reserved_until, FOR UPDATE SKIP LOCKED."""
+        """CREATED/PAYMENT_PENDING orders past reserved_until and not postponed, soonest
+        due first, FOR UPDATE SKIP LOCKED."""
         ...
-    async def lock_stale_created(self, *, before: datetime, limit: int) -> list[Order]:
-        """CREATED orders older than `before`, FOR UPDATE SKIP LOCKED."""
+    async def postpone_expiry(self, order_id: int, *, until: datetime) -> None:
+        """The sweeper could not expire it: count the attempt, skip it until `until`."""
         ...
-    async def refunds_required(self, *, limit: int) -> list[Order]:
-        """Orders holding money we owe back (refund status REQUIRED)."""
+    async def open_unpaid(self, customer_id: int) -> tuple[int, int]:
+        """(orders, units) the customer holds in CREATED/PAYMENT_PENDING orders."""
         ...
+    async def stale_refund_requests(self, *, before: datetime, limit: int) -> list[Order]:
+        """Orders whose admin refund was requested before `before` and never answered."""
+        ...
+
+
+class OwedRefundRepository(Protocol):
+    async def owe(self, refund: OwedRefund, *, at: datetime) -> bool:
+        """Record the debt (once per intent, due now); False if it was known."""
+        ...
+    async def claim(self, intent_id: str, *, now: datetime,
+                    retry_at: Callable[[int], datetime]) -> OwedRefund | None:
+        """The debt, if still owed and due, with its next attempt moved to
+        `retry_at(attempts)`; None if paid, not due, or being claimed by someone else."""
+        ...
+    async def due(self, *, now: datetime, limit: int) -> list[str]:
+        """Intent ids of debts due now, longest waiting first."""
+        ...
+    async def settled(self, intent_id: str, *, refund_id: str, at: datetime) -> None: ...
+    async def failed(self, intent_id: str, *, error: str, at: datetime) -> None: ...
 
 
 class WebhookEventRepository(Protocol):
@@ -102,6 +123,7 @@ class UnitOfWork(Protocol):
     products: ProductRepository
     inventory: InventoryRepository
     orders: OrderRepository
+    owed_refunds: OwedRefundRepository
     webhook_events: WebhookEventRepository
 
     async def __aenter__(self) -> Self: ...

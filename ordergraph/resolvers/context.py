@@ -23,6 +23,7 @@ from ordergraph.domain.ports import (
     UnitOfWork,
 )
 from ordergraph.domain.services.auth import user_for_token
+from ordergraph.domain.services.checkout import CheckoutLimits
 
 K = TypeVar("K", contravariant=True)
 V = TypeVar("V", covariant=True)
@@ -70,6 +71,9 @@ class Services:
     live: LiveFeed
     metrics: Metrics = field(default_factory=NullMetrics)
     rate_limiter: RateLimiter | None = None
+    checkout_limits: CheckoutLimits = field(default_factory=CheckoutLimits)
+    # Namespaces what we store at the payment provider; None until the database gave it.
+    installation_id: str | None = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

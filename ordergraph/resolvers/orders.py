@@ -76,7 +76,8 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     try:
         result = await checkout_service(
             s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
-            idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl)
+            idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
+            limits=s.checkout_limits)
     except DomainError as error:
         s.metrics.checkout(error.code)
         raise

@@ -59,6 +59,12 @@ class IdempotencyConflictError(UserError):
     pass
 
 
+@strawberry.type(description="TOO_MANY_OPEN_ORDERS: the customer already holds as many unpaid "
+                                 "orders (or units) as allowed; pay or cancel one first.")
+class TooManyOpenOrdersError(UserError):
+    pass
+
+
 @strawberry.type(
     description="PAYMENT_DECLINED (the card was refused; see declineCode) or "
                 "PAYMENT_PROVIDER_ERROR (the provider could not be reached).")
@@ -89,6 +95,8 @@ def to_user_error(error: errors.DomainError) -> UserError | None:
             return RateLimitedError(**common, retry_after_seconds=error.retry_after_seconds)
         case errors.IdempotencyKeyReused():
             return IdempotencyConflictError(**common)
+        case errors.TooManyOpenOrders():
+            return TooManyOpenOrdersError(**common)
         case errors.PaymentFailed():
             return PaymentError(**common, decline_code=error.decline_code)
     return None

@@ -18,6 +18,7 @@ from ordergraph.schema.errors import (
     NotFoundError,
     PaymentError,
     RateLimitedError,
+    TooManyOpenOrdersError,
     ValidationError,
     to_user_error,
 )
@@ -78,7 +79,7 @@ StockResult = Annotated[StockPayload | ValidationError | NotFoundError,
                         strawberry.union("StockResult")]
 CheckoutResult = Annotated[
     CheckoutPayload | ValidationError | NotFoundError | InsufficientStockError
-    | IdempotencyConflictError | PaymentError,
+    | IdempotencyConflictError | PaymentError | TooManyOpenOrdersError,
     strawberry.union("CheckoutResult")]
 OrderResult = Annotated[OrderPayload | NotFoundError | InvalidTransitionError | PaymentError,
                         strawberry.union("OrderResult")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -31,9 +32,11 @@ from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from ordergraph.adapters.stripe_gateway import StripeGateway
 from ordergraph.adapters.tokens import JwtTokenIssuer
 from ordergraph.db.engine import create_engine
+from ordergraph.db.installation import installation_id
 from ordergraph.db.readstore import SqlReadStore
 from ordergraph.db.uow import SqlAlchemyUnitOfWork
 from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway, RateLimiter
+from ordergraph.domain.services.checkout import CheckoutLimits
 from ordergraph.resolvers.context import PaymentSettings, Services
 from ordergraph.schema.schema import build_schema
 from ordergraph.settings import Settings
@@ -76,12 +79,37 @@ def payment_settings(settings: Settings) -> PaymentSettings:
                            webhook_secret=settings.stripe_webhook_secret)
 
 
-def build_gateway(settings: Settings) -> StripeGateway:
+def build_gateway(settings: Settings, installation: str | None) -> StripeGateway:
     if settings.local_payments and not settings.stripe_api_base:
         log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
                     "`ordergraph serve` starts the local Stripe emulator for you")
     key = settings.stripe_secret_key or localstripe.SECRET_KEY
-    return StripeGateway(key, api_base=settings.stripe_api_base)
+    return StripeGateway(key, installation_id=installation, api_base=settings.stripe_api_base)
+
+
+async def load_installation_id(settings: Settings, engine: AsyncEngine) -> str:
+    return settings.installation_id or await installation_id(engine)
+
+
+async def _installation_or_none(settings: Settings, engine: AsyncEngine) -> str | None:
+    """The id, or None while the database cannot be reached (the app still starts)."""
+    try:
+        return await load_installation_id(settings, engine)
+    except Exception as error:  # any database failure: learn it later
+        log.warning("installation id not readable yet (%s); payments wait for it", error)
+        return None
+
+
+async def _learn_installation_id(settings: Settings, engine: AsyncEngine,
+                                 services: Services) -> None:
+    """Started without the database: read the id once it answers, then hand it out."""
+    while services.installation_id is None:
+        await asyncio.sleep(1.0)
+        found = await _installation_or_none(settings, engine)
+        if found is not None:
+            services.installation_id = found
+            if isinstance(services.gateway, StripeGateway):
+                services.gateway.installation_id = found
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
@@ -93,20 +121,23 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
-                   overrides: Overrides) -> Services:
+                   overrides: Overrides, *, installation: str | None) -> Services:
     clock = overrides.clock or SystemClock()
     reader = SqlReadStore(engine)
     publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
     return Services(
         uow=lambda: SqlAlchemyUnitOfWork(engine, publisher),
         reader=reader,
-        gateway=overrides.gateway or build_gateway(settings),
+        gateway=overrides.gateway or build_gateway(settings, installation),
+        installation_id=installation,
         clock=clock,
         passwords=overrides.passwords or Argon2PasswordHasher(),
         # Tokens live on real time even when tests move the services' clock.
         tokens=JwtTokenIssuer(settings.jwt_secret, lifetime=settings.jwt_expiration,
                               clock=SystemClock()),
         reservation_ttl=settings.reservation_ttl,
+        checkout_limits=CheckoutLimits(max_open_orders=settings.max_unpaid_orders,
+                                       max_reserved_units=settings.max_unpaid_units),
         currency=settings.currency,
         payment=payment_settings(settings),
         make_loaders=lambda: make_loaders(reader),
@@ -126,7 +157,10 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
                            pool_size=settings.database_pool_size)
     hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix)
     await hub.start()
-    services = build_services(settings, engine, hub, overrides)
+    installation = await _installation_or_none(settings, engine)
+    services = build_services(settings, engine, hub, overrides, installation=installation)
+    learning = None if installation is not None else \
+        asyncio.create_task(_learn_installation_id(settings, engine, services))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
     try:
@@ -137,6 +171,8 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
             yield
     finally:
         # In-flight requests have finished (uvicorn waits for them); close what we opened.
+        if learning is not None:
+            learning.cancel()
         await hub.stop()
         for closeable in (services.gateway, services.rate_limiter):
             close = getattr(closeable, "aclose", None)

@@ -20,11 +20,14 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     if not secret:
         log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
         return JSONResponse({"error": "webhooks are not configured"}, status_code=503)
+    if services.installation_id is None:
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     # BodyLimitMiddleware answers 413 for bodies over 1 MiB before they are read whole.
     body = await request.body()
     try:
-        event_id, event_type, update = parse_event(body, request.headers.get("stripe-signature"),
-                                                   secret)
+        event_id, event_type, update = parse_event(
+            body, request.headers.get("stripe-signature"), secret,
+            installation_id=services.installation_id)
     except InvalidWebhook as error:
         log.warning("refused a webhook: %s", error)
         services.metrics.webhook("unverified", "refused")

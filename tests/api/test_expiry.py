@@ -97,27 +97,34 @@ async def test_a_payment_that_succeeded_before_expiry_wins(
     assert stock_invariant_violations(api.settings.database_url, {int(product): 2}) == []
 
 
-async def test_abandoned_checkouts_are_cleaned_up(timed_api: Api, clock: OffsetClock) -> None:
-    """A CREATED order whose payment was never opened (a crash between the two steps)."""
+async def test_abandoned_checkouts_expire_with_their_reservation(timed_api: Api,
+                                                                 clock: OffsetClock) -> None:
+    """A CREATED order whose payment was never recorded (a crash between the two steps)
+    carries the reservation deadline its first transaction gave it, and expires with it."""
     api = timed_api
     admin = await api.create_admin()
     product = await api.create_product(admin, sku="stuck", stock=5)
     customer = await api.register("crashed@example.com")
     order = (await api.checkout(customer, [(product, 2)]))["order"]
     url = api.settings.database_url
-    # Put the order back the way a crash after transaction 1 would have left it.
+    intent_id = order["payment"]["intentId"]
+    # Put the order back the way a crash after transaction 1 would have left it: the intent
+    # exists at the provider, but the order does not know it.
     execute(url, "UPDATE orders SET status = 'CREATED', payment_provider = NULL, "
                  "payment_intent_id = NULL, payment_client_secret = NULL, "
-                 "payment_status = NULL, reserved_until = NULL WHERE id = %s",
-            (int(order["id"]),))
+                 "payment_status = NULL, reserved_until = created_at + interval '15 minutes' "
+                 "WHERE id = %s", (int(order["id"]),))
 
-    assert (await run_sweep(api)).abandoned == 0  # too young: maybe still in flight
-    clock.advance(timedelta(minutes=6))
+    assert (await run_sweep(api)).abandoned == 0  # its reservation still runs
+    clock.advance(timedelta(minutes=16))
     assert (await run_sweep(api)).abandoned == 1
 
     assert await order_status(api, order["id"], customer) == "CANCELLED"
     stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
     assert stock == {"available": 5, "reserved": 0}
+    # The intent opened for it (found again by its idempotency key) can no longer be paid.
+    found = await api.services.gateway.retrieve_intent(intent_id)
+    assert found.status == "canceled"
 
 
 async def test_the_app_sweeps_by_itself(pg_url: str, stripe_emulator: LocalStripe) -> None:

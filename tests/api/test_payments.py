@@ -181,8 +181,10 @@ async def test_cancelling_an_order_paid_a_moment_ago_sends_the_money_back(
 
 async def test_emulator_rejects_nothing_we_send(api: Api, admin: str,
                                                 customer_side: Customer) -> None:
-    """The intent the app opened carries what Stripe needs: amount, currency, order id."""
+    """The intent the app opened carries what Stripe needs: amount, currency, order id, and
+    the installation it belongs to."""
     _, _, order = await pending_order(api, admin, quantity=3)
     intent = await customer_side.intent(order["payment"]["intentId"])
     assert (intent["amount"], intent["currency"]) == (7500, "usd")
-    assert intent["metadata"] == {"order_id": order["id"]}
+    assert intent["metadata"] == {"order_id": order["id"],
+                                  "installation": api.services.installation_id}

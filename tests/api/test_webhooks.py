@@ -11,6 +11,7 @@ import httpx
 from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.adapters.stripe_gateway import StripeGateway
 from ordergraph.domain.errors import PaymentFailed
+from ordergraph.domain.services.sweeper import sweep
 from ordergraph.web.app import Overrides
 from tests.support import (
     CANCEL,
@@ -120,13 +121,16 @@ async def test_big_bodies_are_refused_with_413(api: Api) -> None:
     assert response.status_code == 413
 
 
-async def test_amount_mismatch_is_refused_and_audited(api: Api, admin: str) -> None:
+async def test_news_with_a_wrong_amount_is_refused_and_audited(api: Api, admin: str) -> None:
+    """Failure news whose amount disagrees with the order changes nothing but the record."""
     _, customer, order = await pending(api, admin)
     forged_amount = {"id": order["payment"]["intentId"], "object": "payment_intent",
-                     "status": "succeeded", "amount": 1, "currency": "usd",
+                     "status": "requires_payment_method", "amount": 1, "currency": "usd",
+                     "last_payment_error": {"code": "card_declined", "message": "no"},
                      "metadata": {"order_id": order["id"]}}
 
-    response = await post_event(api, intent_event("payment_intent.succeeded", forged_amount))
+    response = await post_event(api, intent_event("payment_intent.payment_failed",
+                                                  forged_amount))
 
     assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
     assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
@@ -134,6 +138,34 @@ async def test_amount_mismatch_is_refused_and_audited(api: Api, admin: str) -> N
                       "SELECT after->>'reason' FROM audit_log WHERE action = "
                       "'ORDER_PAYMENT_UPDATED'")
     assert "amount or currency differ" in reason
+
+
+async def test_a_capture_that_disagrees_with_the_order_is_refunded_and_closed(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """Money taken in the wrong currency is sent back, the order FAILS with its stock back on
+    sale, and nothing is left for the sweeper to retry forever."""
+    product, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.client.v1.payment_intents.update_async(
+        intent_id, params={"currency": "eur"})  # the provider now disagrees with the order
+    await customer_side.pay_directly(intent_id)
+    event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+    response = await post_event(api, event)
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
+    assert await status_of(api, order["id"], customer) == "FAILED"
+    assert len(await customer_side.refunds_of(intent_id)) == 1
+    url = api.settings.database_url
+    assert rows(url, "SELECT status, attempts FROM owed_refunds") == [("SUCCEEDED", 1)]
+    assert rows(url, "SELECT refund_status FROM orders") == [("SUCCEEDED",)]
+    assert stock_invariant_violations(url, {int(product): 4}) == []
+    report = await sweep(api.services.uow(), api.services.gateway, api.services.clock)
+    assert (report.changed, report.errors) == (0, [])
+    # Told again (a redelivery, syncPayment): nothing more is refunded.
+    again = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+    assert (await post_event(api, again)).json()["outcome"] == "mismatch"
+    assert len(await customer_side.refunds_of(intent_id)) == 1
 
 
 async def test_unknown_intents_and_other_types_are_acknowledged(api: Api) -> None:

@@ -11,6 +11,7 @@ from ordergraph.domain.errors import (
     IdempotencyKeyReused,
     NotFound,
     PaymentFailed,
+    TooManyOpenOrders,
     ValidationFailed,
 )
 from ordergraph.domain.model import (
@@ -24,13 +25,24 @@ from ordergraph.domain.model import (
     Payment,
     Product,
 )
+from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
 
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutLimits:
+    """What one customer may hold unpaid at once (0: no limit): one account must not keep a
+    product sold out by checking out again and again without paying."""
+
+    max_open_orders: int = 0
+    max_reserved_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +53,16 @@ class CheckoutResult:
     products: Mapping[int, Product] = field(default_factory=dict)
 
 
+def intent_key(order_id: int) -> str:
+    """The idempotency key that opens the order's PaymentIntent: asking again with it finds
+    the same intent at the provider (see close_unrecorded_intent)."""
+    return f"order-{order_id}"
+
+
 async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
                    lines: Iterable[tuple[int, int]], idempotency_key: str | None,
-                   reservation_ttl: timedelta) -> CheckoutResult:
+                   reservation_ttl: timedelta,
+                   limits: CheckoutLimits = CheckoutLimits()) -> CheckoutResult:
     """Create an order for the cart, reserve its stock, and open its PaymentIntent.
 
     Raises ValidationFailed, NotFound, InsufficientStock or IdempotencyKeyReused with nothing
@@ -59,7 +78,8 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
     actor = Actor.user(customer_id)
 
     order, products = await in_transaction(
-        uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor)
+        uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor,
+                                   reservation_ttl, limits)
     )
     if not products:  # the same key and cart again: the order that exists
         return CheckoutResult(order, _client_secret(order))
@@ -67,13 +87,17 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
     # Step 3: the provider call happens outside any transaction: no row lock is held.
     try:
         intent = await gateway.create_intent(order_id=order.id, amount=order.total,
-                                             idempotency_key=f"order-{order.id}")
+                                             idempotency_key=intent_key(order.id))
     except Exception as failure:
         # Whatever went wrong out there, the stock must not stay held by an order that
         # cannot be paid.
         log.warning("could not open a payment for order %s (%r); cancelling it", order.id,
                     failure, exc_info=not isinstance(failure, PaymentFailed))
-        await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order.id))
+        closed = await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order.id))
+        refused = isinstance(failure, PaymentFailed) and failure.code == PaymentFailed.DECLINED
+        if closed is not None and not refused:
+            # The provider may have opened the intent before its answer was lost.
+            await close_unrecorded_intent(uow, gateway, clock, closed)
         raise PaymentFailed.provider_error() from None
 
     payment = Payment(provider=gateway.provider, intent_id=intent.id,
@@ -92,9 +116,11 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
 
 
 async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,
-                        idempotency_key: str | None, actor: Actor
-                        ) -> tuple[Order, dict[int, Product]]:
-    """Transaction 1: the order in CREATED with its stock reserved, or nothing at all.
+                        idempotency_key: str | None, actor: Actor, reservation_ttl: timedelta,
+                        limits: CheckoutLimits) -> tuple[Order, dict[int, Product]]:
+    """Transaction 1: the order in CREATED with its stock reserved until its deadline, or
+    nothing at all. The deadline is set now, not when the payment opens, so an order whose
+    checkout died half-way expires like any unpaid reservation.
 
     Returns the order and the cart's products; no products when the idempotency key found
     the order an earlier checkout made."""
@@ -104,6 +130,8 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
             if existing.cart_fingerprint != cart.fingerprint():
                 raise IdempotencyKeyReused()
             return existing, {}
+    if limits.max_open_orders or limits.max_reserved_units:
+        await _ensure_within_limits(uow, customer_id, cart, limits)
 
     products = await uow.products.get_many(cart.product_ids)
     for product_id in cart.product_ids:
@@ -121,6 +149,7 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
         id=0, customer_id=customer_id, status=OrderStatus.CREATED,
         lines=[OrderLine(pid, qty, products[pid].price) for pid, qty in cart.quantities],
         currency=currencies.pop(), version=1, created_at=now, updated_at=now,
+        reserved_until=now + reservation_ttl,
         idempotency_key=idempotency_key, cart_fingerprint=cart.fingerprint(),
     )
     if order.total.amount > MAX_GRAPHQL_INT:
@@ -141,6 +170,23 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
     return order, products
 
 
+async def _ensure_within_limits(uow: UnitOfWork, customer_id: int, cart: Cart,
+                                limits: CheckoutLimits) -> None:
+    """Refuse a checkout that would take the customer past their unpaid limits. The
+    customer's row lock makes two concurrent checkouts of one customer count one by one."""
+    await uow.users.get(customer_id, for_update=True)
+    open_orders, held_units = await uow.orders.open_unpaid(customer_id)
+    if limits.max_open_orders and open_orders >= limits.max_open_orders:
+        raise TooManyOpenOrders(
+            f"You have {open_orders} unpaid orders; pay or cancel one before checking out "
+            f"again (at most {limits.max_open_orders}).")
+    units = sum(quantity for _, quantity in cart.quantities)
+    if limits.max_reserved_units and held_units + units > limits.max_reserved_units:
+        raise TooManyOpenOrders(
+            f"Unpaid orders may hold at most {limits.max_reserved_units} units; you hold "
+            f"{held_units} and this cart has {units}.", field="items")
+
+
 async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: Payment,
                         reservation_ttl: timedelta, actor: Actor,
                         known: Order | None = None) -> Order:
@@ -158,16 +204,18 @@ async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: P
     return order
 
 
-async def _cancel_unopened(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
+async def _cancel_unopened(uow: UnitOfWork, clock: Clock, order_id: int) -> Order | None:
     """The provider failed: CREATED -> CANCELLED and the stock goes back on sale."""
     order = await uow.orders.get(order_id, for_update=True)
     assert order is not None, order_id
-    if order.status is OrderStatus.CREATED:
-        now = clock.now()
-        await release_reservation(uow, order, actor=SYSTEM, at=now)
-        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
-                         reason="payment provider error")
-        await uow.orders.save(order)
+    if order.status is not OrderStatus.CREATED:
+        return None
+    now = clock.now()
+    await release_reservation(uow, order, actor=SYSTEM, at=now)
+    order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                     reason="payment provider error")
+    await uow.orders.save(order)
+    return order
 
 
 async def _cancel_orphan_intent(gateway: PaymentGateway, intent_id: str, order_id: int) -> None:
@@ -175,6 +223,24 @@ async def _cancel_orphan_intent(gateway: PaymentGateway, intent_id: str, order_i
         await gateway.cancel_intent(intent_id, idempotency_key=f"order-{order_id}-cancel")
     except PaymentFailed:
         log.warning("could not cancel intent %s of cancelled order %s", intent_id, order_id)
+
+
+async def close_unrecorded_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                                  order: Order) -> None:
+    """A CREATED order closed before checkout recorded its payment (a crash, a deploy, a
+    cancel while the provider was slow). An intent may exist for it that nobody holds: open
+    it again with the same idempotency key, which finds that one, and cancel it."""
+    try:
+        intent = await gateway.create_intent(order_id=order.id, amount=order.total,
+                                             idempotency_key=intent_key(order.id))
+        intent = await gateway.cancel_intent(intent.id,
+                                             idempotency_key=f"order-{order.id}-cancel")
+    except PaymentFailed as failure:
+        log.warning("could not close a payment of closed order %s: %s", order.id,
+                    failure.message)
+        return
+    if PaymentUpdate.from_intent(intent).signal is PaymentSignal.SUCCEEDED:
+        await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent))
 
 
 def _client_secret(order: Order) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from ordergraph.domain.errors import NotFound, PaymentFailed
-from ordergraph.domain.model import Actor, Order, OrderStatus, User
-from ordergraph.domain.payments import PaymentUpdate
+from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed
+from ordergraph.domain.model import Actor, Order, OrderStatus, RefundStatus, User
+from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.checkout import close_unrecorded_intent
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
@@ -42,20 +43,22 @@ async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
 
     order = await in_transaction(uow, cancel)
     # After commit, outside the transaction: close the intent so it cannot be paid any more.
-    if order.payment is not None and order.payment.intent_id:
-        try:
-            intent = await gateway.cancel_intent(order.payment.intent_id,
-                                                 idempotency_key=f"order-{order.id}-cancel")
-        except PaymentFailed as failure:
-            # Should it succeed later, its webhook refunds it (see payments).
-            log.warning("order %s cancelled; its intent could not be: %s", order.id,
-                        failure.message)
-            return order
-        if intent.status == "succeeded":
-            # Paid just before the cancel: the money goes straight back.
-            settlement = await settle_payment(uow, gateway, clock,
-                                              PaymentUpdate.from_intent(intent))
-            return settlement.order or order
+    if order.payment is None or not order.payment.intent_id:
+        await close_unrecorded_intent(uow, gateway, clock, order)
+        return order
+    try:
+        intent = await gateway.cancel_intent(order.payment.intent_id,
+                                             idempotency_key=f"order-{order.id}-cancel")
+    except PaymentFailed as failure:
+        # Should it succeed later, its webhook (or syncPayment) refunds it (see payments).
+        log.warning("order %s cancelled; its intent could not be: %s", order.id,
+                    failure.message)
+        return order
+    update = PaymentUpdate.from_intent(intent)
+    if update.signal is PaymentSignal.SUCCEEDED:
+        # Paid just before the cancel: the money goes straight back.
+        settlement = await settle_payment(uow, gateway, clock, update)
+        return settlement.order or order
     return order
 
 
@@ -65,6 +68,12 @@ async def fulfil_order(uow: UnitOfWork, clock: Clock, *, order_id: int, viewer: 
 
     async def fulfil() -> Order:
         order = await _locked_visible_order(uow, order_id, viewer)
+        refund = order.payment.refund_status if order.payment else None
+        if refund in (RefundStatus.REQUESTED, RefundStatus.REQUIRED):
+            # A refund under way wins: its money may already be gone, so the goods stay.
+            raise InvalidTransition(from_status=order.status.value,
+                                    to_status=OrderStatus.FULFILLED.value,
+                                    why="a refund of this order is under way")
         order.transition(OrderStatus.FULFILLED, actor=actor, at=clock.now())
         await uow.orders.save(order)
         return order

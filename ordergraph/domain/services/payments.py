@@ -16,15 +16,18 @@ from datetime import datetime, timedelta
 from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed, ValidationFailed
 from ordergraph.domain.model import (
     PAYMENT_PROVIDER,
+    SYSTEM,
     Actor,
+    Money,
     Order,
     OrderStatus,
+    OwedRefund,
     Payment,
     RefundStatus,
     User,
 )
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
 from ordergraph.domain.services.reservations import (
     release_reservation,
     restock_order,
@@ -35,8 +38,9 @@ from ordergraph.domain.services.transaction import in_transaction
 log = logging.getLogger(__name__)
 
 # A refund an admin asked for that has shown no result for this long may be asked again
-# (the first request died between our record and the provider's answer).
-STALE_REFUND_REQUEST = timedelta(minutes=5)
+# (the first request died between our record and the provider's answer); the sweeper
+# finishes it. Longer than one provider call can take.
+STALE_REFUND_REQUEST = timedelta(minutes=2)
 
 
 class Outcome(enum.Enum):
@@ -61,10 +65,12 @@ async def settle_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
     """Apply the provider's news to its order; refund money we will not keep."""
     settlement = await in_transaction(
         uow, lambda: apply_payment_status(uow, clock, update, actor=actor, reason=reason))
-    if settlement.outcome is Outcome.REFUND_REQUIRED and settlement.order is not None:
-        order = await refund_unwanted_payment(uow, gateway, clock, order_id=settlement.order.id,
-                                              intent_id=settlement.refund_intent_id)
-        return Settlement(Outcome.REFUND_REQUIRED, order, settlement.refund_intent_id)
+    if settlement.refund_intent_id is not None:
+        # The debt is on record (same transaction as the news): if this attempt fails,
+        # the sweeper retries it.
+        order = await refund_owed(uow, gateway, clock, intent_id=settlement.refund_intent_id)
+        return Settlement(settlement.outcome, order or settlement.order,
+                          settlement.refund_intent_id)
     return settlement
 
 
@@ -77,42 +83,86 @@ async def apply_payment_status(uow: UnitOfWork, clock: Clock, update: PaymentUpd
         return Settlement(Outcome.DUPLICATE)
 
     order = await uow.orders.get_by_intent(intent.id, for_update=True)
-    foreign_intent = False
     if order is None and intent.order_id is not None:
-        # The intent was opened but never stored (a crash between checkout's transactions).
+        # An intent of ours (the gateway only reads order_id from our own intents) that the
+        # order does not name: opened before a crash, or a second payment for one order.
         order = await uow.orders.get(intent.order_id, for_update=True)
-        foreign_intent = order is not None and order.payment is not None and \
-            order.payment.intent_id not in (None, intent.id)
     if order is None:
         log.warning("payment news for unknown intent %s (%s)", intent.id, update.signal.value)
         return Settlement(Outcome.UNKNOWN_INTENT)
 
-    if (intent.amount, intent.currency) != (order.total.amount, order.currency):
-        log.error("intent %s says %s %s but order %s totals %s %s: refused", intent.id,
-                  intent.amount, intent.currency, order.id, order.total.amount, order.currency)
-        order.update_payment(
-            actor=actor, at=now, last_error=f"amount mismatch: provider reported "
-            f"{intent.amount} {intent.currency}",
-            reason=f"refused {update.signal.value}: amount or currency differ from the order")
-        await uow.orders.save(order)
-        return Settlement(Outcome.MISMATCH, order)
-
-    if foreign_intent:
-        if update.signal is PaymentSignal.SUCCEEDED:
-            log.error("order %s was paid through a second intent %s; refunding it",
-                      order.id, intent.id)
-            return Settlement(Outcome.REFUND_REQUIRED, order, refund_intent_id=intent.id)
-        return Settlement(Outcome.UNCHANGED, order)
-
     if order.status is OrderStatus.CREATED and order.payment is None:
+        # Checkout opened this intent but died before recording it: adopt it.
         order.open_payment(Payment(provider="stripe", intent_id=intent.id,
                                    client_secret=intent.client_secret, status=intent.status),
                            reserved_until=now, actor=actor, at=now)
 
-    outcome = await _apply(uow, order, update, actor=actor, at=now, reason=reason)
+    if not _is_orders_intent(order, intent.id):
+        outcome = await _apply_second_intent(uow, order, update, actor=actor, at=now)
+    elif (intent.amount, intent.currency) != (order.total.amount, order.currency):
+        outcome = await _apply_mismatch(uow, order, update, actor=actor, at=now)
+    else:
+        outcome = await _apply(uow, order, update, actor=actor, at=now, reason=reason)
     await uow.orders.save(order)
     return Settlement(outcome, order, refund_intent_id=intent.id
-                      if outcome is Outcome.REFUND_REQUIRED else None)
+                      if outcome in _REFUNDING and update.signal is PaymentSignal.SUCCEEDED
+                      else None)
+
+
+_REFUNDING = (Outcome.REFUND_REQUIRED, Outcome.MISMATCH)
+
+
+def _is_orders_intent(order: Order, intent_id: str) -> bool:
+    return order.payment is None or order.payment.intent_id in (None, intent_id)
+
+
+async def _apply_second_intent(uow: UnitOfWork, order: Order, update: PaymentUpdate, *,
+                               actor: Actor, at: datetime) -> Outcome:
+    """News of an intent of ours that is not the order's: money taken twice goes back."""
+    if update.signal is not PaymentSignal.SUCCEEDED:
+        return Outcome.UNCHANGED
+    intent = update.intent
+    if not await _owe_refund(uow, order, intent, at=at,
+                             reason=f"second payment {intent.id} for the order"):
+        return Outcome.UNCHANGED  # known, and owed or refunded already
+    log.error("order %s was paid through a second intent %s; refunding it", order.id, intent.id)
+    order.update_payment(actor=actor, at=at,
+                         last_error=f"second payment {intent.id} received: refund owed",
+                         reason="a second payment arrived for this order: refunding it")
+    return Outcome.REFUND_REQUIRED
+
+
+async def _apply_mismatch(uow: UnitOfWork, order: Order, update: PaymentUpdate, *,
+                          actor: Actor, at: datetime) -> Outcome:
+    """The provider's amount or currency differ from the order: never PAID. A capture goes
+    back, and the order closes with its stock released, so nothing waits on it forever."""
+    intent = update.intent
+    found = f"{intent.amount} {intent.currency}"
+    log.error("intent %s says %s but order %s totals %s %s: refused", intent.id, found,
+              order.id, order.total.amount, order.currency)
+    error = f"amount mismatch: provider reported {found}"
+    if update.signal is not PaymentSignal.SUCCEEDED:
+        order.update_payment(actor=actor, at=at, last_error=error,
+                             reason=f"refused {update.signal.value}: amount or currency "
+                                    "differ from the order")
+        return Outcome.MISMATCH
+    await _owe_refund(uow, order, intent, at=at, reason=f"captured {found}, not the order's "
+                      f"{order.total.amount} {order.currency}")
+    if order.holds_reservation:
+        await release_reservation(uow, order, actor=actor, at=at)
+        order.transition(OrderStatus.FAILED, actor=actor, at=at,
+                         reason="the payment captured did not match the order: refunding it",
+                         status=intent.status, last_error=error,
+                         refund_status=RefundStatus.REQUIRED)
+    return Outcome.MISMATCH
+
+
+async def _owe_refund(uow: UnitOfWork, order: Order, intent: PaymentIntent, *, at: datetime,
+                      reason: str) -> bool:
+    """Record that the intent's money goes back (once per intent); False if known."""
+    return await uow.owed_refunds.owe(
+        OwedRefund(order_id=order.id, intent_id=intent.id,
+                   amount=Money(intent.amount, intent.currency), reason=reason), at=at)
 
 
 async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor: Actor,
@@ -127,12 +177,12 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
                              reason=reason or "payment succeeded", **payment_news)
             return Outcome.APPLIED
         if status in (OrderStatus.CANCELLED, OrderStatus.FAILED):
-            payment = order.payment
-            if payment is not None and payment.refund_status in (RefundStatus.REQUIRED,
-                                                                 RefundStatus.SUCCEEDED):
-                return Outcome.UNCHANGED
+            if not await _owe_refund(uow, order, intent, at=at,
+                                     reason=f"paid after the order was {status.value}"):
+                return Outcome.UNCHANGED  # known, and owed or refunded already
             order.update_payment(
-                actor=actor, at=at, status=intent.status, refund_status=RefundStatus.REQUIRED,
+                actor=actor, at=at, intent_id=intent.id, status=intent.status,
+                refund_status=RefundStatus.REQUIRED,
                 reason=f"payment succeeded after the order was {status.value}: refunding it")
             return Outcome.REFUND_REQUIRED
         return Outcome.UNCHANGED  # PAID, FULFILLED, REFUNDED: already settled
@@ -159,6 +209,12 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
                              reason=reason or "refunded at the provider",
                              refund_status=RefundStatus.SUCCEEDED)
             return Outcome.APPLIED
+        if status is OrderStatus.FULFILLED:
+            # Refunded after it shipped (a return, from the provider's dashboard): the goods
+            # are gone and the order stays FULFILLED; the refund is on record.
+            order.update_payment(actor=actor, at=at, refund_status=RefundStatus.SUCCEEDED,
+                                 reason=reason or "refunded at the provider after shipping")
+            return Outcome.APPLIED
         return Outcome.UNCHANGED  # already REFUNDED (we asked for it), or nothing to refund
 
     # PROCESSING, ACTION_REQUIRED, PENDING: news without a transition.
@@ -170,32 +226,53 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
     return Outcome.UNCHANGED
 
 
-async def refund_unwanted_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
-                                  order_id: int, intent_id: str | None) -> Order | None:
-    """Send back a payment for an order we will not ship; recorded, retried by the sweeper."""
-    if intent_id is None:
+# A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
+FIRST_REFUND_RETRY = timedelta(seconds=30)
+MAX_REFUND_RETRY = timedelta(hours=1)
+
+
+def refund_retry_delay(attempts: int) -> timedelta:
+    return min(MAX_REFUND_RETRY, FIRST_REFUND_RETRY * 2 ** max(0, attempts - 1))
+
+
+async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+                      intent_id: str) -> Order | None:
+    """Send back money we owe, if it is due and nobody else is sending it right now.
+
+    The claim moves the debt's next attempt into the future before the provider is called,
+    so a concurrent sweeper (or webhook) leaves it alone, and a failure needs no second write
+    to back off. Returns the order once the provider accepted the refund, else None.
+    """
+    now = clock.now()
+    debt = await in_transaction(uow, lambda: uow.owed_refunds.claim(
+        intent_id, now=now, retry_at=lambda attempts: now + refund_retry_delay(attempts)))
+    if debt is None:
         return None
     try:
-        refund_id = await gateway.refund(
-            intent_id, idempotency_key=f"order-{order_id}-refund-{intent_id}")
+        refund_id = await gateway.refund(intent_id, idempotency_key=f"refund-{intent_id}")
     except PaymentFailed as failure:
-        log.error("refund of %s for order %s failed (%s); the sweeper will retry",
-                  intent_id, order_id, failure.message)
+        log.error("refund of %s for order %s failed (attempt %d: %s); retrying later",
+                  intent_id, debt.order_id, debt.attempts, failure.message)
+        error = failure.message
+        await in_transaction(uow, lambda: uow.owed_refunds.failed(
+            intent_id, error=error, at=clock.now()))
         return None
 
     async def record() -> Order | None:
-        order = await uow.orders.get(order_id, for_update=True)
+        at = clock.now()
+        await uow.owed_refunds.settled(intent_id, refund_id=refund_id, at=at)
+        order = await uow.orders.get(debt.order_id, for_update=True)
         if order is None:
             return None
         if order.payment is not None and order.payment.intent_id == intent_id:
-            order.update_payment(actor=PAYMENT_PROVIDER, at=clock.now(),
+            order.update_payment(actor=PAYMENT_PROVIDER, at=at,
                                  refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
                                  reason="payment refunded automatically")
         else:
-            order.update_payment(actor=PAYMENT_PROVIDER, at=clock.now(),
+            order.update_payment(actor=PAYMENT_PROVIDER, at=at,
                                  last_error=f"second payment {intent_id} refunded "
                                             f"({refund_id})",
-                                 reason="payment refunded automatically")
+                                 reason="second payment refunded automatically")
         await uow.orders.save(order)
         return order
 
@@ -216,13 +293,21 @@ async def pay_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, o
                     viewer: User, payment_method_id: str) -> PayResult:
     """The owner pays a pending order with a payment method; the server confirms it.
 
-    A decline fails the order (its stock goes back) and raises PAYMENT_DECLINED; 3-D Secure
+    Whatever the confirmation answers, the intent's own status decides: a decline fails the
+    order (its stock goes back) and raises PAYMENT_DECLINED; an intent that had already
+    succeeded (Pay pressed twice, or after 3-D Secure) settles the order as PAID; 3-D Secure
     returns requires_action with the client secret for Stripe.js.
     """
     payment_method_id = payment_method_id.strip()
     if not 1 <= len(payment_method_id) <= 255:
         raise ValidationFailed("paymentMethodId is required.", field="paymentMethodId")
-    order = await _pending_order(uow, order_id, viewer, owner_only=True)
+    order = await _visible_order(uow, order_id, viewer)
+    if order.customer_id != viewer.id:
+        raise NotFound(f"Order {order_id} not found.", field="id")
+    if order.status is not OrderStatus.PAYMENT_PENDING:
+        # Already PAID included: the answer says so (`from: PAID`), and nothing is charged.
+        raise InvalidTransition(from_status=order.status.value,
+                                to_status=OrderStatus.PAID.value)
     assert order.payment is not None and order.payment.intent_id is not None
     intent_id = order.payment.intent_id
     try:
@@ -230,15 +315,43 @@ async def pay_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, o
             intent_id, payment_method_id=payment_method_id,
             idempotency_key=f"order-{order.id}-pay-{payment_method_id}")
     except PaymentFailed as failure:
-        if failure.code == PaymentFailed.DECLINED:
-            declined = await gateway.retrieve_intent(intent_id)
-            await settle_payment(uow, gateway, clock,
-                                 PaymentUpdate(declined, PaymentSignal.FAILED),
-                                 reason=f"card declined ({failure.decline_code})")
-        raise
+        return await _settle_refused_confirmation(uow, gateway, clock, order, failure)
+    return await _pay_result(uow, gateway, clock, order, intent)
+
+
+_PAID = (OrderStatus.PAID, OrderStatus.FULFILLED)
+
+
+async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                                       order: Order, failure: PaymentFailed) -> PayResult:
+    """The provider refused to confirm: read what the intent really is and settle by that."""
+    assert order.payment is not None and order.payment.intent_id is not None
+    try:
+        intent = await gateway.retrieve_intent(order.payment.intent_id)
+    except PaymentFailed:
+        raise failure from None
+    update = PaymentUpdate.from_intent(intent)
+    if update.signal in (PaymentSignal.SUCCEEDED, PaymentSignal.ACTION_REQUIRED):
+        return await _pay_result(uow, gateway, clock, order, intent)
+    settlement = await settle_payment(
+        uow, gateway, clock, update, reason=f"card declined ({failure.decline_code})"
+        if failure.code == PaymentFailed.DECLINED and update.signal is PaymentSignal.FAILED
+        else None)
+    if settlement.order is not None and settlement.order.status in _PAID:
+        return PayResult(order=settlement.order, requires_action=False, client_secret=None)
+    raise failure
+
+
+async def _pay_result(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, order: Order,
+                      intent: PaymentIntent) -> PayResult:
     settlement = await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent))
     order = settlement.order or order
-    requires_action = intent.status == "requires_action"
+    if order.status not in (*_PAID, OrderStatus.PAYMENT_PENDING):
+        # Cancelled or expired while the payment went through: the money is on its way back.
+        raise InvalidTransition(from_status=order.status.value,
+                                to_status=OrderStatus.PAID.value)
+    requires_action = order.status is OrderStatus.PAYMENT_PENDING and \
+        PaymentUpdate.from_intent(intent).signal is PaymentSignal.ACTION_REQUIRED
     return PayResult(order=order, requires_action=requires_action,
                      client_secret=intent.client_secret if requires_action else None)
 
@@ -260,7 +373,8 @@ async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
 
     The request is recorded under the row lock before the provider is called, so a second or
-    racing call sees it and returns the order as it stands instead of refunding again.
+    racing call sees it and returns the order as it stands instead of refunding again, and
+    fulfilment waits until the refund has an answer (never both shipped and refunded).
     """
     actor = Actor.user(viewer.id)
 
@@ -283,12 +397,23 @@ async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     order, ours = await in_transaction(uow, request)
     if not ours:
         return order
+    return await _refund_requested(uow, gateway, clock, order, actor)
+
+
+async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                            order: Order, actor: Actor) -> Order:
+    """The provider call of a recorded refund request, and its answer recorded."""
     assert order.payment is not None and order.payment.intent_id is not None
-    intent_id = order.payment.intent_id
     try:
-        refund_id = await gateway.refund(intent_id, idempotency_key=f"order-{order.id}-refund")
-    except PaymentFailed:
-        await in_transaction(uow, lambda: _forget_refund_request(uow, clock, order.id, actor))
+        refund_id = await gateway.refund(order.payment.intent_id,
+                                         idempotency_key=f"order-{order.id}-refund")
+    except PaymentFailed as failure:
+        if failure.code == PaymentFailed.DECLINED:
+            # A definite no: nothing was refunded, the order can be fulfilled again.
+            await in_transaction(uow, lambda: _forget_refund_request(uow, clock, order.id,
+                                                                     actor))
+        # Otherwise we cannot know whether the provider did it: the request stays, blocking
+        # fulfilment, and the sweeper finishes it (the gateway never refunds twice).
         raise
 
     async def record() -> Order:
@@ -304,6 +429,33 @@ async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
         return locked
 
     return await in_transaction(uow, record)
+
+
+async def resume_refund(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+                        order_id: int) -> Order | None:
+    """Finish an admin's refund whose request has had no answer for STALE_REFUND_REQUEST
+    (the process died, or the provider's answer was lost). The sweeper calls it."""
+    async def reclaim() -> Order | None:
+        order = await uow.orders.get(order_id, for_update=True)
+        now = clock.now()
+        if order is None or order.status is not OrderStatus.PAID or order.payment is None \
+                or order.payment.refund_status is not RefundStatus.REQUESTED \
+                or order.payment.refund_requested_at is None \
+                or now - order.payment.refund_requested_at < STALE_REFUND_REQUEST:
+            return None
+        order.update_payment(actor=SYSTEM, at=now, refund_requested_at=now,
+                             reason="refund request resumed")
+        await uow.orders.save(order)
+        return order
+
+    order = await in_transaction(uow, reclaim)
+    if order is None:
+        return None
+    try:
+        return await _refund_requested(uow, gateway, clock, order, SYSTEM)
+    except PaymentFailed as failure:
+        log.error("resuming the refund of order %s failed: %s", order_id, failure.message)
+        return None
 
 
 async def _forget_refund_request(uow: UnitOfWork, clock: Clock, order_id: int,
@@ -323,15 +475,4 @@ async def _visible_order(uow: UnitOfWork, order_id: int, viewer: User) -> Order:
     order = await in_transaction(uow, load)
     if order is None or not order.visible_to(viewer):
         raise NotFound(f"Order {order_id} not found.", field="id")
-    return order
-
-
-async def _pending_order(uow: UnitOfWork, order_id: int, viewer: User, *,
-                         owner_only: bool) -> Order:
-    order = await _visible_order(uow, order_id, viewer)
-    if owner_only and order.customer_id != viewer.id:
-        raise NotFound(f"Order {order_id} not found.", field="id")
-    if order.status is not OrderStatus.PAYMENT_PENDING:
-        raise InvalidTransition(from_status=order.status.value,
-                                to_status=OrderStatus.PAID.value)
     return order

@@ -1,7 +1,9 @@
-"""The sweeper: expires unpaid reservations, cleans up half-made orders, retries refunds.
+"""The sweeper: expires unpaid reservations, retries refunds owed, finishes stalled refunds.
 
 Runs in the app every SWEEP_INTERVAL and as `ordergraph sweep`. Several instances may run it
-at once: candidates are taken with SKIP LOCKED, and the finalizer moves each order once.
+at once: candidates are taken with SKIP LOCKED, owed refunds are claimed one by one, and the
+finalizer moves each order once. An order or refund that keeps failing is backed off, so it
+never stands in front of the others.
 """
 
 from __future__ import annotations
@@ -11,27 +13,33 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ordergraph.domain.errors import PaymentFailed
-from ordergraph.domain.model import SYSTEM, OrderStatus
+from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
-from ordergraph.domain.services.payments import refund_unwanted_payment, settle_payment
+from ordergraph.domain.services.checkout import close_unrecorded_intent
+from ordergraph.domain.services.payments import (
+    STALE_REFUND_REQUEST,
+    refund_owed,
+    resume_refund,
+    settle_payment,
+)
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
 
 log = logging.getLogger(__name__)
 
-# A checkout opens its payment within seconds; a CREATED order this old lost its second
-# transaction (a crash, a deploy) and would hold its stock forever.
-STALE_CREATED_AFTER = timedelta(minutes=5)
 BATCH = 100
+# An expiry the provider would not let us finish is tried again after 30 s, 1 min, 2 min...
+FIRST_EXPIRY_RETRY = timedelta(seconds=30)
+MAX_EXPIRY_RETRY = timedelta(minutes=30)
 
 
 @dataclass
 class SweepReport:
     expired: int = 0            # PAYMENT_PENDING past reserved_until -> CANCELLED
     paid_at_expiry: int = 0     # the provider said it succeeded after all -> PAID
-    abandoned: int = 0          # CREATED orders whose payment was never opened -> CANCELLED
-    refunds_retried: int = 0    # refunds owed that went through this time
+    abandoned: int = 0          # CREATED past its deadline (checkout never finished) -> CANCELLED
+    refunds_retried: int = 0    # refunds owed (or stalled) that went through this time
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -40,12 +48,11 @@ class SweepReport:
 
 
 async def sweep(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
-                stale_created_after: timedelta = STALE_CREATED_AFTER,
                 batch: int = BATCH) -> SweepReport:
     report = SweepReport()
     await _expire_reservations(uow, gateway, clock, report, batch)
-    await _cancel_abandoned_checkouts(uow, clock, report, stale_created_after, batch)
-    await _retry_refunds(uow, gateway, clock, report, batch)
+    await _retry_owed_refunds(uow, gateway, clock, report, batch)
+    await _resume_stalled_refunds(uow, gateway, clock, report, batch)
     return report
 
 
@@ -57,6 +64,7 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
 
     for order_id, intent_id in await in_transaction(uow, candidates):
         if intent_id is None:
+            await _expire_unopened(uow, gateway, clock, report, order_id)
             continue
         try:
             # Cancel at the provider first, outside any transaction: if it says the payment
@@ -65,10 +73,12 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
                                                  idempotency_key=f"order-{order_id}-expire")
         except PaymentFailed as failure:
             report.errors.append(f"order {order_id}: {failure.message}")
+            await _postpone(uow, clock, order_id)
             continue
         update = PaymentUpdate.from_intent(intent)
         if update.signal not in (PaymentSignal.CANCELED, PaymentSignal.SUCCEEDED):
-            continue  # e.g. processing: ask again next time
+            await _postpone(uow, clock, order_id)  # e.g. processing: ask again later
+            continue
         settlement = await settle_payment(
             uow, gateway, clock, update, actor=SYSTEM,
             reason="reservation expired" if update.signal is PaymentSignal.CANCELED
@@ -79,30 +89,54 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
             report.expired += 1
 
 
-async def _cancel_abandoned_checkouts(uow: UnitOfWork, clock: Clock, report: SweepReport,
-                                      stale_after: timedelta, batch: int) -> None:
-    async def cancel() -> int:
+async def _expire_unopened(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                           report: SweepReport, order_id: int) -> None:
+    """A CREATED order past its deadline: its checkout died before recording the payment."""
+    async def cancel() -> Order | None:
+        order = await uow.orders.get(order_id, for_update=True)
         now = clock.now()
-        orders = await uow.orders.lock_stale_created(before=now - stale_after, limit=batch)
-        for order in orders:
-            await release_reservation(uow, order, actor=SYSTEM, at=now)
-            order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
-                             reason="checkout did not complete")
-            await uow.orders.save(order)
-        return len(orders)
+        if order is None or order.status is not OrderStatus.CREATED or \
+                order.reserved_until is None or order.reserved_until > now:
+            return None  # its checkout finished (or someone closed it) meanwhile
+        await release_reservation(uow, order, actor=SYSTEM, at=now)
+        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                         reason="reservation expired before its payment was opened")
+        await uow.orders.save(order)
+        return order
 
-    report.abandoned += await in_transaction(uow, cancel)
+    order = await in_transaction(uow, cancel)
+    if order is not None:
+        report.abandoned += 1
+        await close_unrecorded_intent(uow, gateway, clock, order)
 
 
-async def _retry_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
-                         report: SweepReport, batch: int) -> None:
-    async def due() -> list[tuple[int, str | None]]:
-        orders = await uow.orders.refunds_required(limit=batch)
-        return [(o.id, o.payment.intent_id if o.payment else None) for o in orders]
+async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
+    async def postpone() -> None:
+        order = await uow.orders.get(order_id)
+        attempts = order.expiry_attempts if order is not None else 0
+        delay = min(MAX_EXPIRY_RETRY, FIRST_EXPIRY_RETRY * 2 ** attempts)
+        await uow.orders.postpone_expiry(order_id, until=clock.now() + delay)
 
-    for order_id, intent_id in await in_transaction(uow, due):
-        if await refund_unwanted_payment(uow, gateway, clock, order_id=order_id,
-                                         intent_id=intent_id) is not None:
+    await in_transaction(uow, postpone)
+
+
+async def _retry_owed_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                              report: SweepReport, batch: int) -> None:
+    due = await in_transaction(uow, lambda: uow.owed_refunds.due(now=clock.now(), limit=batch))
+    for intent_id in due:
+        if await refund_owed(uow, gateway, clock, intent_id=intent_id) is not None:
             report.refunds_retried += 1
         else:
-            report.errors.append(f"order {order_id}: refund still failing")
+            report.errors.append(f"refund of {intent_id}: still failing (backing off)")
+
+
+async def _resume_stalled_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                                  report: SweepReport, batch: int) -> None:
+    stalled = await in_transaction(uow, lambda: uow.orders.stale_refund_requests(
+        before=clock.now() - STALE_REFUND_REQUEST, limit=batch))
+    for order in stalled:
+        resumed = await resume_refund(uow, gateway, clock, order_id=order.id)
+        if resumed is not None and resumed.status is OrderStatus.REFUNDED:
+            report.refunds_retried += 1
+        elif resumed is None:
+            report.errors.append(f"order {order.id}: refund still without an answer")
