@@ -16,6 +16,7 @@ from ordergraph.schema.errors import (
     NotFoundError,
     PaymentError,
     RateLimitedError,
+    TooManyOpenOrdersError,
     ValidationError,
 )
 from ordergraph.schema.inputs import (
@@ -46,7 +47,7 @@ from ordergraph.schema.types import Info, Order, Product, Stock, User, opt
 
 AUTH_ERRORS = (ValidationError, EmailTakenError, InvalidCredentialsError, RateLimitedError)
 CHECKOUT_ERRORS = (ValidationError, NotFoundError, InsufficientStockError,
-                   IdempotencyConflictError, PaymentError)
+                   IdempotencyConflictError, PaymentError, TooManyOpenOrdersError)
 ORDER_ERRORS = (NotFoundError, InvalidTransitionError, PaymentError)
 
 

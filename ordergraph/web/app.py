@@ -124,11 +124,14 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
                    overrides: Overrides, *, installation: str | None) -> Services:
     clock = overrides.clock or SystemClock()
     reader = SqlReadStore(engine)
+    gateway = overrides.gateway or build_gateway(settings, installation)
+    if isinstance(gateway, StripeGateway):  # a test's own: it works for this installation too
+        gateway.installation_id = installation
     publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
     return Services(
         uow=lambda: SqlAlchemyUnitOfWork(engine, publisher),
         reader=reader,
-        gateway=overrides.gateway or build_gateway(settings, installation),
+        gateway=gateway,
         installation_id=installation,
         clock=clock,
         passwords=overrides.passwords or Argon2PasswordHasher(),
