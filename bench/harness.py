@@ -104,6 +104,9 @@ def app_env(database: str, **overrides: str) -> dict[str, str]:
         "BROADCAST_URL": "memory://",
         "BENCH_GATEWAY": "null",
         "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+        # The load clients check out again and again without paying: no per-customer limit.
+        "MAX_UNPAID_ORDERS": "0",
+        "MAX_UNPAID_UNITS": "0",
     }
     env.update(overrides)
     return env
