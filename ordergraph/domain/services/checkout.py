@@ -235,9 +235,8 @@ async def close_unrecorded_intent(uow: UnitOfWork, gateway: PaymentGateway, cloc
                                              idempotency_key=intent_key(order.id))
         intent = await gateway.cancel_intent(intent.id,
                                              idempotency_key=f"order-{order.id}-cancel")
-    except PaymentFailed as failure:
-        log.warning("could not close a payment of closed order %s: %s", order.id,
-                    failure.message)
+    except Exception as failure:  # best effort: nobody holds that intent's secret anyway
+        log.warning("could not close a payment of closed order %s: %r", order.id, failure)
         return
     if PaymentUpdate.from_intent(intent).signal is PaymentSignal.SUCCEEDED:
         await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent))

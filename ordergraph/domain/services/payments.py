@@ -333,12 +333,17 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway,
     update = PaymentUpdate.from_intent(intent)
     if update.signal in (PaymentSignal.SUCCEEDED, PaymentSignal.ACTION_REQUIRED):
         return await _pay_result(uow, gateway, clock, order, intent)
+    declined = update.signal is PaymentSignal.FAILED
     settlement = await settle_payment(
-        uow, gateway, clock, update, reason=f"card declined ({failure.decline_code})"
-        if failure.code == PaymentFailed.DECLINED and update.signal is PaymentSignal.FAILED
-        else None)
-    if settlement.order is not None and settlement.order.status in _PAID:
-        return PayResult(order=settlement.order, requires_action=False, client_secret=None)
+        uow, gateway, clock, update,
+        reason=f"card declined ({failure.decline_code})" if declined else None)
+    order = settlement.order or order
+    if order.status in _PAID:
+        return PayResult(order=order, requires_action=False, client_secret=None)
+    if not declined and order.status is not OrderStatus.PAYMENT_PENDING:
+        # e.g. the intent was cancelled (the order expired meanwhile): no decline to report.
+        raise InvalidTransition(from_status=order.status.value,
+                                to_status=OrderStatus.PAID.value)
     raise failure
 
 
