@@ -3,7 +3,8 @@
 broadcaster's `Broadcast.subscribe` races when many clients subscribe to a new channel at once
 (it checks whether the channel exists, then awaits the backend before registering the queue:
 STACK-NOTES.md measured 1 of 200 registered), and one backend subscription per order does not
-scale. So the hub subscribes once, at startup, to `orders:all` and `stock:all`, parses each
+scale. So the hub subscribes once, at startup, to `orders:all`, `stock:all` and `users:all`
+(role changes, which `on_event` listeners hear before any later event is fanned out), parses each
 message once, and hands it to the interested subscribers' bounded queues without waiting: a
 slow subscriber overflows its own queue (and is told to resubscribe); it never holds up others.
 
@@ -24,12 +25,12 @@ from typing import Any
 from broadcaster import Broadcast
 
 from ordergraph.adapters.broadcast import create_broadcast
-from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL
+from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL, ALL_USERS_CHANNEL
 from ordergraph.domain.ports import LiveMessage
 
 log = logging.getLogger(__name__)
 
-TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL}
+TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL}
 QUEUE_SIZE = 256
 # A product's stock changes reach its subscribers at most this often (the first at once, then
 # the latest level at the end of each interval): during a flash sale every checkout changes
@@ -129,6 +130,8 @@ class LiveHub:
         self._factory = factory
         self._broadcast: Broadcast | None = None
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
+            {topic: [] for topic in TOPICS}
         self._pumps: list[asyncio.Task[None]] = []
         self._ready = {topic: asyncio.Event() for topic in TOPICS}
         self._supervisor: asyncio.Task[None] | None = None
@@ -247,7 +250,17 @@ class LiveHub:
             self._held_stock[product] = None
             asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
 
+    def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener` with each of the topic's events as it arrives, synchronously (so
+        it has run before any event published after it reaches a subscriber)."""
+        self._listeners[topic].append(listener)
+
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        for listener in self._listeners[topic]:
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("a live listener failed")
         message = LiveMessage(payload=payload, cache={})
         for subscription in list(self._subscribers[topic]):
             try:

@@ -1,8 +1,10 @@
 """The EventPublisher on broadcaster: each event as JSON on the channels that want it.
 
 Channels (ARCHITECTURE.md): order:<id>, orders:user:<customer_id>, orders:all for order
-events; stock:<product_id>, stock:all for stock events. The payload carries the event id, its
-type and a snapshot of the changed state, so subscribers need no query to show it.
+events; stock:<product_id>, stock:all for stock events; users:all for role changes (every
+instance re-checks its live subscribers' rights when it hears one). The payload carries the
+event id, its type and a snapshot of the changed state, so subscribers need no query to show
+it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ordergraph.domain.events import DomainEvent, OrderEvent, OrderStatusChanged, StockChanged
+from ordergraph.domain.events import (
+    DomainEvent,
+    OrderEvent,
+    OrderStatusChanged,
+    StockChanged,
+    UserRoleChanged,
+)
 
 
 class Broadcaster(Protocol):
@@ -28,6 +36,7 @@ def customer_orders_channel(customer_id: int) -> str:
 
 ALL_ORDERS_CHANNEL = "orders:all"
 ALL_STOCK_CHANNEL = "stock:all"
+ALL_USERS_CHANNEL = "users:all"
 
 
 def stock_channel(product_id: int) -> str:
@@ -40,6 +49,8 @@ def channels_for(event: DomainEvent) -> list[str]:
                 ALL_ORDERS_CHANNEL]
     if isinstance(event, StockChanged):
         return [stock_channel(event.product_id), ALL_STOCK_CHANNEL]
+    if isinstance(event, UserRoleChanged):
+        return [ALL_USERS_CHANNEL]
     return []
 
 
@@ -53,6 +64,8 @@ def payload_for(event: DomainEvent) -> dict[str, Any] | None:
         return {**base, "kind": "stock", "product_id": event.product_id,
                 "available": event.after["available"], "reserved": event.after["reserved"],
                 "updated_at": event.at.isoformat()}
+    if isinstance(event, UserRoleChanged):
+        return {**base, "kind": "user", "user_id": event.user_id, "role": event.after}
     return None
 
 

@@ -55,7 +55,11 @@ async def set_user_role(ctx: RequestContext, *, user_id: str, role: Role) -> Use
     if parsed is None:
         raise NotFound(f"User {user_id!r} not found.", field="userId")
     s = ctx.services
-    return await auth.set_user_role(s.uow(), s.clock, viewer=viewer, user_id=parsed, role=role)
+    user = await auth.set_user_role(s.uow(), s.clock, viewer=viewer, user_id=parsed, role=role)
+    # This process's live subscriptions re-check at once, even if the broadcast of the
+    # change (which tells the other instances) is slow or lost.
+    s.role_changes.heard(user.id)
+    return user
 
 
 async def audit_log(ctx: RequestContext, *, first: int | None, after: str | None,

@@ -24,6 +24,7 @@ from ordergraph.domain.ports import (
 )
 from ordergraph.domain.services.auth import user_for_token
 from ordergraph.domain.services.checkout import CheckoutLimits
+from ordergraph.resolvers.live_access import RoleChanges
 
 K = TypeVar("K", contravariant=True)
 V = TypeVar("V", covariant=True)
@@ -74,6 +75,7 @@ class Services:
     checkout_limits: CheckoutLimits = field(default_factory=CheckoutLimits)
     # Namespaces what we store at the payment provider; None until the database gave it.
     installation_id: str | None = ""
+    role_changes: RoleChanges = field(default_factory=RoleChanges)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,6 +141,15 @@ class RequestContext:
             if self._viewer is not None and self._loaders is not None and self._shared is None:
                 self._loaders.user.prime_many({self._viewer.id: self._viewer})
         return self._viewer
+
+    async def reread_viewer(self) -> User | None:
+        """The viewer read again (a long-lived connection's role may have changed since);
+        the connection's later answers use it too."""
+        token = self.token
+        viewer = None if token is None else \
+            await user_for_token(self.services.reader, self.services.tokens, token)
+        self._viewer, self._viewer_loaded = viewer, True
+        return viewer
 
     def user_id_for_logs(self) -> int | None:
         """Who made the request, for the log line: the loaded viewer, or the id a valid token

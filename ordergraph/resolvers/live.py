@@ -1,4 +1,8 @@
-"""Subscriptions: authorise at the start, send a SNAPSHOT, then stream committed changes."""
+"""Subscriptions: authorise at the start, send a SNAPSHOT, then stream committed changes.
+
+Authorisation is checked again on every event (cheaply, see live_access.py): an admin
+demoted while listening stops receiving what only admins see.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from ordergraph.domain.errors import Forbidden, NotFound, Unauthenticated, Valid
 from ordergraph.domain.model import Order, OrderStatus, Stock, User, order_from_snapshot
 from ordergraph.domain.ports import LiveMessage, LiveSubscription
 from ordergraph.resolvers.context import RequestContext
+from ordergraph.resolvers.live_access import LiveViewer
 from ordergraph.resolvers.pagination import parse_id
 
 SNAPSHOT = "SNAPSHOT"
@@ -91,17 +96,25 @@ async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderU
         seen_version = order.version
         yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
                           previous_status=None, order=order, at=ctx.services.clock.now())
+        access = LiveViewer(ctx, viewer)
         async for message in _until_session_ends(ctx, viewer, subscription):
             update = _order_update(message)
             if update.order.version <= seen_version:
                 continue  # already in the snapshot
+            if not update.order.visible_to(await access.current()):
+                raise Forbidden("You may no longer follow this order.")
             seen_version = update.order.version
             yield update
 
 
 async def order_events(ctx: RequestContext, *,
                        status: OrderStatus | None) -> AsyncIterator[OrderUpdate]:
-    """Admins: every order's changes. Customers: their own. Optionally one status only."""
+    """Admins: every order's changes. Customers: their own. Optionally one status only.
+
+    An admin demoted while listening gets FORBIDDEN instead of the next event (subscribing
+    again follows their own orders); a customer promoted while listening keeps a customer's
+    view until they subscribe again.
+    """
     viewer = await ctx.require_user()
     everyone = viewer.is_admin
     wanted_status = status.value if status is not None else None
@@ -112,8 +125,13 @@ async def order_events(ctx: RequestContext, *,
             (wanted_status is None or order["status"] == wanted_status)
 
     async with ctx.services.live.subscribe("orders", wants) as subscription:
+        access = LiveViewer(ctx, viewer)
         async for message in _until_session_ends(ctx, viewer, subscription):
-            yield _order_update(message)
+            update = _order_update(message)
+            if not update.order.visible_to(await access.current()):
+                raise Forbidden("You are no longer an admin; subscribe again to follow "
+                                "your own orders.")
+            yield update
 
 
 async def stock_updates(ctx: RequestContext, *,
@@ -142,5 +160,7 @@ async def stock_updates(ctx: RequestContext, *,
             stamp = int(stock.updated_at.timestamp() * 1_000_000)
             yield StockUpdate(event_id=f"snapshot-{stock.product_id}-{stamp}", type=SNAPSHOT,
                               stock=stock, at=now)
+        access = LiveViewer(ctx, viewer)
         async for message in _until_session_ends(ctx, viewer, subscription):
+            await access.current()  # an admin demoted since stops seeing `reserved`
             yield _stock_update(message)

@@ -164,6 +164,9 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     services = build_services(settings, engine, hub, overrides, installation=installation)
     learning = None if installation is not None else \
         asyncio.create_task(_learn_installation_id(settings, engine, services))
+    # Role changes from every instance: live subscribers' rights are re-checked on the next
+    # event (a demoted admin stops seeing everyone's orders at once).
+    hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
     try:
