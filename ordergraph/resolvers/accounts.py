@@ -83,6 +83,26 @@ async def audit_log(ctx: RequestContext, *, first: int | None, after: str | None
 
 
 async def actor_of(ctx: RequestContext, record: AuditRecord) -> User | None:
-    if record.actor.user_id is None:
+    """Who made a change: admins see anyone, everyone else only themselves (staff who
+    touched a customer's order are a role to the customer, not a person: `actor_role_of`)."""
+    actor_id = record.actor.user_id
+    if actor_id is None:
         return None
-    return await ctx.loaders.user.load(record.actor.user_id)
+    viewer = await ctx.viewer()
+    if viewer is None or not (viewer.is_admin or viewer.id == actor_id):
+        return None
+    return await ctx.loaders.user.load(actor_id)
+
+
+async def actor_role_of(ctx: RequestContext, record: AuditRecord) -> Role | None:
+    """The role a user made a change in."""
+    actor_id = record.actor.user_id
+    if actor_id is None:
+        return None
+    viewer = await ctx.viewer()
+    if viewer is not None and not viewer.is_admin and viewer.id != actor_id:
+        # A customer sees other users only in their own orders' history, where nobody but
+        # staff can act; their role now might tell less (an admin demoted since).
+        return Role.ADMIN
+    actor = await ctx.loaders.user.load(actor_id)
+    return actor.role if actor else None

@@ -1,12 +1,14 @@
 """Subscriptions: authorise at the start, send a SNAPSHOT, then stream committed changes.
 
 Authorisation is checked again on every event (cheaply, see live_access.py): an admin
-demoted while listening stops receiving what only admins see.
+demoted while listening stops receiving what only admins see, and products taken off sale
+leave the public feed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,10 +16,12 @@ from typing import Any
 
 from ordergraph.domain.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, Stock, User, order_from_snapshot
-from ordergraph.domain.ports import LiveMessage, LiveSubscription
+from ordergraph.domain.ports import LiveMessage, LiveSubscription, ReadStore
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.live_access import LiveViewer
 from ordergraph.resolvers.pagination import parse_id
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT = "SNAPSHOT"
 MAX_STOCK_SNAPSHOTS = 1000
@@ -80,19 +84,22 @@ async def _until_session_ends(ctx: RequestContext, viewer: User | None,
 
 
 async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderUpdate]:
-    """One order's changes for its owner or an admin, starting with a SNAPSHOT."""
+    """One order's changes for its owner or an admin, starting with a SNAPSHOT.
+
+    Someone else's order is NOT_FOUND, exactly like a missing one: the answer must not tell
+    which order ids exist.
+    """
     viewer = await ctx.require_user()
+    not_found = NotFound(f"Order {id!r} not found.", field="id")
     order_id = parse_id(id)
     if order_id is None:
-        raise NotFound(f"Order {id!r} not found.", field="id")
+        raise not_found
     # Listen before reading the snapshot, so no change can fall between the two.
     async with ctx.services.live.subscribe(
             "orders", lambda payload: payload["order"]["id"] == order_id) as subscription:
         order = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
-        if order is None:
-            raise NotFound(f"Order {id!r} not found.", field="id")
-        if not order.visible_to(viewer):
-            raise Forbidden("This is not your order.")
+        if order is None or not order.visible_to(viewer):
+            raise not_found
         seen_version = order.version
         yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
                           previous_status=None, order=order, at=ctx.services.clock.now())
@@ -136,7 +143,11 @@ async def order_events(ctx: RequestContext, *,
 
 async def stock_updates(ctx: RequestContext, *,
                         product_ids: Sequence[str] | None) -> AsyncIterator[StockUpdate]:
-    """Stock changes of some products (all when None). Public; starts with SNAPSHOTs."""
+    """Stock changes of some products (all when None). Public; starts with SNAPSHOTs.
+
+    Products off sale are left out for everyone but admins, in the snapshots and in the
+    changes, as if they did not exist.
+    """
     viewer = await ctx.viewer()
     wanted: set[int] | None = None
     if product_ids is not None:
@@ -150,17 +161,57 @@ async def stock_updates(ctx: RequestContext, *,
         return wanted is None or payload["product_id"] in wanted
 
     async with ctx.services.live.subscribe("stock", wants) as subscription:
-        if wanted is None:
-            stocks = await ctx.services.reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS)
-        else:
-            stocks = list((await ctx.services.reader.stocks_by_product_ids(
-                sorted(wanted))).values())
-        now = ctx.services.clock.now()
-        for stock in sorted(stocks, key=lambda s: s.product_id):
-            stamp = int(stock.updated_at.timestamp() * 1_000_000)
-            yield StockUpdate(event_id=f"snapshot-{stock.product_id}-{stamp}", type=SNAPSHOT,
-                              stock=stock, at=now)
+        for snapshot in await _stock_snapshots(ctx, viewer, wanted):
+            yield snapshot
         access = LiveViewer(ctx, viewer)
         async for message in _until_session_ends(ctx, viewer, subscription):
-            await access.current()  # an admin demoted since stops seeing `reserved`
+            current = await access.current()
+            if (current is None or not current.is_admin) and \
+                    not await _on_sale(ctx.services.reader, message):
+                continue
             yield _stock_update(message)
+
+
+async def _stock_snapshots(ctx: RequestContext, viewer: User | None,
+                           wanted: set[int] | None) -> list[StockUpdate]:
+    """The SNAPSHOTs a stock subscription starts with, in product order."""
+    reader = ctx.services.reader
+    if wanted is None:
+        stocks = await reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS)  # products on sale
+    else:
+        ids = sorted(wanted)
+        if viewer is None or not viewer.is_admin:
+            ids = [pid for pid, product in (await reader.products_by_ids(ids)).items()
+                   if product.active]
+        stocks = list((await reader.stocks_by_product_ids(ids)).values()) if ids else []
+    now = ctx.services.clock.now()
+    snapshots = []
+    for stock in sorted(stocks, key=lambda s: s.product_id):
+        stamp = int(stock.updated_at.timestamp() * 1_000_000)
+        snapshots.append(StockUpdate(event_id=f"snapshot-{stock.product_id}-{stamp}",
+                                     type=SNAPSHOT, stock=stock, at=now))
+    return snapshots
+
+
+ON_SALE = "product_on_sale"
+
+
+async def _on_sale(reader: ReadStore, message: LiveMessage) -> bool:
+    """Whether a stock event's product is on sale now: read once per event for all of its
+    public subscribers in this process, whatever their number."""
+    lookup: asyncio.Future[bool] | None = message.cache.get(ON_SALE)
+    if lookup is None:
+        lookup = asyncio.ensure_future(_is_on_sale(reader, int(message.payload["product_id"])))
+        message.cache[ON_SALE] = lookup
+    # Shielded: one subscriber leaving must not cancel the read the others wait for.
+    return await asyncio.shield(lookup)
+
+
+async def _is_on_sale(reader: ReadStore, product_id: int) -> bool:
+    try:
+        product = (await reader.products_by_ids([product_id])).get(product_id)
+    except Exception:
+        # Fail closed: the public misses one level, which the product's next change repeats.
+        log.exception("could not tell whether product %s is on sale", product_id)
+        return False
+    return product is not None and product.active

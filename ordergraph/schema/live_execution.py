@@ -5,8 +5,12 @@ thousand times (~150 µs each on this machine: the whole p99 budget). Subscriber
 whose operation document, variables and audience are equal get one shared result.
 
 The audience is whether the viewer is an admin: that is the only way a live event's fields
-depend on who asks (`Stock.reserved`). Keep it so: a field on OrderEvent or StockEvent whose
-value depends on the viewer in another way must join the key in `_audience`.
+depend on who asks (`Stock.reserved`, who is named in an order's history). An order's
+history also names the viewer themselves, which is still decided by the audience: the only
+non-admin who receives an order's events is its owner. Keep it so: a field on OrderEvent or
+StockEvent whose value depends on the viewer in another way must join the key in
+`_audience`. (A subscription re-reads an admin viewer whose role changed before its next
+event executes: resolvers/live_access.py.)
 """
 
 from __future__ import annotations

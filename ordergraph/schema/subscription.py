@@ -55,7 +55,8 @@ class StockEvent:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="One order's changes; owner or admin. Starts with a "
+    @strawberry.subscription(description="One order's changes; owner or admin (others: "
+                                         "NOT_FOUND, as for a missing order). Starts with a "
                                          "SNAPSHOT of the current state.")
     async def order_updated(self, info: Info, id: strawberry.ID
                             ) -> AsyncGenerator[OrderEvent, None]:
@@ -72,8 +73,8 @@ class Subscription:
             yield _once(update, OrderEvent.of)
 
     @strawberry.subscription(description="Stock changes of the given products (all products "
-                                         "when omitted). Public; reserved only for admins. "
-                                         "Starts with SNAPSHOTs.")
+                                         "when omitted). Public; reserved, and products off "
+                                         "sale, only for admins. Starts with SNAPSHOTs.")
     async def stock_updated(self, info: Info, product_ids: list[strawberry.ID] | None = UNSET
                             ) -> AsyncGenerator[StockEvent, None]:
         async for update in live.stock_updates(info.context, product_ids=opt(product_ids)):

@@ -149,10 +149,16 @@ class AuditEntry:
     after: JSON | None
     _record: strawberry.Private[AuditRecord]
 
-    @strawberry.field(description="Who made the change, when actorKind is USER.")
+    @strawberry.field(description="Who made the change, when actorKind is USER and you may "
+                                  "know: admins see anyone, customers only themselves (staff "
+                                  "show as actorRole).")
     async def actor(self, info: Info) -> User | None:
         user = await accounts.actor_of(info.context, self._record)
         return User.of(user) if user else None
+
+    @strawberry.field(description="The role the change was made in, when actorKind is USER.")
+    async def actor_role(self, info: Info) -> Role | None:
+        return await accounts.actor_role_of(info.context, self._record)
 
     @classmethod
     def of(cls, record: AuditRecord) -> AuditEntry:

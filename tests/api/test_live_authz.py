@@ -1,4 +1,5 @@
-"""Who may keep listening (issue 10): an admin demoted while subscribed."""
+"""Who may keep listening (issue 10): a demoted admin, someone else's order, products taken
+off sale, and who is named in a live order's history."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from ordergraph.adapters.live import STOCK_COALESCE_SECONDS
 from ordergraph.adapters.localstripe import LocalStripe
 from tests.api.test_live import ORDER_EVENTS, ORDER_UPDATED, STOCK_UPDATED, Live, serve
-from tests.support import CANCEL, Api, live_server, settings_for
+from tests.support import ADJUST_STOCK, CANCEL, Api, live_server, settings_for
 from tests.ws import GraphQLWebSocket, SubscriptionError
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -20,6 +21,10 @@ ME = "{ me { id } }"
 SET_ROLE = """
 mutation SetRole($userId: ID!, $role: Role!) {
   setUserRole(userId: $userId, role: $role) { __typename ... on UserPayload { user { role } } }
+}"""
+DEACTIVATE = """
+mutation Deactivate($id: ID!) {
+  updateProduct(id: $id, input: {active: false}) { __typename }
 }"""
 
 
@@ -127,3 +132,94 @@ async def test_a_promoted_customer_keeps_a_customers_view_until_resubscribing(
     mine = await next_event(socket, own, "orderEvents")
     assert mine["order"]["customer"]["email"] == "buyer0@example.com"
     await socket.close()
+
+
+# ---- someone else's order is no different from a missing one --------------------------------
+
+async def test_order_updated_answers_not_found_for_others_orders_and_missing_ones(
+        live: Live) -> None:
+    api = live.api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="secret", stock=5)
+    owner, other = await api.customers(2)
+    order_id = (await api.checkout(owner, [(product, 1)]))["order"]["id"]
+    missing_id = str(int(order_id) + 1000)
+
+    socket = await live.socket(other)
+    answers = []
+    for target in (order_id, missing_id):
+        with pytest.raises(SubscriptionError) as refused:
+            await socket.next(await socket.subscribe(ORDER_UPDATED, {"id": target}))
+        answers.append(refused.value.errors[0])
+    assert [a["extensions"]["code"] for a in answers] == ["NOT_FOUND", "NOT_FOUND"]
+    assert answers[0]["message"].replace(order_id, "ID") == \
+        answers[1]["message"].replace(missing_id, "ID")
+    await socket.close()
+
+
+# ---- products taken off sale ----------------------------------------------------------------
+
+async def test_the_public_stock_feed_hides_products_taken_off_sale(live: Live) -> None:
+    api = live.api
+    admin = await api.create_admin()
+    withdrawn = await api.create_product(admin, sku="withdrawn", stock=7)
+    on_sale = await api.create_product(admin, sku="on-sale", stock=3)
+    anonymous, staff = await live.socket(), await live.socket(admin)
+    everything = await anonymous.subscribe(STOCK_UPDATED)
+    both = await anonymous.subscribe(STOCK_UPDATED, {"ids": [withdrawn, on_sale]})
+    staff_sub = await staff.subscribe(STOCK_UPDATED, {"ids": [withdrawn]})
+    for sub in (everything, both):  # the snapshots, while both are on sale
+        assert len([await anonymous.next(sub) for _ in range(2)]) == 2
+    assert (await next_event(staff, staff_sub, "stockUpdated"))["type"] == "SNAPSHOT"
+
+    await api.gql(DEACTIVATE, {"id": withdrawn}, token=admin)
+    await api.gql(ADJUST_STOCK, {"productId": withdrawn, "delta": 5}, token=admin)
+    await api.gql(ADJUST_STOCK, {"productId": on_sale, "delta": 1}, token=admin)
+
+    for sub in (everything, both):  # the withdrawn product's change never reaches the public
+        assert (await next_event(anonymous, sub, "stockUpdated"))["stock"] == \
+            {"productId": on_sale, "available": 4, "reserved": None}
+    assert (await next_event(staff, staff_sub, "stockUpdated"))["stock"]["available"] == 12
+
+    # A new public subscription to it starts with nothing, like one to a product that never
+    # existed; an admin's starts with its snapshot.
+    late = await anonymous.subscribe(STOCK_UPDATED, {"ids": [withdrawn]})
+    assert await anonymous.nothing_for(late, 0.5)
+    late_staff = await staff.subscribe(STOCK_UPDATED, {"ids": [withdrawn]})
+    assert (await next_event(staff, late_staff, "stockUpdated"))["stock"]["available"] == 12
+    await anonymous.close()
+    await staff.close()
+
+
+# ---- who is named in a live order's history ----------------------------------------------------
+
+WITH_HISTORY = """
+subscription($id: ID!) { orderUpdated(id: $id) {
+  type order { status history { action actorRole actor { email } } }
+} }"""
+
+
+async def test_live_order_history_names_staff_only_to_admins(live: Live) -> None:
+    api = live.api
+    boss = await api.create_admin("boss@example.com")
+    product = await api.create_product(boss, sku="live-history", stock=3)
+    owner = await api.register("owner@example.com")
+    order_id = (await api.checkout(owner, [(product, 1)]))["order"]["id"]
+    owner_socket, boss_socket = await live.socket(owner), await live.socket(boss)
+    owner_sub = await owner_socket.subscribe(WITH_HISTORY, {"id": order_id})
+    boss_sub = await boss_socket.subscribe(WITH_HISTORY, {"id": order_id})
+    await owner_socket.next(owner_sub)
+    await boss_socket.next(boss_sub)  # SNAPSHOTs
+
+    await api.gql(CANCEL, {"id": order_id}, token=boss)
+
+    seen_by_owner = (await owner_socket.next(owner_sub))["orderUpdated"]
+    seen_by_boss = (await boss_socket.next(boss_sub))["orderUpdated"]
+    assert seen_by_owner["order"]["status"] == seen_by_boss["order"]["status"] == "CANCELLED"
+    assert "boss@example.com" not in str(seen_by_owner)
+    assert {"action": "ORDER_STATUS_CHANGED", "actorRole": "ADMIN", "actor": None} in \
+        seen_by_owner["order"]["history"]
+    assert {"action": "ORDER_STATUS_CHANGED", "actorRole": "ADMIN",
+            "actor": {"email": "boss@example.com"}} in seen_by_boss["order"]["history"]
+    await owner_socket.close()
+    await boss_socket.close()

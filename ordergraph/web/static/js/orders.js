@@ -30,7 +30,10 @@ const STATUS_EVENTS = {
 };
 
 function actorName(entry) {
-  if (entry.actorKind === 'USER') return entry.actor ? entry.actor.email : 'A user';
+  if (entry.actorKind === 'USER') {
+    if (entry.actor) return entry.actor.email;
+    return entry.actorRole === 'ADMIN' ? 'Staff' : 'A user';  // customers see staff as a role
+  }
   if (entry.actorKind === 'PAYMENT_PROVIDER') return 'Stripe';
   return 'System';
 }

@@ -17,7 +17,7 @@ const ORDER_DETAIL = `
   ${ORDER_SUMMARY}
   items { quantity unitPrice { ${MONEY} } total { ${MONEY} } product { id sku name } }
   payment { provider status lastError }
-  history { id at actorKind action before after actor { email } }`;
+  history { id at actorKind action before after actorRole actor { email } }`;
 
 const ORDER_RESULT = `
   __typename
