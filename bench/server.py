@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from ordergraph.adapters.logs import configure_logging
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
+from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
 from ordergraph.web import app as app_module
 from ordergraph.web.app import Overrides, create_app
@@ -201,7 +202,9 @@ def create() -> BenchApp:
     settings = Settings.from_env()
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     gateway = NullGateway() if os.environ.get("BENCH_GATEWAY", "null") == "null" else None
-    app = create_app(settings, Overrides(gateway=gateway, run_sweeper=False))
+    # The fan-out bench's subscribers all come from one address.
+    app = create_app(settings, Overrides(gateway=gateway, run_sweeper=False,
+                                         subscription_slots=SubscriptionSlots(per_address=10**6)))
     instruments = Instruments()
     inner = app.router.lifespan_context
 

@@ -24,7 +24,7 @@ from ordergraph.domain.ports import (
 )
 from ordergraph.domain.services.auth import user_for_token
 from ordergraph.domain.services.checkout import CheckoutLimits
-from ordergraph.resolvers.live_access import RoleChanges
+from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots
 
 K = TypeVar("K", contravariant=True)
 V = TypeVar("V", covariant=True)
@@ -76,6 +76,7 @@ class Services:
     # Namespaces what we store at the payment provider; None until the database gave it.
     installation_id: str | None = ""
     role_changes: RoleChanges = field(default_factory=RoleChanges)
+    subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,6 +91,7 @@ class RequestContext:
     connection_params: dict[str, Any] | None = None  # set by Strawberry on connection_init
     request: Any = None
     response: Any = None
+    live_subscriptions: int = 0  # open on this connection (SubscriptionSlots counts them)
     _loaders: Loaders | None = None
     _shared: dict[str, Any] | None = None
     _viewer: User | None = None

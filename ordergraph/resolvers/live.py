@@ -94,24 +94,25 @@ async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderU
     order_id = parse_id(id)
     if order_id is None:
         raise not_found
-    # Listen before reading the snapshot, so no change can fall between the two.
-    async with ctx.services.live.subscribe(
-            "orders", lambda payload: payload["order"]["id"] == order_id) as subscription:
-        order = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
-        if order is None or not order.visible_to(viewer):
-            raise not_found
-        seen_version = order.version
-        yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
-                          previous_status=None, order=order, at=ctx.services.clock.now())
-        access = LiveViewer(ctx, viewer)
-        async for message in _until_session_ends(ctx, viewer, subscription):
-            update = _order_update(message)
-            if update.order.version <= seen_version:
-                continue  # already in the snapshot
-            if not update.order.visible_to(await access.current()):
-                raise Forbidden("You may no longer follow this order.")
-            seen_version = update.order.version
-            yield update
+    with ctx.services.subscription_slots.taken(ctx):
+        # Listen before reading the snapshot, so no change can fall between the two.
+        async with ctx.services.live.subscribe(
+                "orders", lambda payload: payload["order"]["id"] == order_id) as subscription:
+            order = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
+            if order is None or not order.visible_to(viewer):
+                raise not_found
+            seen_version = order.version
+            yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
+                              previous_status=None, order=order, at=ctx.services.clock.now())
+            access = LiveViewer(ctx, viewer)
+            async for message in _until_session_ends(ctx, viewer, subscription):
+                update = _order_update(message)
+                if update.order.version <= seen_version:
+                    continue  # already in the snapshot
+                if not update.order.visible_to(await access.current()):
+                    raise Forbidden("You may no longer follow this order.")
+                seen_version = update.order.version
+                yield update
 
 
 async def order_events(ctx: RequestContext, *,
@@ -131,14 +132,15 @@ async def order_events(ctx: RequestContext, *,
         return (everyone or order["customer_id"] == viewer.id) and \
             (wanted_status is None or order["status"] == wanted_status)
 
-    async with ctx.services.live.subscribe("orders", wants) as subscription:
-        access = LiveViewer(ctx, viewer)
-        async for message in _until_session_ends(ctx, viewer, subscription):
-            update = _order_update(message)
-            if not update.order.visible_to(await access.current()):
-                raise Forbidden("You are no longer an admin; subscribe again to follow "
-                                "your own orders.")
-            yield update
+    with ctx.services.subscription_slots.taken(ctx):
+        async with ctx.services.live.subscribe("orders", wants) as subscription:
+            access = LiveViewer(ctx, viewer)
+            async for message in _until_session_ends(ctx, viewer, subscription):
+                update = _order_update(message)
+                if not update.order.visible_to(await access.current()):
+                    raise Forbidden("You are no longer an admin; subscribe again to follow "
+                                    "your own orders.")
+                yield update
 
 
 async def stock_updates(ctx: RequestContext, *,
@@ -160,16 +162,17 @@ async def stock_updates(ctx: RequestContext, *,
     def wants(payload: dict[str, Any]) -> bool:
         return wanted is None or payload["product_id"] in wanted
 
-    async with ctx.services.live.subscribe("stock", wants) as subscription:
-        for snapshot in await _stock_snapshots(ctx, viewer, wanted):
-            yield snapshot
-        access = LiveViewer(ctx, viewer)
-        async for message in _until_session_ends(ctx, viewer, subscription):
-            current = await access.current()
-            if (current is None or not current.is_admin) and \
-                    not await _on_sale(ctx.services.reader, message):
-                continue
-            yield _stock_update(message)
+    with ctx.services.subscription_slots.taken(ctx):
+        async with ctx.services.live.subscribe("stock", wants) as subscription:
+            for snapshot in await _stock_snapshots(ctx, viewer, wanted):
+                yield snapshot
+            access = LiveViewer(ctx, viewer)
+            async for message in _until_session_ends(ctx, viewer, subscription):
+                current = await access.current()
+                if (current is None or not current.is_admin) and \
+                        not await _on_sale(ctx.services.reader, message):
+                    continue
+                yield _stock_update(message)
 
 
 async def _stock_snapshots(ctx: RequestContext, viewer: User | None,

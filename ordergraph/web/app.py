@@ -38,6 +38,7 @@ from ordergraph.db.uow import SqlAlchemyUnitOfWork
 from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway, RateLimiter
 from ordergraph.domain.services.checkout import CheckoutLimits
 from ordergraph.resolvers.context import PaymentSettings, Services
+from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.schema.schema import build_schema
 from ordergraph.settings import Settings
 from ordergraph.web.background import background
@@ -61,6 +62,8 @@ class Overrides:
     clock: Clock | None = None
     passwords: PasswordHasher | None = None
     rate_limiter: RateLimiter | None = None
+    # Load tests open hundreds of subscriptions from one address.
+    subscription_slots: SubscriptionSlots | None = None
     run_sweeper: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +150,7 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
         live=hub,
         metrics=PrometheusMetrics(),
         rate_limiter=overrides.rate_limiter or build_rate_limiter(settings),
+        subscription_slots=overrides.subscription_slots or SubscriptionSlots(),
         extras=dict(overrides.extras),
     )
 

@@ -21,7 +21,9 @@ from ordergraph.db.engine import create_engine
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.model import SYSTEM, Role
 from ordergraph.domain.services.auth import create_user
+from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
+from ordergraph.web.app import Overrides
 from tests.support import CANCEL, Api, live_server, settings_for
 from tests.ws import GraphQLWebSocket
 
@@ -58,7 +60,9 @@ async def test_two_hundred_clients_subscribing_at_once_all_get_the_change(
                             broadcast_url=broadcast_url,
                             broadcast_prefix=f"test-{uuid.uuid4().hex[:8]}:",
                             database_pool_size=20)
-    async with live_server(settings) as (address, app), \
+    # Two hundred subscriptions from one address: more than the default cap allows.
+    crowd = Overrides(run_sweeper=False, subscription_slots=SubscriptionSlots(per_address=400))
+    async with live_server(settings, crowd) as (address, app), \
             httpx.AsyncClient(base_url=f"http://{address}", timeout=60) as client:
         api = Api(app=app, client=client, settings=settings)
         admin = await api.create_admin()

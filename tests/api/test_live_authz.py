@@ -1,5 +1,5 @@
 """Who may keep listening (issue 10): a demoted admin, someone else's order, products taken
-off sale, and who is named in a live order's history."""
+off sale, and how many subscriptions one connection or one address may hold."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ import pytest
 
 from ordergraph.adapters.live import STOCK_COALESCE_SECONDS
 from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.resolvers.live_access import (
+    MAX_SUBSCRIPTIONS_PER_ADDRESS,
+    MAX_SUBSCRIPTIONS_PER_CONNECTION,
+)
 from tests.api.test_live import ORDER_EVENTS, ORDER_UPDATED, STOCK_UPDATED, Live, serve
 from tests.support import ADJUST_STOCK, CANCEL, Api, live_server, settings_for
 from tests.ws import GraphQLWebSocket, SubscriptionError
@@ -189,6 +193,66 @@ async def test_the_public_stock_feed_hides_products_taken_off_sale(live: Live) -
     assert (await next_event(staff, late_staff, "stockUpdated"))["stock"]["available"] == 12
     await anonymous.close()
     await staff.close()
+
+
+# ---- how many subscriptions ------------------------------------------------------------------
+
+async def test_one_connection_holds_a_bounded_number_of_subscriptions(live: Live) -> None:
+    api = live.api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="popular", stock=5)
+    socket = await live.socket()
+    subs = [await socket.subscribe(STOCK_UPDATED, {"ids": [product]})
+            for _ in range(MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+    for sub in subs:
+        assert (await next_event(socket, sub, "stockUpdated"))["type"] == "SNAPSHOT"
+
+    with pytest.raises(SubscriptionError) as refused:
+        await socket.next(await socket.subscribe(STOCK_UPDATED, {"ids": [product]}))
+    assert refused.value.code == "TOO_MANY_SUBSCRIPTIONS"
+
+    await socket.complete(subs[0])  # ending one makes room for another
+    for _ in range(50):
+        retry = await socket.subscribe(STOCK_UPDATED, {"ids": [product]})
+        try:
+            assert (await next_event(socket, retry, "stockUpdated"))["type"] == "SNAPSHOT"
+            break
+        except SubscriptionError:
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the completed subscription's place was never freed")
+    await socket.close()
+
+
+async def test_one_address_holds_a_bounded_number_of_subscriptions(live: Live) -> None:
+    api = live.api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="crowded", stock=5)
+    sockets = []
+    for _ in range(MAX_SUBSCRIPTIONS_PER_ADDRESS // MAX_SUBSCRIPTIONS_PER_CONNECTION):
+        socket = await live.socket()
+        sockets.append(socket)
+        subs = [await socket.subscribe(STOCK_UPDATED, {"ids": [product]})
+                for _ in range(MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+        for sub in subs:
+            await socket.next(sub)
+
+    one_more = await live.socket()
+    with pytest.raises(SubscriptionError) as refused:
+        await one_more.next(await one_more.subscribe(STOCK_UPDATED, {"ids": [product]}))
+    assert refused.value.code == "TOO_MANY_SUBSCRIPTIONS"
+
+    await sockets.pop().close()  # a closed connection gives its places back
+    for _ in range(50):
+        try:
+            await one_more.next(await one_more.subscribe(STOCK_UPDATED, {"ids": [product]}))
+            break
+        except SubscriptionError:
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the closed connection's places were never freed")
+    for socket in [*sockets, one_more]:
+        await socket.close()
 
 
 # ---- who is named in a live order's history ----------------------------------------------------
