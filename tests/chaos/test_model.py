@@ -11,7 +11,7 @@ Run:
     make chaos                                             # soak: >= 2,000 steps, random seed
     CHAOS_SEED=1234 make chaos                             # replay a soak's seed
 
-Environment: CHAOS_EXAMPLES (examples: 20 in CI, 40 in the soak), CHAOS_STEPS (steps per
+Environment: CHAOS_EXAMPLES (examples: 20 in CI, 50 in the soak), CHAOS_STEPS (steps per
 example at most: 40 / 60), CHAOS_SEED (10 in CI, random in the soak, CHAOS_SOAK=1),
 CHAOS_SHRINK_SECONDS (how long Hypothesis may shrink a failure, default 120), CHAOS_TIMEOUT
 (the test's timeout, s). See README.md here.
@@ -59,7 +59,7 @@ from tests.support import (
 )
 
 SOAK = os.environ.get("CHAOS_SOAK") == "1"
-EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "40" if SOAK else "20"))
+EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "50" if SOAK else "20"))
 STEPS = int(os.environ.get("CHAOS_STEPS", "60" if SOAK else "40"))
 SEED = int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED") else \
     (random.randrange(1, 2**31) if SOAK else 10)
@@ -680,8 +680,10 @@ def world(pg_database: str) -> Iterator[World]:
 def test_money_and_stock_hold_under_chaos(world: World) -> None:
     global WORLD
     WORLD = world
-    print(f"chaos: seed {SEED} ({EXAMPLES} examples x {STEPS} steps); replay with "
-          f"CHAOS_SEED={SEED}")
+    replay = f"make chaos CHAOS_SEED={SEED}" if SOAK else \
+        f"CHAOS_SEED={SEED} CHAOS_EXAMPLES={EXAMPLES} CHAOS_STEPS={STEPS} " \
+        "pytest tests/chaos/test_model.py"
+    print(f"chaos: seed {SEED} ({EXAMPLES} examples x {STEPS} steps); replay: {replay}")
     _limit_shrinking(SHRINK_SECONDS)
     factory = seed(SEED)(lambda: ChaosMachine())
     started = time.monotonic()
@@ -690,8 +692,7 @@ def test_money_and_stock_hold_under_chaos(world: World) -> None:
             max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
             print_blob=True, suppress_health_check=list(HealthCheck)))
     except BaseException as failure:
-        failure.add_note(f"chaos: seed {SEED}; replay with CHAOS_SEED={SEED} "
-                         f"CHAOS_EXAMPLES={EXAMPLES} CHAOS_STEPS={STEPS}")
+        failure.add_note(f"chaos: seed {SEED}; replay: {replay}")
         raise
     finally:
         WORLD = None
