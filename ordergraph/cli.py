@@ -136,7 +136,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
         uvicorn.run("ordergraph.web.app:serve_app", factory=True, host=host, port=port,
                     workers=workers, log_config=None, access_log=False, proxy_headers=True,
-                    timeout_graceful_shutdown=10,
+                    timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds()),
                     # Live messages are a few hundred bytes: per-message deflate saves little
                     # on the wire and costs ~47 KiB of zlib state per connection and ~10 %
                     # of a fan-out's CPU (bench/RESULTS.md).

@@ -56,6 +56,10 @@ class Settings:
     broadcast_prefix: str = ""
     reservation_ttl: timedelta = timedelta(minutes=15)
     # What one customer may hold unpaid at once (0: no limit).
+    # A checkout waits this long for the provider (retries included); shorter than the
+    # graceful shutdown, so a deploy lets every checkout finish cleanly.
+    payment_provider_deadline: timedelta = timedelta(seconds=8)
+    shutdown_timeout: timedelta = timedelta(seconds=10)
     max_unpaid_orders: int = 5
     max_unpaid_units: int = 1000
     # Namespaces our intents and idempotency keys at the provider; unset: the id the
@@ -142,6 +146,10 @@ class Settings:
             "broadcast_prefix": get("BROADCAST_PREFIX") or "",
             "reservation_ttl": parse_duration(get("RESERVATION_TTL") or "15m",
                                               name="RESERVATION_TTL"),
+            "payment_provider_deadline": parse_duration(
+                get("PAYMENT_PROVIDER_DEADLINE") or "8s", name="PAYMENT_PROVIDER_DEADLINE"),
+            "shutdown_timeout": parse_duration(get("SHUTDOWN_TIMEOUT") or "10s",
+                                               name="SHUTDOWN_TIMEOUT"),
             "max_unpaid_orders": integer("MAX_UNPAID_ORDERS", 5),
             "max_unpaid_units": integer("MAX_UNPAID_UNITS", 1000),
             "installation_id": get("INSTALLATION_ID"),
@@ -173,6 +181,9 @@ class Settings:
             raise SettingsError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         if self.reservation_ttl <= timedelta(0):
             raise SettingsError("RESERVATION_TTL must be positive")
+        if not timedelta(0) < self.payment_provider_deadline < self.shutdown_timeout:
+            raise SettingsError("PAYMENT_PROVIDER_DEADLINE must be positive and shorter than "
+                                "SHUTDOWN_TIMEOUT (a deploy must not cut a checkout in half)")
         if self.max_unpaid_orders < 0 or self.max_unpaid_units < 0:
             raise SettingsError("MAX_UNPAID_ORDERS and MAX_UNPAID_UNITS must be 0 (no limit) "
                                 "or more")

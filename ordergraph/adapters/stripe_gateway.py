@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import stripe
 
-from ordergraph.domain.errors import PaymentFailed
+from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
 
@@ -54,7 +54,14 @@ class StripeGateway:
         return self._intent(intent.to_dict())
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
-        intent = await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                raise IntentNotFound(intent_id) from error
+            raise _as_payment_failure(error) from error
+        except stripe.StripeError as error:
+            raise _as_payment_failure(error) from error
         return self._intent(intent.to_dict())
 
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,

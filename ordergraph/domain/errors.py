@@ -13,6 +13,7 @@
     ├── PaymentFailed                PAYMENT_DECLINED / PAYMENT_PROVIDER_ERROR
     ├── Unauthenticated              UNAUTHENTICATED: not logged in (a top-level GraphQL error)
     ├── Forbidden                    FORBIDDEN: logged in, not allowed (a top-level GraphQL error)
+    ├── ServiceUnavailable           SERVICE_UNAVAILABLE: the database is unreachable; retry shortly
     └── TransactionConflict          TRANSACTION_CONFLICT: still contended after bounded retries
 
 Use cases raise these; the unit of work rolls back; the GraphQL layer maps each to its type.
@@ -118,6 +119,16 @@ class PaymentFailed(DomainError):
         return cls(message, code=cls.PROVIDER_ERROR)
 
 
+class IntentNotFound(PaymentFailed):
+    """The provider no longer knows the order's payment (deleted, another account's keys):
+    asking again will not help. Clients see PAYMENT_PROVIDER_ERROR."""
+
+    def __init__(self, intent_id: str) -> None:
+        super().__init__(f"The payment provider does not know payment {intent_id}.",
+                         code=PaymentFailed.PROVIDER_ERROR)
+        self.intent_id = intent_id
+
+
 class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"
 
@@ -130,6 +141,19 @@ class Forbidden(DomainError):
 
     def __init__(self, message: str = "You are not allowed to do this.") -> None:
         super().__init__(message)
+
+
+class ServiceUnavailable(DomainError):
+    """The database cannot be reached (refused, dropped or closed connections): nothing is
+    wrong with the request, and the same request can succeed in a moment."""
+
+    code = "SERVICE_UNAVAILABLE"
+    # A restart or failover of PostgreSQL takes seconds; sooner mostly adds load.
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, retry_after_seconds: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__("The service is temporarily unavailable; retry shortly.")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class TransactionConflict(DomainError):

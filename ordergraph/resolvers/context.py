@@ -23,7 +23,7 @@ from ordergraph.domain.ports import (
     UnitOfWork,
 )
 from ordergraph.domain.services.auth import user_for_token
-from ordergraph.domain.services.checkout import CheckoutLimits
+from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
 from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots
 
 K = TypeVar("K", contravariant=True)
@@ -73,6 +73,7 @@ class Services:
     metrics: Metrics = field(default_factory=NullMetrics)
     rate_limiter: RateLimiter | None = None
     checkout_limits: CheckoutLimits = field(default_factory=CheckoutLimits)
+    payment_provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE
     # Namespaces what we store at the payment provider; None until the database gave it.
     installation_id: str | None = ""
     role_changes: RoleChanges = field(default_factory=RoleChanges)

@@ -77,7 +77,7 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
         result = await checkout_service(
             s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
             idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
-            limits=s.checkout_limits)
+            limits=s.checkout_limits, provider_deadline=s.payment_provider_deadline)
     except DomainError as error:
         s.metrics.checkout(error.code)
         raise

@@ -144,6 +144,7 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
         reservation_ttl=settings.reservation_ttl,
         checkout_limits=CheckoutLimits(max_open_orders=settings.max_unpaid_orders,
                                        max_reserved_units=settings.max_unpaid_units),
+        payment_provider_deadline=settings.payment_provider_deadline,
         currency=settings.currency,
         payment=payment_settings(settings),
         make_loaders=lambda: make_loaders(reader),
@@ -207,18 +208,27 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready for traffic: the database answers and the live hub is connected."""
+    """Ready for traffic: the database answers and the live hub runs.
+
+    A live hub that is reconnecting (Redis down) is "degraded", not unready: checkouts,
+    payments and logins go on without Redis, and every instance shares the one Redis, so
+    answering 503 would take the whole fleet out of the load balancer at once for an outage
+    that only pauses live updates. The details say what is wrong."""
     checks = {"database": "up", "broadcast": "up"}
     try:
         await request.app.state.services.reader.ping()
     except Exception as error:
         log.warning("not ready: database: %s", error)
         checks["database"] = "down"
-    if not request.app.state.hub.healthy:
-        checks["broadcast"] = "down"
-    ready = all(value == "up" for value in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", **checks},
-                        status_code=200 if ready else 503)
+    hub = request.app.state.hub.status()
+    checks["broadcast"] = hub["state"]
+    ready = "down" not in checks.values()
+    body: dict[str, Any] = {"status": "ok" if ready else "unavailable", **checks}
+    if hub["state"] != "up":
+        body["details"] = {"broadcast": hub}
+        if ready:
+            body["status"] = "degraded"
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -26,7 +27,7 @@ from ordergraph.domain.model import (
     Product,
 )
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
@@ -34,6 +35,9 @@ from ordergraph.domain.services.transaction import in_transaction
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
+# How long one checkout waits for the provider to open its payment, retries included: less
+# than the server's graceful shutdown, so a deploy never cuts a checkout in half.
+DEFAULT_PROVIDER_DEADLINE = timedelta(seconds=8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +65,15 @@ def intent_key(order_id: int) -> str:
 
 async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
                    lines: Iterable[tuple[int, int]], idempotency_key: str | None,
-                   reservation_ttl: timedelta,
-                   limits: CheckoutLimits = CheckoutLimits()) -> CheckoutResult:
+                   reservation_ttl: timedelta, limits: CheckoutLimits = CheckoutLimits(),
+                   provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> CheckoutResult:
     """Create an order for the cart, reserve its stock, and open its PaymentIntent.
 
-    Raises ValidationFailed, NotFound, InsufficientStock or IdempotencyKeyReused with nothing
-    written; PaymentFailed(PAYMENT_PROVIDER_ERROR) after cancelling the order if the provider
-    cannot open the payment. The same key with the same cart returns the same order.
+    Raises ValidationFailed, NotFound, InsufficientStock, TooManyOpenOrders or
+    IdempotencyKeyReused with nothing written; PaymentFailed(PAYMENT_PROVIDER_ERROR) after
+    cancelling the order if the provider cannot open the payment within `provider_deadline`.
+    The same key with the same cart returns the same order, and finishes it if its first
+    checkout died before the payment was opened.
     """
     cart = Cart.from_lines(lines)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -81,25 +87,15 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
         uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor,
                                    reservation_ttl, limits)
     )
-    if not products:  # the same key and cart again: the order that exists
+    if order.status is not OrderStatus.CREATED:  # the same key and cart again: that order
         return CheckoutResult(order, _client_secret(order))
+    # CREATED: ours, or one whose first checkout died (or is still running) before opening
+    # its payment; the intent's idempotency key makes both open the same intent.
+    resumed = not products
 
     # Step 3: the provider call happens outside any transaction: no row lock is held.
-    try:
-        intent = await gateway.create_intent(order_id=order.id, amount=order.total,
-                                             idempotency_key=intent_key(order.id))
-    except Exception as failure:
-        # Whatever went wrong out there, the stock must not stay held by an order that
-        # cannot be paid.
-        log.warning("could not open a payment for order %s (%r); cancelling it", order.id,
-                    failure, exc_info=not isinstance(failure, PaymentFailed))
-        closed = await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order.id))
-        refused = isinstance(failure, PaymentFailed) and failure.code == PaymentFailed.DECLINED
-        if closed is not None and not refused:
-            # The provider may have opened the intent before its answer was lost.
-            await close_unrecorded_intent(uow, gateway, clock, closed)
-        raise PaymentFailed.provider_error() from None
-
+    intent = await _open_intent(uow, gateway, clock, order, provider_deadline,
+                                cancel_on_failure=not resumed)
     payment = Payment(provider=gateway.provider, intent_id=intent.id,
                       client_secret=intent.client_secret, status=intent.status)
     # First try the order as transaction 1 committed it, without reading it again (its
@@ -109,10 +105,62 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
         uow, lambda: _open_payment(uow, clock, order.id, payment, reservation_ttl, actor,
                                    known=unread.pop() if unread else None)
     )
-    if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is not payment:
+    if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is None or \
+            order.payment.intent_id != intent.id:
         # Cancelled while we were talking to the provider: do not leave the intent open.
         await _cancel_orphan_intent(gateway, intent.id, order.id)
     return CheckoutResult(order, _client_secret(order), products)
+
+
+async def _open_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, order: Order,
+                       deadline: timedelta, *, cancel_on_failure: bool) -> PaymentIntent:
+    """The order's PaymentIntent, within `deadline` however the provider retries. If it
+    cannot be had — an error, the deadline, or this request cancelled by a shutdown — the
+    order is cancelled and its stock released before anything else happens: that cleanup is
+    shielded, so a cancelled request still runs it to the end. (A resumed checkout leaves
+    the order to the checkout that may still be running, or to its deadline.)"""
+    try:
+        async with asyncio.timeout(deadline.total_seconds()):
+            return await gateway.create_intent(order_id=order.id, amount=order.total,
+                                               idempotency_key=intent_key(order.id))
+    except BaseException as failure:
+        log.warning("could not open a payment for order %s (%r)", order.id, failure,
+                    exc_info=not isinstance(failure, PaymentFailed | TimeoutError |
+                                            asyncio.CancelledError))
+        if cancel_on_failure:
+            await asyncio.shield(_give_up_on_payment(uow, gateway, clock, order.id, failure,
+                                                     deadline))
+        if isinstance(failure, Exception):
+            raise PaymentFailed.provider_error() from None
+        raise
+
+
+async def _give_up_on_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                              order_id: int, failure: BaseException,
+                              deadline: timedelta) -> None:
+    """The stock must not stay held by an order that cannot be paid."""
+    closed = await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order_id))
+    refused = isinstance(failure, PaymentFailed) and failure.code == PaymentFailed.DECLINED
+    if closed is not None and not refused and not isinstance(failure, asyncio.CancelledError):
+        # The provider may have opened the intent before its answer was lost. Closing it
+        # waits on the same provider: in the background, bounded, not in the customer's way.
+        _in_background(close_unrecorded_intent(uow, gateway, clock, closed), deadline)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[None, None, None], deadline: timedelta) -> None:
+    async def bounded() -> None:
+        try:
+            async with asyncio.timeout(deadline.total_seconds()):
+                await work
+        except TimeoutError:
+            log.warning("closing an unrecorded payment timed out; nobody holds its secret")
+
+    task = asyncio.get_running_loop().create_task(bounded())
+    _background.add(task)  # keep a reference until it is done
+    task.add_done_callback(_background.discard)
 
 
 async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,

@@ -13,7 +13,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed, ValidationFailed
+from ordergraph.domain.errors import (
+    IntentNotFound,
+    InvalidTransition,
+    NotFound,
+    PaymentFailed,
+    ValidationFailed,
+)
 from ordergraph.domain.model import (
     PAYMENT_PROVIDER,
     SYSTEM,
@@ -279,6 +285,30 @@ async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
     return await in_transaction(uow, record)
 
 
+async def close_lost_payment(uow: UnitOfWork, clock: Clock, *, order_id: int,
+                             intent_id: str) -> Order | None:
+    """The provider no longer knows the order's intent: nobody can pay it, so the order is
+    CANCELLED and its stock released (once; the error is logged once, with the order)."""
+    async def close() -> Order | None:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None or not order.holds_reservation or order.payment is None or \
+                order.payment.intent_id != intent_id:
+            return None
+        now = clock.now()
+        await release_reservation(uow, order, actor=SYSTEM, at=now)
+        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                         reason=f"the payment provider does not know payment {intent_id}",
+                         last_error="payment unknown to the provider")
+        await uow.orders.save(order)
+        return order
+
+    order = await in_transaction(uow, close)
+    if order is not None:
+        log.error("order %s cancelled: the payment provider does not know its intent %s "
+                  "(deleted? another account's keys?)", order_id, intent_id)
+    return order
+
+
 # ---- use cases ---------------------------------------------------------------------------
 
 
@@ -328,6 +358,9 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway,
     assert order.payment is not None and order.payment.intent_id is not None
     try:
         intent = await gateway.retrieve_intent(order.payment.intent_id)
+    except IntentNotFound as missing:
+        await close_lost_payment(uow, clock, order_id=order.id, intent_id=missing.intent_id)
+        raise
     except PaymentFailed:
         raise failure from None
     update = PaymentUpdate.from_intent(intent)
@@ -367,7 +400,12 @@ async def sync_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     order = await _visible_order(uow, order_id, viewer)
     if order.payment is None or order.payment.intent_id is None:
         return order
-    intent = await gateway.retrieve_intent(order.payment.intent_id)
+    try:
+        intent = await gateway.retrieve_intent(order.payment.intent_id)
+    except IntentNotFound as missing:
+        closed = await close_lost_payment(uow, clock, order_id=order.id,
+                                          intent_id=missing.intent_id)
+        return closed or await _visible_order(uow, order_id, viewer)
     settlement = await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent),
                                       reason="synchronised with the provider")
     return settlement.order or await _visible_order(uow, order_id, viewer)

@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ordergraph.domain.errors import PaymentFailed
+from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
 from ordergraph.domain.services.payments import (
     STALE_REFUND_REQUEST,
+    close_lost_payment,
     refund_owed,
     resume_refund,
     settle_payment,
@@ -71,6 +72,12 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
             # already succeeded, the customer paid in time and the order becomes PAID.
             intent = await gateway.cancel_intent(intent_id,
                                                  idempotency_key=f"order-{order_id}-expire")
+        except IntentNotFound:
+            # Asking again will not help, and nobody can pay it: it expires here and now.
+            if await close_lost_payment(uow, clock, order_id=order_id,
+                                        intent_id=intent_id) is not None:
+                report.expired += 1
+            continue
         except PaymentFailed as failure:
             report.errors.append(f"order {order_id}: {failure.message}")
             await _postpone(uow, clock, order_id)
