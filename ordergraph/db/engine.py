@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ordergraph.db.outage import watch_outages
+
 ISOLATION_LEVELS = {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
 # SQLite waits this long for the write lock before giving up (and we retry).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -24,13 +26,16 @@ def create_engine(url: str, *, isolation_level: str = "READ COMMITTED", pool_siz
         return _sqlite_engine(url, echo=echo)
     if isolation_level not in ISOLATION_LEVELS:
         raise ValueError(f"unknown isolation level {isolation_level!r}")
-    return create_async_engine(
+    engine = create_async_engine(
         url, echo=echo, isolation_level=isolation_level, pool_size=pool_size,
         max_overflow=pool_size, pool_timeout=30,
         # No pre-ping: it costs a round trip per checkout. A connection that died (a database
-        # restart) fails once, SQLAlchemy then drops the whole pool, and callers retry.
+        # restart) fails once as SERVICE_UNAVAILABLE, SQLAlchemy then drops the whole pool;
+        # connections idle for a while are pinged (db/outage.py).
         pool_recycle=3600,
     )
+    watch_outages(engine)
+    return engine
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from ordergraph.domain.errors import DomainError
+from ordergraph.domain.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger("ordergraph.errors")
 
@@ -20,6 +20,8 @@ class ErrorPolicy(MaskErrors):
     """Every error a client sees has an `extensions.code`:
 
     - a DomainError raised outside a result union (UNAUTHENTICATED, FORBIDDEN, ...): its code;
+      SERVICE_UNAVAILABLE (the database is away) adds `retryAfterSeconds` and is not logged
+      here: the outage is logged once (db/outage.py), each request by the access log;
     - GraphQL's own errors (syntax, validation, permissions): kept as they are;
     - anything else is a bug: logged with the request id and masked as "Unexpected error."
       with code INTERNAL_SERVER_ERROR and the request id, so an operator can find the log line.
@@ -45,7 +47,8 @@ class ErrorPolicy(MaskErrors):
             return GraphQLError(original.message, nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path,
                                 original_error=original,
-                                extensions={**(error.extensions or {}), "code": original.code})
+                                extensions={**(error.extensions or {}), "code": original.code,
+                                            **self._retry_after(original)})
         log.error("unexpected error in %s (request %s)", error.path, request_id,
                   exc_info=(type(original), original, original.__traceback__))
         return GraphQLError(
@@ -53,6 +56,17 @@ class ErrorPolicy(MaskErrors):
             UNEXPECTED_MESSAGE,
             nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+    def _retry_after(self, error: DomainError) -> dict[str, int]:
+        """SERVICE_UNAVAILABLE says when to try again, in the error and, over HTTP, in a
+        Retry-After header (the answer stays 200, as for every GraphQL error)."""
+        if not isinstance(error, ServiceUnavailable):
+            return {}
+        response = getattr(self.execution_context.context, "response", None)
+        # Over HTTP the context holds the response being built; over WebSocket, the socket.
+        if response is not None and hasattr(response, "status_code"):
+            response.headers["retry-after"] = str(error.retry_after_seconds)
+        return {"retryAfterSeconds": error.retry_after_seconds}
 
 
 class OperationRecorder(SchemaExtension):

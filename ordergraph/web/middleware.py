@@ -9,6 +9,7 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.web.request_id import request_id_of
 
 access_log = logging.getLogger("ordergraph.access")
@@ -68,8 +69,18 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+def _with_retry_after(message: Message) -> Message:
+    """A 503 (the webhook's, /readyz's) says when to come back, if its route did not."""
+    headers = message.get("headers") or []
+    if any(name.lower() == b"retry-after" for name, _ in headers):
+        return message
+    retry_after = str(ServiceUnavailable.RETRY_AFTER_SECONDS).encode()
+    return {**message, "headers": [*headers, (b"retry-after", retry_after)]}
+
+
 class AccessLogMiddleware:
-    """One log line per HTTP request (and per WebSocket connection, when it ends)."""
+    """One log line per HTTP request (and per WebSocket connection, when it ends), naming
+    the GraphQL outcome when it is not "ok"; every 503 leaves with a Retry-After."""
 
     def __init__(self, app: ASGIApp, record: Callable[[str, int], None] | None = None,
                  quiet_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
@@ -87,6 +98,8 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status == 503:
+                    message = _with_retry_after(message)
             elif message["type"] == "websocket.accept":
                 status = 101
             elif message["type"] == "websocket.close" and not status:
@@ -110,8 +123,10 @@ class AccessLogMiddleware:
             return
         operations = (scope.get("state") or {}).get("graphql") or []
         first = operations[0] if operations else {}
+        outcome = first.get("outcome")
         access_log.info(
-            "%s %s %s", scope.get("method", "WS"), path, status,
+            "%s %s %s%s", scope.get("method", "WS"), path, status,
+            f" {outcome}" if outcome not in (None, "ok") else "",
             extra={"request_id": request_id_of(scope), "status": status,
                    "duration_ms": round(seconds * 1000, 2), "path": path,
                    "operation": first.get("operation"), "user_id": first.get("user_id"),
