@@ -19,6 +19,7 @@ clock past every reservation, the sweeper run): money that was owed must then be
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,12 +164,19 @@ def _order_of(intent: dict[str, Any], by_intent: dict[str, OrderRow],
 
 
 def money_problems(orders: dict[int, OrderRow], provider: ProviderView, *,
-                   final: bool) -> list[str]:
+                   final: bool, foreign: AbstractSet[str] = frozenset()) -> list[str]:
     problems: list[str] = []
     by_intent = {o.intent_id: o for o in orders.values() if o.intent_id}
 
     for intent in provider.intents.values():
         refunds = provider.refunds_of(intent)
+        if intent["id"] in foreign:  # another shop's money: not ours to keep or refund
+            if refunds:
+                problems.append(f"money: we refunded another shop's payment {intent['id']}")
+            if intent["id"] in by_intent:
+                problems.append(f"money: order {by_intent[intent['id']].id} adopted another "
+                                f"shop's payment {intent['id']}")
+            continue
         refunded = provider.refunded(intent)
         amount = int(intent.get("amount") or 0)
         order = _order_of(intent, by_intent, orders)
@@ -259,9 +267,10 @@ def owed_problems(db: Db) -> list[str]:
 
 
 def violations(db: Db, provider: ProviderView, brought_in: dict[int, int],
-               claims: list[Claim], *, final: bool = False) -> list[str]:
+               claims: list[Claim], *, final: bool = False,
+               foreign: AbstractSet[str] = frozenset()) -> list[str]:
     orders = order_rows(db)
     return (stock_problems(db, brought_in)
-            + money_problems(orders, provider, final=final)
+            + money_problems(orders, provider, final=final, foreign=foreign)
             + claim_problems(claims, orders, provider)
             + (owed_problems(db) if final else []))

@@ -147,6 +147,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.staff_is_admin = True
         self.keys: dict[tuple[str, str], dict[int, int]] = {}
         self.intents: dict[int, str | None] = {}
+        self.foreign_intents: set[str] = set()
         self.notes: list[str] = []
         WORLD.reset()
 
@@ -461,15 +462,17 @@ class ChaosMachine(RuleBasedStateMachine):
         else:
             self.say(self.run(self._three_d_secure(order, action.endswith("ok"))))
 
-    @rule(order=orders, change=st.sampled_from(["currency eur", "second intent paid"]))
+    @rule(order=orders, change=st.sampled_from(["currency eur", "second intent paid",
+                                                "another shop paid"]))
     def provider(self, order: OrderRef, change: str) -> None:
-        """The capture will disagree with the order (issue 10 item 3), or the order is paid
-        through a second intent with the same metadata (item 5)."""
+        """The capture will disagree with the order (issue 10 item 3), the order is paid
+        through a second intent with the same metadata (item 5), or another shop on the same
+        account is paid for its own order with the same number (item 6)."""
         if not order.id:
             return
         intent_id = self.intents.get(order.id)
-        if change == "second intent paid":
-            self.say(self.run(self._second_intent(order)))
+        if change != "currency eur":
+            self.say(self.run(self._second_intent(order, foreign=change.startswith("another"))))
         elif intent_id:
             self.say(self.run(self._change_currency(order, intent_id)))
 
@@ -482,7 +485,10 @@ class ChaosMachine(RuleBasedStateMachine):
                                      data={"currency": "eur"})
         return f"provider: {intent_id} of {ref!r} now in eur -> {response.status_code}"
 
-    async def _second_intent(self, ref: OrderRef) -> str:
+    async def _second_intent(self, ref: OrderRef, *, foreign: bool = False) -> str:
+        """A copy of the order's intent, paid. ``foreign``: another shop on the same Stripe
+        account opened it for its own order with the same number (every metadata value
+        but order_id differs, e.g. its installation id), and the app must leave it alone."""
         intent_id = self.intents.get(ref.id)
         if not intent_id:
             return f"second intent for {ref!r}: no first intent"
@@ -491,14 +497,19 @@ class ChaosMachine(RuleBasedStateMachine):
         data = {"amount": str(first["amount"]), "currency": first["currency"],
                 "payment_method_types[]": "card"}
         for name, value in (first.get("metadata") or {}).items():
-            data[f"metadata[{name}]"] = value
+            data[f"metadata[{name}]"] = "neighbour-shop" if foreign and name != "order_id" \
+                else value
+        if foreign:
+            data["metadata[shop]"] = "neighbour-shop"
         created = (await stripe.post("/v1/payment_intents", data=data)).json()
+        if foreign:
+            self.foreign_intents.add(created["id"])
         method = await self.world.customer_side.card(CARD_OK)
         await stripe.post(f"/v1/payment_intents/{created['id']}",
                           data={"payment_method": method})
         confirmed = await stripe.post(f"/v1/payment_intents/{created['id']}/confirm")
-        return f"second intent {created['id']} for {ref!r} -> " \
-               f"{confirmed.json().get('status')}"
+        return f"{'another shop' if foreign else 'second'} intent {created['id']} for " \
+               f"{ref!r} -> {confirmed.json().get('status')}"
 
     @rule(minutes=st.sampled_from([1, 6, 16]))
     def time_passes(self, minutes: int) -> None:
@@ -600,7 +611,7 @@ class ChaosMachine(RuleBasedStateMachine):
             return
         STATS["steps checked"] += 1
         problems = violations(self.world.db, self.run(self._observe()), self.brought_in,
-                              self.claims)
+                              self.claims, foreign=self.foreign_intents)
         assert not problems, "invariant broken:\n  " + "\n  ".join(problems)
         self.settled = True
 
@@ -619,7 +630,8 @@ class ChaosMachine(RuleBasedStateMachine):
         for (status,) in self.world.db.rows("SELECT status FROM orders"):
             STATS[f"order ended {status}"] += 1
         problems = violations(self.world.db, self.run(provider_view(self.world.stripe)),
-                              self.brought_in, self.claims, final=True)
+                              self.brought_in, self.claims, final=True,
+                              foreign=self.foreign_intents)
         assert not problems, "after the final settle:\n  " + "\n  ".join(problems)
 
     async def _settle(self) -> list[str]:
@@ -736,6 +748,11 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
         ("provider", {"order": 0, "change": "second intent paid"}),
         ("webhook", {"action": "deliver", "pick": 0, "fault": Fault("500", "refund", 3)}),
+    ],
+    "item 6: another shop's payment for an order with our number": [
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
+        ("provider", {"order": 0, "change": "another shop paid"}),
+        ("webhook", {"action": "deliver", "pick": 0, "fault": NONE}),
     ],
     "item 8: duplicate lines over the per-line cap": [
         ("stock", {"product": 0, "change": ("set", 2000), "who": "boss"}),
