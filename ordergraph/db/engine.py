@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ordergraph.db.outage import watch_outages
 
 ISOLATION_LEVELS = {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
+CONNECT_TIMEOUT_SECONDS = 5
 # SQLite waits this long for the write lock before giving up (and we retry).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -33,9 +34,20 @@ def create_engine(url: str, *, isolation_level: str = "READ COMMITTED", pool_siz
         # restart) fails once as SERVICE_UNAVAILABLE, SQLAlchemy then drops the whole pool;
         # connections idle for a while are pinged (db/outage.py).
         pool_recycle=3600,
+        connect_args=_connect_timeout(url),
     )
     watch_outages(engine)
     return engine
+
+
+def _connect_timeout(url: str) -> dict[str, Any]:
+    """Give up connecting after CONNECT_TIMEOUT_SECONDS (unless the URL says otherwise):
+    libpq waits forever on a server that accepts no connections (stalled, or behind a
+    network partition), and every request would hang instead of answering
+    SERVICE_UNAVAILABLE."""
+    if "connect_timeout" in make_url(url).query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:

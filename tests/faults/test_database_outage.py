@@ -11,6 +11,8 @@ fast`) for a few seconds and started again; the app is never restarted.
   request, and no traceback at all;
 - requests succeed again within a bounded time, none fails after the first success;
 - a restart while the app is idle costs no request at all (idle connections are pinged);
+- a frozen server (SIGSTOP: accepts nothing, refuses nothing) is SERVICE_UNAVAILABLE after
+  the connect timeout, not a hang;
 - the stock invariant holds.
 """
 
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -86,7 +89,9 @@ class ThrowawayPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        # Connecting to a frozen server gives up after 2 s instead of the default 5.
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres" \
+               "?connect_timeout=2"
 
     def _run(self, *command: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True,
@@ -106,8 +111,20 @@ class ThrowawayPostgres:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "20",
                   "stop")
 
+    def _postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def freeze(self) -> None:
+        """The server stops answering without closing anything (a stall, a partition)."""
+        os.kill(self._postmaster(), signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self._postmaster(), signal.SIGCONT)
+
     def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(OSError, ValueError):
+                self.thaw()  # a frozen postmaster would not hear the stop
             with contextlib.suppress(subprocess.SubprocessError):
                 self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
@@ -255,8 +272,27 @@ async def test_a_database_outage_is_service_unavailable_and_heals_by_itself(
         body = await api.raw(CATALOG)
         assert not body.get("errors"), body
 
+        await _a_frozen_server_is_an_outage_too(api, throwaway_pg)
+
     assert stock_invariant_violations(throwaway_pg.url, {int(product_id): STOCK}) == []
     assert time.monotonic() - started < 35
+
+
+async def _a_frozen_server_is_an_outage_too(api: Api, cluster: ThrowawayPostgres) -> None:
+    """A server that accepts nothing and refuses nothing: connecting gives up after the
+    connect timeout, and the answer is SERVICE_UNAVAILABLE, not a hang."""
+    await api.app.state.engine.dispose()  # the next request must open a connection
+    cluster.freeze()
+    try:
+        asked = time.monotonic()
+        async with asyncio.timeout(10):
+            code = await api.error_code(CATALOG)
+        assert code == "SERVICE_UNAVAILABLE"
+        assert time.monotonic() - asked < 5
+    finally:
+        cluster.thaw()
+    body = await api.raw(CATALOG)
+    assert not body.get("errors"), body
 
 
 def _assert_quiet_log(caplog: pytest.LogCaptureFixture, failures: list[Answer]) -> None:
