@@ -2,16 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+UV := $(BIN)/uv
+# The uv that installs from uv.lock; the same pin as pyproject.toml's dev extra (a test checks).
+UV_VERSION := 0.13.8
+# Re-install whenever the declared dependencies or their lock change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | cksum | cut -d' ' -f1)
+# uv uses the interpreter it is given and never downloads one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test lint unit bench clean lock
 
-$(STAMP): pyproject.toml
+$(UV):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+# Exactly what uv.lock says, hashes checked; --locked fails if pyproject.toml has moved on.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra local --extra dev --python $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# After changing pyproject.toml's dependencies: re-resolve what changed, keep every other pin.
+# `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions.
+lock: | $(UV)
+	$(UV) lock $(LOCK_ARGS)
 
 # Migrate, seed and serve on SQLite with the local Stripe emulator: http://127.0.0.1:8000
 run: $(STAMP)

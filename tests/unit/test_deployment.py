@@ -46,6 +46,18 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
             assert (ROOT / path).exists(), path
 
 
+def test_both_stages_share_one_base_pinned_by_digest_or_said_to_be_unpinned() -> None:
+    images = set(re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE))
+    assert len(images) == 1, images
+    image = images.pop()
+    if "@" not in image:  # no registry reachable where it was written: the header says so
+        assert "NOT PINNED BY DIGEST" in DOCKERFILE
+        return
+    tag, digest = image.split("@")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    assert re.search(rf"^#.*\b{re.escape(tag)}\b", DOCKERFILE, re.MULTILINE)
+
+
 def test_every_command_the_images_run_exists() -> None:
     parser = build_parser()
     commands = [["serve"], ["healthcheck"], ["migrate"], ["seed"]]
