@@ -8,8 +8,12 @@ scale. So the hub subscribes once, at startup, to `orders:all`, `stock:all` and 
 message once, and hands it to the interested subscribers' bounded queues without waiting: a
 slow subscriber overflows its own queue (and is told to resubscribe); it never holds up others.
 
-No broadcaster backend reconnects by itself; the hub watches its connection and builds a new
-one when it breaks (a Redis restart), so a long-running instance heals.
+No broadcaster backend reconnects by itself, and with Redis the task that dies when the
+connection drops is the backend's own listener (broadcaster's outer listener waits on a queue
+forever). The hub's supervisor watches both, rebuilds the connection with backoff (a Redis
+restart), and then tells every subscriber to re-read what it shows (a "resync" message): events
+published while the hub was deaf are lost, so a fresh snapshot is the only way to be right
+again. A hub that could not publish announces a resync to every instance once it can.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
+import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from broadcaster import Broadcast
 
+from ordergraph.adapters import metrics
 from ordergraph.adapters.broadcast import create_broadcast
 from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL, ALL_USERS_CHANNEL
 from ordergraph.domain.ports import LiveMessage
@@ -31,6 +39,9 @@ from ordergraph.domain.ports import LiveMessage
 log = logging.getLogger(__name__)
 
 TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL}
+# Hub to hub: "I could not publish for a while; everyone re-read" (not for subscribers).
+CONTROL_TOPIC = "control"
+CHANNELS = {**TOPICS, CONTROL_TOPIC: "hub:control"}
 QUEUE_SIZE = 256
 # A product's stock changes reach its subscribers at most this often (the first at once, then
 # the latest level at the end of each interval): during a flash sale every checkout changes
@@ -38,6 +49,23 @@ QUEUE_SIZE = 256
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
 HEALTH_CHECK_SECONDS = 1.0
+# Reconnecting: at once, then after 0.25 s, 0.5 s, ... at most 5 s apart (with jitter, so the
+# instances of a fleet do not knock on a restarted Redis in step).
+RECONNECT_FIRST_DELAY = 0.25
+RECONNECT_MAX_DELAY = 5.0
+CONNECT_TIMEOUT = 5.0
+# A publish is after commit, inside someone's request: never let a dead Redis hold it long.
+PUBLISH_TIMEOUT = 1.0
+CLOSE_TIMEOUT = 2.0
+
+# What a subscriber receives when events may have been missed: a message whose payload's
+# "kind" (beside the events' own "order", "stock", "user") says: re-read what you show. One
+# message per round, so its `cache` lets the subscribers of a process share those reads.
+RESYNC_KIND = "resync"
+
+
+def _is_resync(item: object) -> bool:
+    return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
 
 
 class SubscriberOverflow(Exception):
@@ -73,6 +101,12 @@ class Subscription:
             return
         self._backlog.append(message)
         self._wake()
+
+    def resync(self, message: LiveMessage) -> None:
+        """Events may have been missed: have the reader re-read (once, however often asked)."""
+        if self._backlog is not None and any(_is_resync(item) for item in self._backlog):
+            return
+        self.offer(message)
 
     def close(self) -> None:
         """End the stream (the server is shutting down): the client sees it complete."""
@@ -111,9 +145,37 @@ async def _close(broadcast: Broadcast) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
     try:
-        await broadcast._backend.disconnect()
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await broadcast._backend.disconnect()
     except Exception:
         log.debug("closing a broken broadcast connection failed", exc_info=True)
+
+
+def _listener_tasks(broadcast: Broadcast) -> list[asyncio.Task[Any]]:
+    """The tasks that end when a Broadcast stops receiving. broadcaster 0.3.1 (pinned) runs
+    an outer listener on a queue, which never ends, and for Redis the backend's own listener
+    on the connection, which dies (ConnectionError) when the connection drops."""
+    tasks = [getattr(broadcast, "_listener_task", None),
+             getattr(broadcast._backend, "_listener", None)]
+    return [task for task in tasks if isinstance(task, asyncio.Task)]
+
+
+def _retrieve_error(task: asyncio.Task[Any]) -> None:
+    """Mark a connection task's error as seen: the supervisor reports why the connection
+    ended (once), and asyncio would otherwise log each dead task's traceback at exit."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _why_ended(tasks: set[asyncio.Task[Any]]) -> str:
+    """What ended a listener, in a few words (retrieving it also keeps asyncio quiet)."""
+    for task in tasks:
+        if task.cancelled():
+            return "listener cancelled"
+        error = task.exception()
+        if error is not None:
+            return f"{type(error).__name__}: {error}"
+    return "listener ended"
 
 
 class LiveHub:
@@ -123,6 +185,7 @@ class LiveHub:
                  factory: Callable[[str], Broadcast] = create_broadcast,
                  stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS) -> None:
         self._url = url
+        self._id = uuid.uuid4().hex
         self._coalesce = stock_coalesce_seconds
         self._held_stock: dict[Any, dict[str, Any] | None] = {}
         self._prefix = prefix
@@ -133,18 +196,29 @@ class LiveHub:
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
             {topic: [] for topic in TOPICS}
         self._pumps: list[asyncio.Task[None]] = []
-        self._ready = {topic: asyncio.Event() for topic in TOPICS}
+        self._ready = {topic: asyncio.Event() for topic in CHANNELS}
         self._supervisor: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._down_since: float | None = None  # monotonic time the outage began
+        self._last_error: str | None = None
+        self._publish_failed = False  # some event went nowhere: announce a resync
+        self._drop_logged = False  # one warning per outage, not one per event
         self.reconnects = 0
 
     # ---- lifecycle ----
 
     async def start(self) -> None:
         """Connect and subscribe to the wide channels; returns once they are listening."""
-        await self._connect()
+        try:
+            await self._connect()
+        except BaseException:
+            await self._disconnect()
+            raise
+        metrics.LIVE_HUB_UP.set(1)
         self._supervisor = asyncio.create_task(self._supervise(), name="live-hub-supervisor")
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,10 +230,21 @@ class LiveHub:
 
     @property
     def healthy(self) -> bool:
-        """Connected and listening on every wide channel (for /readyz)."""
-        return self._broadcast is not None and not self._broken() and \
-            bool(self._pumps) and all(not pump.done() for pump in self._pumps) and \
-            all(event.is_set() for event in self._ready.values())
+        """Connected and listening on every wide channel."""
+        return self._broadcast is not None and self._down_since is None and \
+            self._listening()
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: "up"; "degraded" while it reconnects (checkouts go on, live
+        updates pause, subscribers get fresh snapshots after); "down" once stopped."""
+        if self._stopped or self._supervisor is None:
+            return {"state": "down"}
+        if self.healthy:
+            return {"state": "up", "reconnects": self.reconnects}
+        down_since = self._down_since if self._down_since is not None else time.monotonic()
+        return {"state": "degraded", "reconnects": self.reconnects,
+                "down_seconds": round(time.monotonic() - down_since, 1),
+                "error": self._last_error or "listener ended"}
 
     @property
     def subscriber_count(self) -> int:
@@ -167,54 +252,151 @@ class LiveHub:
 
     async def _connect(self) -> None:
         broadcast = self._factory(self._url)
+        self._broadcast = broadcast  # set first: a half-made connection is closed too
         await broadcast.connect()
-        self._broadcast = broadcast
         for event in self._ready.values():
             event.clear()
         self._pumps = [asyncio.create_task(self._pump(broadcast, topic, self._prefix + channel),
                                            name=f"live-hub-{topic}")
-                       for topic, channel in TOPICS.items()]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._ready.values())), 10)
+                       for topic, channel in CHANNELS.items()]
+        for task in self._watched():
+            task.add_done_callback(_retrieve_error)
+        await self._until_ready()
+
+    async def _until_ready(self) -> None:
+        """Until every channel is subscribed; ConnectionError if a pump fails first."""
+        ready = asyncio.ensure_future(
+            asyncio.gather(*(event.wait() for event in self._ready.values())))
+        done, _ = await asyncio.wait([ready, *self._pumps], timeout=CONNECT_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            failed = {pump for pump in done if pump is not ready}
+            raise ConnectionError(f"could not subscribe: {_why_ended(failed)}"
+                                  if failed else "subscribing timed out")
 
     async def _disconnect(self) -> None:
         for pump in self._pumps:
             pump.cancel()
-        for pump in self._pumps:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+        if self._pumps:
+            # Unsubscribing talks to Redis, which may be gone: do not wait on it for long.
+            await asyncio.wait(self._pumps, timeout=CLOSE_TIMEOUT)
         self._pumps = []
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
             await _close(broadcast)
 
-    def _broken(self) -> bool:
-        # broadcaster 0.3.1 (pinned) runs one listener task per Broadcast; when its connection
-        # drops, that task ends and nothing more is ever delivered.
-        listener = getattr(self._broadcast, "_listener_task", None)
-        return listener is not None and listener.done()
+    def _listening(self) -> bool:
+        return bool(self._pumps) and \
+            not any(task.done() for task in self._watched()) and \
+            all(event.is_set() for event in self._ready.values())
+
+    def _watched(self) -> list[asyncio.Task[Any]]:
+        """Every task that ends when this connection stops receiving."""
+        listeners = _listener_tasks(self._broadcast) if self._broadcast is not None else []
+        return [*self._pumps, *listeners]
+
+    # ---- supervision: detect, reconnect, resync ----
 
     async def _supervise(self) -> None:
         while True:
-            await asyncio.sleep(HEALTH_CHECK_SECONDS)
-            if self._broadcast is not None and not self._broken() and \
-                    all(not pump.done() for pump in self._pumps):
-                continue
-            log.warning("live hub lost its broadcast connection; reconnecting")
+            reason = await self._until_broken()
+            self._went_down(reason)
+            await self._reconnect()
+            self._came_back()
+            await self._announce_resync()
+
+    async def _until_broken(self) -> str:
+        """Wait for the connection to stop receiving; meanwhile, once publishing works
+        again after a failure, tell the other instances to resync."""
+        while True:
+            done, _ = await asyncio.wait(self._watched(), timeout=HEALTH_CHECK_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                return _why_ended(done)
+            if self._publish_failed:
+                await self._announce_resync()
+
+    def _went_down(self, reason: str) -> None:
+        self._down_since = time.monotonic()
+        self._last_error = reason
+        metrics.LIVE_HUB_UP.set(0)
+        metrics.LIVE_HUB_OUTAGES.inc()
+        log.warning("live hub lost its broadcast connection (%s); live updates pause until it "
+                    "reconnects", reason)
+
+    async def _reconnect(self) -> None:
+        """Build a new connection, at once and then with backoff, until one listens."""
+        delay = RECONNECT_FIRST_DELAY
+        while True:
             await self._disconnect()
             try:
                 await self._connect()
-            except Exception:
-                log.exception("live hub could not reconnect; trying again")
-                await self._disconnect()
-            else:
-                self.reconnects += 1
+                return
+            except Exception as error:  # Redis refuses, times out, or drops us again
+                self._last_error = f"{type(error).__name__}: {error}"
+                log.debug("live hub could not reconnect: %s", self._last_error)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    def _came_back(self) -> None:
+        assert self._down_since is not None
+        seconds = time.monotonic() - self._down_since
+        self._down_since, self._last_error, self._drop_logged = None, None, False
+        self.reconnects += 1
+        metrics.LIVE_HUB_UP.set(1)
+        metrics.LIVE_HUB_RECONNECTS.inc()
+        log.warning("live hub reconnected after %.1f s; its subscribers get fresh snapshots",
+                    seconds)
+        # Events of the gap are lost, ours and other instances' alike: everyone re-reads.
+        self._publish_failed = True
+        self.resync_subscribers()
+
+    def resync_subscribers(self) -> None:
+        """Tell every subscriber of this process to re-read what it shows."""
+        message = LiveMessage(payload={"kind": RESYNC_KIND}, cache={})
+        for subscribers in self._subscribers.values():
+            for subscription in list(subscribers):
+                subscription.resync(message)
+        metrics.LIVE_RESYNCS.inc()
+
+    async def _announce_resync(self) -> None:
+        """Every instance's subscribers re-read: events we failed to publish never reached
+        them. Kept due until it is sent."""
+        if self._broadcast is None:
+            return
+        message = json.dumps({"kind": RESYNC_KIND, "hub": self._id})
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._broadcast.publish(self._prefix + CHANNELS[CONTROL_TOPIC], message)
+        except Exception:
+            log.debug("could not announce a resync yet", exc_info=True)
+            return
+        self._publish_failed = self._drop_logged = False
 
     # ---- publishing and fan-out ----
 
     async def publish(self, channel: str, message: str) -> None:
-        if self._broadcast is None:
-            raise ConnectionError("the live hub is not connected")
-        await self._broadcast.publish(channel, message)
+        """Publish, or drop the message while the broadcast is down (the change itself is
+        committed; subscribers get a fresh snapshot once the hub reconnects)."""
+        if self._stopped:
+            return  # shutting down: nobody is listening any more
+        if self._broadcast is None or self._down_since is not None:
+            self._dropped(self._last_error or "the live hub is not connected")
+            return
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._broadcast.publish(channel, message)
+        except Exception as error:  # Redis gone or slow; the supervisor notices soon
+            self._dropped(f"{type(error).__name__}: {error}")
+
+    def _dropped(self, reason: str) -> None:
+        metrics.LIVE_PUBLISH_DROPPED.inc()
+        self._publish_failed = True
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.warning("live events are not being published (%s); subscribers get fresh "
+                        "snapshots once the broadcast is back", reason)
 
     async def _pump(self, broadcast: Broadcast, topic: str, channel: str) -> None:
         async with broadcast.subscribe(channel) as events:
@@ -228,6 +410,10 @@ class LiveHub:
             payload = json.loads(raw)
         except ValueError:
             log.warning("ignored a malformed live message on %s", topic)
+            return
+        if topic == CONTROL_TOPIC:
+            if payload.get("kind") == RESYNC_KIND and payload.get("hub") != self._id:
+                self.resync_subscribers()
             return
         if topic == "stock" and self._coalesce > 0:
             self._coalesce_stock(payload)

@@ -51,6 +51,25 @@ SUBSCRIPTIONS = Gauge(
     "ordergraph_live_subscriptions", "Open GraphQL subscriptions in this process.",
     registry=REGISTRY)
 
+LIVE_HUB_UP = Gauge(
+    "ordergraph_live_hub_up", "1 while the live hub listens to the broadcast (Redis), 0 while "
+    "it reconnects.", registry=REGISTRY)
+LIVE_HUB_OUTAGES = Counter(
+    "ordergraph_live_hub_outages_total", "Times the live hub lost its broadcast connection.",
+    registry=REGISTRY)
+LIVE_HUB_RECONNECTS = Counter(
+    "ordergraph_live_hub_reconnects_total", "Times the live hub connected again after an "
+    "outage.", registry=REGISTRY)
+LIVE_PUBLISH_DROPPED = Counter(
+    "ordergraph_live_publish_dropped_total", "Live messages not published because the "
+    "broadcast was down (subscribers are resynced instead).", registry=REGISTRY)
+LIVE_RESYNCS = Counter(
+    "ordergraph_live_resyncs_total", "Times this process told its live subscribers to re-read "
+    "(after an outage of its own or another instance's).", registry=REGISTRY)
+RATE_LIMIT_FALLBACKS = Counter(
+    "ordergraph_rate_limit_fallbacks_total", "Throttling steps (attempt, uncount, reset) done "
+    "in this process because Redis was unreachable.", ["step"], registry=REGISTRY)
+
 transaction.retry_listeners.append(lambda attempt: RETRIES.inc())
 
 _WEBHOOK_TYPES = {"payment_intent.succeeded", "payment_intent.payment_failed",

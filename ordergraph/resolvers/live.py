@@ -3,13 +3,17 @@
 Authorisation is checked again on every event (cheaply, see live_access.py): an admin
 demoted while listening stops receiving what only admins see, and products taken off sale
 leave the public feed.
+
+When the live hub may have missed events (its broadcast was down: a Redis restart) it sends
+each subscription a message of kind "resync"; the subscription then re-reads what it shows
+and sends it again as SNAPSHOTs, so a client is right again without resubscribing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +29,12 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "SNAPSHOT"
 MAX_STOCK_SNAPSHOTS = 1000
+# The hub's signal that events may have been lost (adapters/live.py, RESYNC_KIND).
+RESYNC_KIND = "resync"
+# After a resync, orderEvents re-sends this many of the newest orders it follows: there is no
+# one snapshot of "every order", and a board shows the recent ones.
+RESYNC_ORDER_SNAPSHOTS = 50
+NO_LONGER_ADMIN = "You are no longer an admin; subscribe again to follow your own orders."
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,26 @@ def _stock_update(message: LiveMessage) -> StockUpdate:
                   updated_at=datetime.fromisoformat(payload["updated_at"]))
     return StockUpdate(event_id=payload["event_id"], type=payload["type"], stock=stock,
                        at=datetime.fromisoformat(payload["at"]), cache=message.cache)
+
+
+def _is_resync(message: LiveMessage) -> bool:
+    return message.payload.get("kind") == RESYNC_KIND
+
+
+async def _shared(message: LiveMessage, key: Any, read: Callable[[], Awaitable[Any]]) -> Any:
+    """One read per resync round for all of this process's subscribers that need it (a
+    resync reaches every subscriber at once: they must not all query the same thing)."""
+    lookup: asyncio.Future[Any] | None = message.cache.get(key)
+    if lookup is None:
+        lookup = asyncio.ensure_future(read())
+        message.cache[key] = lookup
+    # Shielded: one subscriber leaving must not cancel the read the others wait for.
+    return await asyncio.shield(lookup)
+
+
+def _order_snapshot(ctx: RequestContext, order: Order) -> OrderUpdate:
+    return OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
+                       previous_status=None, order=order, at=ctx.services.clock.now())
 
 
 async def _until_session_ends(ctx: RequestContext, viewer: User | None,
@@ -102,10 +132,16 @@ async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderU
             if order is None or not order.visible_to(viewer):
                 raise not_found
             seen_version = order.version
-            yield OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
-                              previous_status=None, order=order, at=ctx.services.clock.now())
+            yield _order_snapshot(ctx, order)
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
+                if _is_resync(message):
+                    order = await _order_after_gap(ctx, message, order_id)
+                    if order is None or not order.visible_to(await access.current()):
+                        raise Forbidden("You may no longer follow this order.")
+                    seen_version = order.version
+                    yield _order_snapshot(ctx, order)
+                    continue
                 update = _order_update(message)
                 if update.order.version <= seen_version:
                     continue  # already in the snapshot
@@ -136,10 +172,17 @@ async def order_events(ctx: RequestContext, *,
         async with ctx.services.live.subscribe("orders", wants) as subscription:
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
+                if _is_resync(message):
+                    current = await access.current()
+                    if current is None or (everyone and not current.is_admin):
+                        raise Forbidden(NO_LONGER_ADMIN)
+                    for update in await _newest_orders_after_gap(ctx, message, current,
+                                                                 status):
+                        yield update
+                    continue
                 update = _order_update(message)
                 if not update.order.visible_to(await access.current()):
-                    raise Forbidden("You are no longer an admin; subscribe again to follow "
-                                    "your own orders.")
+                    raise Forbidden(NO_LONGER_ADMIN)
                 yield update
 
 
@@ -169,18 +212,43 @@ async def stock_updates(ctx: RequestContext, *,
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
                 current = await access.current()
+                if _is_resync(message):
+                    for snapshot in await _stock_snapshots(ctx, current, wanted, message):
+                        yield snapshot
+                    continue
                 if (current is None or not current.is_admin) and \
                         not await _on_sale(ctx.services.reader, message):
                     continue
                 yield _stock_update(message)
 
 
-async def _stock_snapshots(ctx: RequestContext, viewer: User | None,
-                           wanted: set[int] | None) -> list[StockUpdate]:
-    """The SNAPSHOTs a stock subscription starts with, in product order."""
+async def _order_after_gap(ctx: RequestContext, message: LiveMessage,
+                          order_id: int) -> Order | None:
+    orders = await _shared(message, ("order", order_id),
+                           lambda: ctx.services.reader.orders_by_ids([order_id]))
+    return orders.get(order_id)
+
+
+async def _newest_orders_after_gap(ctx: RequestContext, message: LiveMessage, viewer: User,
+                                   status: OrderStatus | None) -> list[OrderUpdate]:
+    """SNAPSHOTs of the newest orders an orderEvents subscription follows, oldest first."""
+    customer_id = None if viewer.is_admin else viewer.id
+    page = await _shared(message, ("orders", customer_id, status), lambda: (
+        ctx.services.reader.orders_page(first=RESYNC_ORDER_SNAPSHOTS, after_id=None,
+                                        status=status, customer_id=customer_id)))
+    return [_order_snapshot(ctx, order) for order in reversed(page.items)
+            if order.visible_to(viewer)]
+
+
+async def _stock_snapshots(ctx: RequestContext, viewer: User | None, wanted: set[int] | None,
+                           resync: LiveMessage | None = None) -> list[StockUpdate]:
+    """The SNAPSHOTs a stock subscription starts with (or re-sends after a resync), in
+    product order."""
     reader = ctx.services.reader
     if wanted is None:
-        stocks = await reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS)  # products on sale
+        stocks = await (reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS) if resync is None else
+                        _shared(resync, "all_stocks",  # products on sale
+                                lambda: reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS)))
     else:
         ids = sorted(wanted)
         if viewer is None or not viewer.is_admin:

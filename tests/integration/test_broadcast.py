@@ -7,8 +7,9 @@ STACK-NOTES.md says. If an upgrade fixes it, they fail, and the workaround can g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from broadcaster import Broadcast
@@ -158,26 +159,57 @@ async def test_subscription_messages_share_one_cache_per_event(hub) -> None:
     assert len({id(message.cache) for message in seen}) == 1
 
 
+def break_connection(live: LiveHub) -> None:
+    """What a dropped connection does: on Redis the backend's own listener task dies (with
+    ConnectionError); broadcaster's outer listener waits on a queue and never ends. In memory
+    there is only the outer one."""
+    backend_listener = getattr(live._broadcast._backend, "_listener", None)
+    (backend_listener or live._broadcast._listener_task).cancel()
+
+
+async def until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
 async def test_the_hub_reconnects_when_its_connection_breaks(hub) -> None:
     live, prefix = hub
-    live._broadcast._listener_task.cancel()  # what a dropped Redis connection does to it
-    for _ in range(50):
-        if live.reconnects and live.healthy:
-            break
-        await asyncio.sleep(0.1)
-    assert live.reconnects == 1
-    assert live.healthy
+    async with live.subscribe("stock", lambda p: True) as old:
+        break_connection(live)
+        await until(lambda: live.reconnects == 1 and live.healthy)
+        # The subscriber from before the break is told to re-read what it missed...
+        first = await asyncio.wait_for(anext(aiter(old)), 5)
+        assert first.payload == {"kind": "resync"}
+        # ...and hears events published after it.
+        await live.publish(f"{prefix}stock:all", '{"n": 5}')
+        after = await asyncio.wait_for(anext(aiter(old)), 5)
+        assert after.payload == {"n": 5}
+    assert live.status()["state"] == "up"
 
-    async def one() -> int:
-        async with live.subscribe("stock", lambda p: True) as feed:
-            async for message in feed:
-                return message.payload["n"]
-        return -1
 
-    task = asyncio.create_task(one())
-    await asyncio.sleep(0.1)
-    await live.publish(f"{prefix}stock:all", '{"n": 5}')
-    assert await asyncio.wait_for(task, 5) == 5
+async def test_the_hub_reports_degraded_and_drops_publishes_while_down(hub) -> None:
+    live, prefix = hub
+    live._supervisor.cancel()  # hold it in the outage: nothing reconnects
+    with contextlib.suppress(asyncio.CancelledError):
+        await live._supervisor
+    break_connection(live)
+    live._went_down("test outage")
+    status = live.status()
+    assert (status["state"], status["error"]) == ("degraded", "test outage")
+    # A publish after commit must not fail (or wait) while the broadcast is down.
+    await asyncio.wait_for(live.publish(f"{prefix}stock:all", '{"n": 1}'), 1)
+
+
+async def test_a_subscriber_is_told_to_resync_once_however_often_asked() -> None:
+    live = LiveHub("memory://", stock_coalesce_seconds=0)
+    async with live.subscribe("stock", lambda p: True) as feed:
+        live.resync_subscribers()
+        live.resync_subscribers()
+        feed.offer(LiveMessage(payload={"n": 1}, cache={}))
+        got = [await anext(aiter(feed)), await anext(aiter(feed))]
+    assert [message.payload for message in got] == [{"kind": "resync"}, {"n": 1}]
 
 
 async def test_stopping_the_hub_completes_its_subscribers(hub) -> None:
