@@ -136,6 +136,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
         uvicorn.run("ordergraph.web.app:serve_app", factory=True, host=host, port=port,
                     workers=workers, log_config=None, access_log=False, proxy_headers=True,
+                    # Behind a load balancer every client would otherwise have its address.
+                    forwarded_allow_ips=list(settings.trusted_proxies),
                     timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds()),
                     # Live messages are a few hundred bytes: per-message deflate saves little
                     # on the wire and costs ~47 KiB of zlib state per connection and ~10 %
@@ -190,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations (Alembic)")
     migrate.add_argument("revision", nargs="?", default="head")
-    migrate.set_defaults(run=cmd_migrate)
+    migrate.set_defaults(run=cmd_migrate, database_only=True)
 
     seed = commands.add_parser("seed", help="add the demo users and products (idempotent)")
-    seed.set_defaults(run=cmd_seed)
+    seed.set_defaults(run=cmd_seed, database_only=True)
 
     serve = commands.add_parser("serve", help="serve the API, GraphiQL and the web client")
     serve.add_argument("--host", help="default HOST or 127.0.0.1")
@@ -206,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--name")
     admin.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input")
-    admin.set_defaults(run=cmd_create_admin)
+    admin.set_defaults(run=cmd_create_admin, database_only=True)
     health = commands.add_parser("healthcheck", help="exit 0 if this instance is up")
     health.set_defaults(run=cmd_healthcheck)
 
@@ -219,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        # A release step (migrate, seed) or a one-off create-admin runs without the app's
+        # secrets; serve and sweep refuse to start without them.
+        settings = Settings.from_env(database_only=getattr(args, "database_only", False))
     except SettingsError as error:
         print(f"ordergraph: configuration error: {error}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -16,6 +17,11 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS: dict[str | None, float] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400,
                                    None: 1}
 MIN_JWT_SECRET_BYTES = 32
+# The addresses a reverse proxy on this host connects from; anything else must be listed.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+# What platforms hand out (Heroku, Render, Fly, RDS consoles) names no driver; SQLAlchemy would
+# pick psycopg2, which is not installed.
+_BARE_POSTGRES_SCHEMES = ("postgres", "postgresql")
 
 
 class SettingsError(ValueError):
@@ -28,6 +34,32 @@ def parse_duration(text: str, *, name: str = "duration") -> timedelta:
     if not match:
         raise SettingsError(f"{name}: {text!r} is not a duration like 15m, 30s, 1h or 1d")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def normalise_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` become `postgresql+psycopg://`; the rest of the URL
+    (credentials, host, query such as `?sslmode=require`) is kept as it is."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in _BARE_POSTGRES_SCHEMES:
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def _trusted_proxies(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, or `*` (every peer: see the README)."""
+    entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
+    if entries == ("*",):
+        return entries
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)  # an address is a network of one
+        except ValueError:
+            raise SettingsError(
+                f"TRUSTED_PROXIES: {entry!r} is not an IP address or a CIDR network like "
+                "10.0.0.0/8 (or use * alone)") from None
+    if not entries:
+        raise SettingsError("TRUSTED_PROXIES: empty; list at least one address")
+    return entries
 
 
 def _isolation_level(text: str) -> str:
@@ -67,6 +99,9 @@ class Settings:
     installation_id: str | None = None
     sweep_interval: timedelta = timedelta(seconds=30)
     cors_origins: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips): the client
+    # address that throttling and logs see is the first untrusted one from the right.
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     environment: str = "development"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -88,14 +123,19 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *,
-                 dotenv_path: str | None = ".env") -> Settings:
-        """Settings from `environ` (default os.environ) over a `.env` file, validated."""
+                 dotenv_path: str | None = ".env", database_only: bool = False) -> Settings:
+        """Settings from `environ` (default os.environ) over a `.env` file, validated: all of
+        them, or with `database_only` just what a database command (migrate, seed) uses, so
+        a release step needs no JWT or Stripe secret."""
         values: dict[str, str | None] = {}
         if dotenv_path and os.path.exists(dotenv_path):
             values.update(dotenv_values(dotenv_path))
         values.update(os.environ if environ is None else environ)
         settings = cls._from_values(values)
-        settings.check()
+        if database_only:
+            settings.check_database()
+        else:
+            settings.check()
         return settings
 
     @classmethod
@@ -130,7 +170,7 @@ class Settings:
                 f"ORDERGRAPH_ENV: {environment!r} is not development, production or test")
         development = environment != "production"
         kwargs: dict[str, object] = {
-            "database_url": get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "database_url": normalise_database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             "database_isolation_level": _isolation_level(
                 get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"),
             "database_pool_size": integer("DATABASE_POOL_SIZE", 10),
@@ -157,6 +197,10 @@ class Settings:
                                              name="SWEEP_INTERVAL"),
             "cors_origins": tuple(origin.strip() for origin in
                                   (get("CORS_ORIGINS") or "").split(",") if origin.strip()),
+            "trusted_proxies": _trusted_proxies(
+                # uvicorn's own name for it is honoured when ours is not set.
+                get("TRUSTED_PROXIES") or get("FORWARDED_ALLOW_IPS")
+                or ",".join(DEFAULT_TRUSTED_PROXIES)),
             "environment": environment,
             "host": get("HOST") or "127.0.0.1",
             "port": integer("PORT", 8000),
@@ -171,12 +215,20 @@ class Settings:
         if secret is not None:
             kwargs["jwt_secret"] = secret
         elif not development:
-            raise SettingsError(
-                "JWT_SECRET is required in production (at least 32 random bytes)")
+            kwargs["jwt_secret"] = ""  # never a random one in production: check() says so
         return cls(**kwargs)  # type: ignore[arg-type]
 
+    def check_database(self) -> None:
+        """What every command needs: a database it may use."""
+        if self.is_production and self.database_url.startswith("sqlite"):
+            raise SettingsError("production needs PostgreSQL: DATABASE_URL is SQLite")
+
     def check(self) -> None:
-        """Refuse unsafe combinations, each with a one-line reason."""
+        """Everything `serve` (and `sweep`) needs; each refusal has a one-line reason."""
+        self.check_database()
+        if self.is_production and not self.jwt_secret:
+            raise SettingsError(
+                "JWT_SECRET is required in production (at least 32 random bytes)")
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise SettingsError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         if self.reservation_ttl <= timedelta(0):
@@ -196,9 +248,6 @@ class Settings:
             raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
         if not re.fullmatch(r"[a-z]{3}", self.currency):
             raise SettingsError(f"CURRENCY: {self.currency!r} is not an ISO-4217 code")
-        if self.is_production:
-            if self.database_url.startswith("sqlite"):
-                raise SettingsError("production needs PostgreSQL: DATABASE_URL is SQLite")
-            if self.stripe_secret_key is None or self.stripe_webhook_secret is None:
-                raise SettingsError(
-                    "production needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+        if self.is_production and (self.stripe_secret_key is None
+                                   or self.stripe_webhook_secret is None):
+            raise SettingsError("production needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")

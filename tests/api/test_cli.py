@@ -67,7 +67,9 @@ def test_migrate_seed_twice_and_create_admin(database_url: str, tmp_path: Path) 
 
 
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
-    result = run(["migrate"], {"ORDERGRAPH_ENV": "production", "JWT_SECRET": ""}, cwd=tmp_path)
+    # serve: migrate and seed need only the database (tests/api/test_release_step.py).
+    result = run(["serve"], {"ORDERGRAPH_ENV": "production", "JWT_SECRET": "",
+                             "DATABASE_URL": "postgresql+psycopg://shop@db/shop"}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "ordergraph: configuration error: JWT_SECRET is required in production "
