@@ -221,6 +221,9 @@ def money_problems(orders: dict[int, OrderRow], provider: ProviderView, *,
                 intent is None or provider.refunded(intent) < int(intent.get("amount") or 0)):
             problems.append(f"money: order {order.id} is REFUNDED but the provider shows "
                             f"{provider.refunded(intent) if intent else 0} refunded")
+        if final and order.status in OPEN:
+            problems.append(f"stock: order {order.id} still {order.status} (holding its "
+                            "units) after every reservation expired and the sweeper ran")
         if final and order.refund_status in ("REQUIRED", "REQUESTED"):
             problems.append(f"money: order {order.id} ({order.status}) still has refund "
                             f"{order.refund_status} after the final sweep")

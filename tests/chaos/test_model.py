@@ -653,8 +653,10 @@ class ChaosMachine(RuleBasedStateMachine):
             feed.lost.remove(event)
             feed.pending.append(event)
         await drain()
-        lines.append(f"settle: sweep -> {await world.sweep()}")
+        world.clock.advance(timedelta(days=1))  # past any backoff of a failing row
+        lines.append(f"settle: a day later, sweep -> {await world.sweep()}")
         await drain()
+        lines.append(f"settle: sweep -> {await world.sweep()}")
         return lines
 
 
