@@ -10,16 +10,29 @@ counting after the check let a burst of concurrent guesses all pass a check that
 had counted yet. A success then takes its own attempt back (`uncount`), which never lowers a
 count below the failures made, so logging in to an account of one's own cannot clear an
 address's failures; only the account's own key is reset (`reset`).
+
+While Redis is unreachable the Redis limiter counts in process instead (each instance on its
+own, so a guesser spread over N instances gets up to N times the budget for that while):
+failing closed would turn a Redis outage into nobody being able to log in.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from ordergraph.adapters.metrics import RATE_LIMIT_FALLBACKS
 from ordergraph.domain.errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+# While Redis is down, one call at most this often tries it again (the others go straight to
+# the in-process counts), and no call waits on it longer than the timeout.
+REDIS_RETRY_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,20 +168,70 @@ class RedisRateLimiter:
     """
 
     def __init__(self, url: str, *, prefix: str = "ordergraph:ratelimit:",
-                 throttles: dict[str, Throttle] | None = None) -> None:
+                 throttles: dict[str, Throttle] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         from redis import asyncio as redis
 
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                                           socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
         self._prefix = prefix
         self._throttles = throttles or DEFAULT_THROTTLES
         self._attempt = self._redis.register_script(self._ATTEMPT)
         self._uncount = self._redis.register_script(self._UNCOUNT)
+        self._clock = clock
+        self._local = MemoryRateLimiter(self._throttles, clock)  # while Redis is down
+        self._down_since: float | None = None
+        self._next_try = 0.0
 
     def _redis_keys(self, keys: Sequence[str]) -> list[str]:
         return [f"{self._prefix}{key}:{part}" for key in keys
                 for part in ("failures", "blocked")]
 
     async def attempt(self, keys: Sequence[str]) -> None:
+        if not await self._on_redis("attempt", self._attempt_shared, keys):
+            await self._local.attempt(keys)
+
+    async def uncount(self, keys: Sequence[str]) -> None:
+        if not await self._on_redis("uncount", self._uncount_shared, keys):
+            await self._local.uncount(keys)
+
+    async def reset(self, keys: Sequence[str]) -> None:
+        if not await self._on_redis("reset", self._reset_shared, keys):
+            await self._local.reset(keys)
+
+    async def _on_redis(self, step: str, run: Callable[[Sequence[str]], Awaitable[None]],
+                        keys: Sequence[str]) -> bool:
+        """Run a step on Redis: True when done there (RateLimited passes through), False
+        when Redis is unreachable and the caller must count in process instead."""
+        from redis.exceptions import RedisError
+
+        if self._down_since is not None and self._clock() < self._next_try:
+            RATE_LIMIT_FALLBACKS.labels(step).inc()
+            return False
+        try:
+            await run(keys)
+        except (RedisError, OSError, TimeoutError) as error:
+            self._redis_failed(error)
+            RATE_LIMIT_FALLBACKS.labels(step).inc()
+            return False
+        self._redis_answered()
+        return True
+
+    def _redis_failed(self, error: Exception) -> None:
+        now = self._clock()
+        self._next_try = now + REDIS_RETRY_SECONDS
+        if self._down_since is None:  # once per outage
+            self._down_since = now
+            log.warning("login throttling: Redis unreachable (%s: %s); counting in this "
+                        "process until it answers", type(error).__name__, error)
+
+    def _redis_answered(self) -> None:
+        if self._down_since is not None:
+            log.warning("login throttling: Redis answers again after %.1f s; counts are "
+                        "shared again", self._clock() - self._down_since)
+            self._down_since = None
+
+    async def _attempt_shared(self, keys: Sequence[str]) -> None:
         args: list[float] = []
         for key in keys:
             throttle = throttle_for(key, self._throttles)
@@ -178,12 +241,12 @@ class RedisRateLimiter:
         if wait_ms > 0:
             raise RateLimited(retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))
 
-    async def uncount(self, keys: Sequence[str]) -> None:
+    async def _uncount_shared(self, keys: Sequence[str]) -> None:
         await self._uncount(keys=self._redis_keys(keys),
                             args=[throttle_for(key, self._throttles).free_failures
                                   for key in keys])
 
-    async def reset(self, keys: Sequence[str]) -> None:
+    async def _reset_shared(self, keys: Sequence[str]) -> None:
         await self._redis.delete(*self._redis_keys(keys))
 
     async def aclose(self) -> None:
