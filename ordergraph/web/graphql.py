@@ -2,21 +2,62 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from ordergraph.domain.errors import Unauthenticated
 from ordergraph.resolvers.context import RequestContext, Services
 from ordergraph.web.request_id import request_id_of
 
+log = logging.getLogger(__name__)
+
+
+class QuietWebSocket(ASGIWebSocketAdapter):
+    """A WebSocket that stops sending once it is closing.
+
+    When uvicorn shuts down (or reaps a dead client) it closes the socket under the app, while
+    each subscription's task may be halfway through sending its next result. Strawberry turns
+    every such send into an error with a traceback ("Exception in worker task", or "Unexpected
+    ASGI message 'websocket.send', after sending 'websocket.close'"): hundreds per shutdown.
+    There is no one left to tell, so the message is dropped; the connection's own read loop
+    sees the disconnect and ends the subscriptions.
+    """
+
+    closing = False
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if self.closing or WebSocketState.DISCONNECTED in (self.ws.application_state,
+                                                            self.ws.client_state):
+            return
+        try:
+            await super().send_json(message)
+        except (WebSocketDisconnected, WebSocketDisconnect, OSError, RuntimeError) as error:
+            # RuntimeError: the ASGI server's "send after close" (its socket is closed).
+            self.closing = True
+            log.debug("dropped a message to a closing WebSocket: %s", error)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closing or self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        self.closing = True
+        try:
+            await super().close(code, reason)
+        except (WebSocketDisconnect, OSError, RuntimeError) as error:
+            log.debug("closing a closed WebSocket: %s", error)
+
 
 class GraphQLApp(GraphQL[RequestContext, None]):
+    websocket_adapter_class = QuietWebSocket  # type: ignore[assignment]
+
     def __init__(self, schema: Any, *, graphiql: bool, allowed_origins: tuple[str, ...] = (),
                  **kwargs: Any) -> None:
         super().__init__(
