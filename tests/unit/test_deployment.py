@@ -1,4 +1,4 @@
-"""The Dockerfile and docker-compose.yml, checked without a Docker engine: linted, parsed, and
+"""The Dockerfile and the compose files, checked without a Docker engine: linted, parsed, and
 held to what the code really offers (commands, settings, files)."""
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from ordergraph.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # production
+DEMO = yaml.safe_load((ROOT / "docker-compose.demo.yml").read_text())
+# ${VAR:?message}: compose stops, naming VAR, when it is unset or empty.
+REQUIRED_VARIABLE = re.compile(r"\$\{[A-Z_]+:\?[^}]*\}")
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -61,7 +64,7 @@ def test_both_stages_share_one_base_pinned_by_digest_or_said_to_be_unpinned() ->
 def test_every_command_the_images_run_exists() -> None:
     parser = build_parser()
     commands = [["serve"], ["healthcheck"], ["migrate"], ["seed"]]
-    for service in COMPOSE["services"].values():
+    for service in [*COMPOSE["services"].values(), *DEMO["services"].values()]:
         command = service.get("command")
         if command and command[0] == "ordergraph":
             commands.append(command[1:])
@@ -69,35 +72,82 @@ def test_every_command_the_images_run_exists() -> None:
         parser.parse_args(command)  # exits on an unknown command
 
 
-def test_compose_services_profiles_and_dependencies() -> None:
+def test_compose_services_and_dependencies() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "app", "localstripe", "demo-setup",
-                             "demo"}
-    assert services["app"]["profiles"] == ["production"]
+    assert set(services) == {"postgres", "redis", "migrate", "app"}
     assert services["app"]["depends_on"]["migrate"]["condition"] == \
         "service_completed_successfully"
     assert services["app"]["environment"]["BROADCAST_URL"] == "redis://redis:6379"
-    assert {services[name]["profiles"][0] for name in ("localstripe", "demo-setup", "demo")} \
-        == {"demo"}
-    assert "healthcheck" in services["postgres"]
-    assert "healthcheck" in services["redis"]
+    assert set(DEMO["services"]) == {"postgres", "redis", "localstripe", "demo-setup", "demo"}
+    assert COMPOSE["name"] != DEMO["name"]  # their volumes and networks stay apart
+    for compose in (COMPOSE, DEMO):
+        assert "healthcheck" in compose["services"]["postgres"]
+        assert "healthcheck" in compose["services"]["redis"]
 
 
-def setting_names() -> set[str]:
-    text = (ROOT / "ordergraph" / "settings.py").read_text()
-    return set(re.findall(r'(?:get|integer|flag)\("([A-Z_]+)"', text))
+@pytest.mark.parametrize("compose", [COMPOSE, DEMO], ids=["production", "demo"])
+def test_long_running_services_restart_and_one_shots_do_not(compose: dict) -> None:
+    for name, service in compose["services"].items():
+        one_shot = name in ("migrate", "demo-setup")
+        assert service.get("restart") == ("no" if one_shot else "unless-stopped"), name
 
 
-@pytest.mark.parametrize("service", ["migrate", "app", "demo", "demo-setup"])
-def test_compose_sets_only_real_settings_and_they_validate(service: str) -> None:
-    environment = dict(COMPOSE["services"][service]["environment"])
-    unknown = set(environment) - setting_names()
-    assert unknown == set()
-    resolved = {key: re.sub(r"\$\{[^}]*\}", "", str(value)) for key, value in
-                environment.items()}
-    if service in ("migrate", "app"):  # production: the operator supplies the secrets
-        resolved |= {"JWT_SECRET": "s" * 40, "STRIPE_SECRET_KEY": "sk_live_x",
+def test_production_compose_writes_no_secret() -> None:
+    # Every password, secret or key is a required substitution, never a literal or a default.
+    for name, service in COMPOSE["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET|_KEY$", key):
+                assert REQUIRED_VARIABLE.fullmatch(str(value)), (name, key, value)
+    database_url = COMPOSE["x-app-environment"]["DATABASE_URL"]
+    password = re.fullmatch(r"postgresql\+psycopg://\w+:(.+)@postgres:5432/\w+",
+                            database_url).group(1)
+    assert REQUIRED_VARIABLE.fullmatch(password)
+    assert "${POSTGRES_PASSWORD:?" in password
+    assert "JWT_SECRET" not in COMPOSE["services"]["migrate"]["environment"]  # release step
+
+
+def names_the_settings_read() -> set[str]:
+    """Every environment variable Settings._from_values looks up, recorded as it does."""
+
+    class Recording(dict):
+        def get(self, key: str, default: object = None) -> object:
+            names.add(key)
+            return super().get(key, default)
+
+    names: set[str] = set()
+    Settings._from_values(Recording())
+    return names
+
+
+def test_the_recorded_names_are_the_settings() -> None:
+    names = names_the_settings_read()
+    assert {"DATABASE_URL", "JWT_SECRET", "TRUSTED_PROXIES", "BROADCAST_URL"} <= names
+    assert "database_url" not in names
+
+
+def resolve(environment: dict, required: dict[str, str]) -> dict[str, str]:
+    """The environment as compose would pass it: ${VAR:?..} from `required`, ${VAR:-} empty."""
+
+    def substitute(match: re.Match[str]) -> str:
+        return required[match.group(1)] if match.group(2) == "?" else ""
+
+    return {key: re.sub(r"\$\{([A-Z_]+):([?-])[^}]*\}", substitute, str(value))
+            for key, value in environment.items()}
+
+
+OPERATOR_SUPPLIES = {"POSTGRES_PASSWORD": "pw", "JWT_SECRET": "s" * 40,
+                     "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x",
                      "STRIPE_WEBHOOK_SECRET": "whsec_x"}
-        resolved.setdefault("ORDERGRAPH_ENV", "production")
-    settings = Settings.from_env(resolved, dotenv_path=None)
+
+
+@pytest.mark.parametrize(("compose", "service"), [
+    (COMPOSE, "migrate"), (COMPOSE, "app"), (DEMO, "demo"), (DEMO, "demo-setup")])
+def test_compose_sets_only_real_settings_and_they_validate(compose: dict, service: str) -> None:
+    environment = dict(compose["services"][service]["environment"])
+    assert set(environment) - names_the_settings_read() == set()
+    resolved = resolve(environment, OPERATOR_SUPPLIES)
+    resolved.setdefault("ORDERGRAPH_ENV", "production")  # the image's default
+    # The release step validates as the CLI does for it: the database settings only.
+    settings = Settings.from_env(resolved, dotenv_path=None,
+                                 database_only=service in ("migrate", "demo-setup"))
     assert settings.database_url.startswith("postgresql+psycopg://")
