@@ -49,13 +49,20 @@ QUEUE_SIZE = 256
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
 HEALTH_CHECK_SECONDS = 1.0
+# Each hub sends itself a heartbeat through the broadcast every check: a connection that
+# stays open but delivers nothing (a network partition, a wedged Redis) ends no task, so
+# silence for this long counts as a broken connection too.
+HEARTBEAT_TIMEOUT = 10.0
+HEARTBEAT_KIND = "heartbeat"
 # Reconnecting: at once, then after 0.25 s, 0.5 s, ... at most 5 s apart (with jitter, so the
 # instances of a fleet do not knock on a restarted Redis in step).
 RECONNECT_FIRST_DELAY = 0.25
 RECONNECT_MAX_DELAY = 5.0
 CONNECT_TIMEOUT = 5.0
-# A publish is after commit, inside someone's request: never let a dead Redis hold it long.
+# A publish is after commit, inside someone's request: never let a dead Redis hold it long,
+# and after one fails, publish nothing for a while (one request per interval pays the wait).
 PUBLISH_TIMEOUT = 1.0
+PUBLISH_RETRY_SECONDS = 1.0
 CLOSE_TIMEOUT = 2.0
 
 # What a subscriber receives when events may have been missed: a message whose payload's
@@ -203,6 +210,8 @@ class LiveHub:
         self._last_error: str | None = None
         self._publish_failed = False  # some event went nowhere: announce a resync
         self._drop_logged = False  # one warning per outage, not one per event
+        self._publish_paused_until = 0.0
+        self._heard_at = 0.0  # when our last heartbeat came back
         self.reconnects = 0
 
     # ---- lifecycle ----
@@ -262,6 +271,7 @@ class LiveHub:
         for task in self._watched():
             task.add_done_callback(_retrieve_error)
         await self._until_ready()
+        self._heard_at = time.monotonic()
 
     async def _until_ready(self) -> None:
         """Until every channel is subscribed; ConnectionError if a pump fails first."""
@@ -307,13 +317,18 @@ class LiveHub:
             await self._announce_resync()
 
     async def _until_broken(self) -> str:
-        """Wait for the connection to stop receiving; meanwhile, once publishing works
-        again after a failure, tell the other instances to resync."""
+        """Wait for the connection to stop receiving (a task ends, or our heartbeats stop
+        coming back); meanwhile, once publishing works again after a failure, tell the other
+        instances to resync."""
         while True:
             done, _ = await asyncio.wait(self._watched(), timeout=HEALTH_CHECK_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
             if done:
                 return _why_ended(done)
+            silent = time.monotonic() - self._heard_at
+            if silent > HEARTBEAT_TIMEOUT:
+                return f"no heartbeat came back for {silent:.0f} s"
+            await self._control(HEARTBEAT_KIND)
             if self._publish_failed:
                 await self._announce_resync()
 
@@ -363,16 +378,21 @@ class LiveHub:
     async def _announce_resync(self) -> None:
         """Every instance's subscribers re-read: events we failed to publish never reached
         them. Kept due until it is sent."""
+        if await self._control(RESYNC_KIND):
+            self._publish_failed = self._drop_logged = False
+
+    async def _control(self, kind: str) -> bool:
+        """Send a hub-to-hub message; whether it went out."""
         if self._broadcast is None:
-            return
-        message = json.dumps({"kind": RESYNC_KIND, "hub": self._id})
+            return False
+        message = json.dumps({"kind": kind, "hub": self._id})
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await self._broadcast.publish(self._prefix + CHANNELS[CONTROL_TOPIC], message)
         except Exception:
-            log.debug("could not announce a resync yet", exc_info=True)
-            return
-        self._publish_failed = self._drop_logged = False
+            log.debug("could not send a %s to the other hubs", kind, exc_info=True)
+            return False
+        return True
 
     # ---- publishing and fan-out ----
 
@@ -384,10 +404,14 @@ class LiveHub:
         if self._broadcast is None or self._down_since is not None:
             self._dropped(self._last_error or "the live hub is not connected")
             return
+        if time.monotonic() < self._publish_paused_until:
+            self._dropped("a publish failed just before")
+            return
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await self._broadcast.publish(channel, message)
         except Exception as error:  # Redis gone or slow; the supervisor notices soon
+            self._publish_paused_until = time.monotonic() + PUBLISH_RETRY_SECONDS
             self._dropped(f"{type(error).__name__}: {error}")
 
     def _dropped(self, reason: str) -> None:
@@ -412,13 +436,19 @@ class LiveHub:
             log.warning("ignored a malformed live message on %s", topic)
             return
         if topic == CONTROL_TOPIC:
-            if payload.get("kind") == RESYNC_KIND and payload.get("hub") != self._id:
-                self.resync_subscribers()
+            self._heard_from_hub(payload)
             return
         if topic == "stock" and self._coalesce > 0:
             self._coalesce_stock(payload)
             return
         self._deliver(topic, payload)
+
+    def _heard_from_hub(self, payload: dict[str, Any]) -> None:
+        ours = payload.get("hub") == self._id
+        if payload.get("kind") == HEARTBEAT_KIND and ours:
+            self._heard_at = time.monotonic()
+        elif payload.get("kind") == RESYNC_KIND and not ours:
+            self.resync_subscribers()
 
     def _coalesce_stock(self, payload: dict[str, Any]) -> None:
         product = payload.get("product_id")

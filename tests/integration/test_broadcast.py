@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from broadcaster import Broadcast
 
+from ordergraph.adapters import live as live_module
 from ordergraph.adapters.broadcast import SubscribeFirstRedisBackend, create_broadcast
 from ordergraph.adapters.live import LiveHub, SubscriberOverflow
 from ordergraph.domain.ports import LiveMessage
@@ -187,6 +188,23 @@ async def test_the_hub_reconnects_when_its_connection_breaks(hub) -> None:
         after = await asyncio.wait_for(anext(aiter(old)), 5)
         assert after.payload == {"n": 5}
     assert live.status()["state"] == "up"
+
+
+async def test_a_connection_that_delivers_nothing_is_rebuilt(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A partition or a wedged Redis ends no task; the hub's own heartbeats stop coming back."""
+    monkeypatch.setattr(live_module, "HEARTBEAT_TIMEOUT", 1.5)
+    live = LiveHub(REDIS_URL, prefix=f"test-{uuid.uuid4().hex[:8]}:")
+    await live.start()
+    try:
+        with monkeypatch.context() as deaf:
+            deaf.setattr(live, "_heard_from_hub", lambda payload: None)
+            await until(lambda: live.reconnects >= 1)
+        assert any("no heartbeat came back" in record.getMessage()
+                   for record in caplog.records)
+        assert live.healthy
+    finally:
+        await live.stop()
 
 
 async def test_the_hub_reports_degraded_and_drops_publishes_while_down(hub) -> None:
