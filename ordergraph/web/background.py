@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.domain.services.sweeper import sweep
 from ordergraph.resolvers.context import Services
 
@@ -20,6 +21,10 @@ async def run_sweeper(services: Services, interval: timedelta) -> None:
     while True:
         try:
             report = await sweep(services.uow(), services.gateway, services.clock)
+        except ServiceUnavailable:
+            # The outage itself is logged once (ordergraph.db.outage); the next pass retries.
+            log.info("sweep skipped: database unavailable")
+            services.metrics.sweep(changed={}, failed=True)
         except Exception:
             log.exception("sweep failed")
             services.metrics.sweep(changed={}, failed=True)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ordergraph.adapters.stripe_webhooks import InvalidWebhook, parse_event
+from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.domain.model import PAYMENT_PROVIDER
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.resolvers.context import Services
@@ -38,6 +39,12 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     try:
         settlement = await settle_payment(services.uow(), services.gateway, services.clock,
                                           update, actor=PAYMENT_PROVIDER)
+    except ServiceUnavailable as outage:
+        # The database is away (logged once per outage): one line, and Stripe retries.
+        log.info("webhook %s (%s) not applied: database unavailable", event_id, event_type)
+        services.metrics.webhook(event_type, "error")
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                            headers={"Retry-After": str(outage.retry_after_seconds)})
     except Exception:
         # Never acknowledge what we could not apply: Stripe retries non-2xx deliveries.
         log.exception("webhook %s (%s) failed; asking Stripe to retry", event_id, event_type)
