@@ -252,6 +252,10 @@ def claim_problems(claims: list[Claim], orders: dict[int, OrderRow],
                 problems.append(f"answers: order {order.id} got PAYMENT_DECLINED "
                                 f"({claim.step}) but its intent {intent['id']} succeeded; "
                                 f"the order is {order.status}")
+            elif order.status not in ("FAILED", "CANCELLED"):
+                # README: "a decline ... the order is FAILED with its stock released"
+                problems.append(f"answers: order {order.id} got PAYMENT_DECLINED "
+                                f"({claim.step}) but is {order.status}, not FAILED")
         elif order.status not in EXPECTED_STATUS[claim.kind]:
             problems.append(f"answers: order {order.id} was {claim} but is {order.status}")
     return problems

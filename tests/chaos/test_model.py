@@ -756,6 +756,14 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("provider", {"order": 0, "change": "another shop paid"}),
         ("webhook", {"action": "deliver", "pick": 0, "fault": NONE}),
     ],
+    # Found by the machine on ed481e2..fb24e6d: news other than a success about an intent
+    # whose amount or currency no longer match the order (here: the sweeper's own cancel at
+    # expiry) is refused as a mismatch and the order stays PAYMENT_PENDING, holding its stock
+    # for ever; every sweep cancels it again and reports nothing expired.
+    "new: an unpaid intent in another currency never expires": [
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
+        ("provider", {"order": 0, "change": "currency eur"}),
+    ],
     "item 8: duplicate lines over the per-line cap": [
         ("stock", {"product": 0, "change": ("set", 2000), "who": "boss"}),
         ("checkout", {"customer": "alice", "lines": [(0, 600), (0, 600)], "key": None,
