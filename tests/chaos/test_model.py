@@ -13,7 +13,7 @@ Run:
 
 Environment: CHAOS_EXAMPLES (examples: 15 in CI, 50 in the soak), CHAOS_STEPS (steps per
 example at most: 40 / 60), CHAOS_SEED (10 in CI, random in the soak, CHAOS_SOAK=1),
-CHAOS_SHRINK_SECONDS (how long Hypothesis may shrink a failure, default 120), CHAOS_TIMEOUT
+CHAOS_SHRINK_SECONDS (how long Hypothesis may shrink a failure: 60 / 300), CHAOS_TIMEOUT
 (the test's timeout, s). See README.md here.
 
 A failure prints the seed, the shrunk program (``state.pay(order=orders_0, card='ok',
@@ -63,7 +63,7 @@ EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "50" if SOAK else "15"))
 STEPS = int(os.environ.get("CHAOS_STEPS", "60" if SOAK else "40"))
 SEED = int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED") else \
     (random.randrange(1, 2**31) if SOAK else 10)
-SHRINK_SECONDS = int(os.environ.get("CHAOS_SHRINK_SECONDS", "120"))
+SHRINK_SECONDS = int(os.environ.get("CHAOS_SHRINK_SECONDS", "300" if SOAK else "60"))
 TIMEOUT = int(os.environ.get("CHAOS_TIMEOUT", "7200" if SOAK else "600"))
 
 CARDS = {"ok": CARD_OK, "declined": CARD_DECLINED, "3ds": CARD_3DS}
