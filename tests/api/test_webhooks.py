@@ -123,8 +123,21 @@ async def test_big_bodies_are_refused_with_413(api: Api) -> None:
 
 
 async def test_news_with_a_wrong_amount_is_refused_and_audited(api: Api, admin: str) -> None:
-    """Failure news whose amount disagrees with the order changes nothing but the record."""
-    _, customer, order = await pending(api, admin)
+    """News of an intent whose amount disagrees with the order never pays it: processing
+    news is refused and recorded; a failure still ends the order (no money moved, and the
+    stock must not wait on an intent that can no longer pay it)."""
+    product, customer, order = await pending(api, admin)
+    processing = {"id": order["payment"]["intentId"], "object": "payment_intent",
+                  "status": "processing", "amount": 1, "currency": "usd",
+                  "metadata": {"order_id": order["id"]}}
+    response = await post_event(api, intent_event("payment_intent.processing", processing))
+    assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
+    assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
+    (reason,), = rows(api.settings.database_url,
+                      "SELECT after->>'reason' FROM audit_log WHERE action = "
+                      "'ORDER_PAYMENT_UPDATED'")
+    assert "amount or currency differ" in reason
+
     forged_amount = {"id": order["payment"]["intentId"], "object": "payment_intent",
                      "status": "requires_payment_method", "amount": 1, "currency": "usd",
                      "last_payment_error": {"code": "card_declined", "message": "no"},
@@ -134,11 +147,8 @@ async def test_news_with_a_wrong_amount_is_refused_and_audited(api: Api, admin: 
                                                   forged_amount))
 
     assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
-    assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
-    (reason,), = rows(api.settings.database_url,
-                      "SELECT after->>'reason' FROM audit_log WHERE action = "
-                      "'ORDER_PAYMENT_UPDATED'")
-    assert "amount or currency differ" in reason
+    assert await status_of(api, order["id"], customer) == "FAILED"
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
 
 
 async def test_a_capture_that_disagrees_with_the_order_is_refunded_and_closed(

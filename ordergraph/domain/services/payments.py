@@ -147,6 +147,14 @@ async def _apply_mismatch(uow: UnitOfWork, order: Order, update: PaymentUpdate, 
     log.error("intent %s says %s but order %s totals %s %s: refused", intent.id, found,
               order.id, order.total.amount, order.currency)
     error = f"amount mismatch: provider reported {found}"
+    if update.signal in (PaymentSignal.FAILED, PaymentSignal.CANCELED):
+        # No money moved, and this intent can no longer pay the order: it ends as it would
+        # (the stock goes back), with the disagreement on record. Refusing it would hold the
+        # stock for ever, the sweeper cancelling the same intent on every pass.
+        await _apply(uow, order, update, actor=actor, at=at,
+                     reason=f"payment {update.signal.value} (its amount or currency differ "
+                            "from the order)")
+        return Outcome.MISMATCH
     if update.signal is not PaymentSignal.SUCCEEDED:
         order.update_payment(actor=actor, at=at, last_error=error,
                              reason=f"refused {update.signal.value}: amount or currency "
