@@ -170,6 +170,19 @@ async def next_of_type(socket: GraphQLWebSocket, operation: str, field: str, wan
         assert message["type"] == "SNAPSHOT", message
 
 
+async def until_level(socket: GraphQLWebSocket, operation: str, wanted: str,
+                      available: int, seconds: float = 15) -> None:
+    """Read a stock subscription until a message of a type shows a level: what came before
+    (the checkout's own STOCK_CHANGED may arrive after the subscription's SNAPSHOT) is
+    left behind."""
+    deadline = time.monotonic() + seconds
+    while True:
+        message = (await socket.next(operation, max(deadline - time.monotonic(), 0.1))
+                   )["stockUpdated"]
+        if (message["type"], message["stock"]["available"]) == (wanted, available):
+            return
+
+
 async def metric(client: httpx.AsyncClient, name: str) -> float:
     text = (await client.get("/metrics")).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -212,6 +225,10 @@ async def test_live_updates_logins_and_readiness_survive_a_redis_restart(
                 first = (await socket.next(sub))["stockUpdated"]
                 assert (first["type"], first["stock"]["available"]) == ("SNAPSHOT", 9)
             assert (await orders_a.next(order_sub))["orderUpdated"]["type"] == "SNAPSHOT"
+            # Live before the outage, and every earlier message consumed.
+            await api_b.gql(ADJUST_STOCK, {"productId": product, "delta": 1}, token=admin)
+            for socket, sub in watch:
+                await until_level(socket, sub, "STOCK_CHANGED", 10)
 
             redis_server.kill()
             killed = time.monotonic()
@@ -232,15 +249,15 @@ async def test_live_updates_logins_and_readiness_survive_a_redis_restart(
                 wrong = await api.gql(LOGIN, {"email": ADMIN_EMAIL, "password": "nope-nope"})
                 assert wrong["login"]["__typename"] == "InvalidCredentialsError"
             assert await api_b.register("during-outage@example.com")
-            late = await api_b.checkout(customer, [(product, 2)])  # 7 left
+            late = await api_b.checkout(customer, [(product, 2)])  # 8 left
             assert late["__typename"] == "CheckoutPayload", late
             adjusted = await api_a.gql(ADJUST_STOCK, {"productId": product, "delta": -3},
-                                       token=admin)  # 4 left
+                                       token=admin)  # 5 left
             assert adjusted["adjustStock"]["__typename"] == "StockPayload"
             cancelled = await api_b.gql(CANCEL, {"id": order["id"]}, token=customer)
-            assert cancelled["cancelOrder"]["__typename"] == "OrderPayload"  # 5 left
+            assert cancelled["cancelOrder"]["__typename"] == "OrderPayload"  # 6 left
             level = (await api_a.gql(STOCK, {"id": product}))["product"]["stock"]["available"]
-            assert level == 5
+            assert level == 6
 
             async def down_long_enough() -> bool:  # issue 15: "2 s is enough" to break it
                 answers = [await readiness(c) for c in (client_a, client_b)]
