@@ -298,6 +298,11 @@ export function mount(root, { scope, navigate }) {
         clearState();
         formError.textContent = `${result.message} Nothing was charged; try again in a moment.`;
         return null;
+      case 'TooManyOpenOrdersError':
+        // Unpaid orders hold stock: pay or cancel one (My orders) before ordering again.
+        clearState();
+        formError.textContent = `${result.message} Nothing was charged; see My orders.`;
+        return null;
       default:
         formError.textContent = result.message || 'The order could not be placed.';
         return null;
