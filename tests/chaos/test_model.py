@@ -756,10 +756,10 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("provider", {"order": 0, "change": "another shop paid"}),
         ("webhook", {"action": "deliver", "pick": 0, "fault": NONE}),
     ],
-    # Found by the machine on ed481e2..fb24e6d: news other than a success about an intent
-    # whose amount or currency no longer match the order (here: the sweeper's own cancel at
-    # expiry) is refused as a mismatch and the order stays PAYMENT_PENDING, holding its stock
-    # for ever; every sweep cancels it again and reports nothing expired.
+    # Found by this machine on ed481e2..62e6225, fixed by 426044f: news other than a success
+    # about an intent whose amount or currency no longer match the order (here: the
+    # sweeper's own cancel at expiry; or a decline) was refused as a mismatch and the order
+    # stayed PAYMENT_PENDING, holding its stock for ever.
     "new: an unpaid intent in another currency never expires": [
         ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
         ("provider", {"order": 0, "change": "currency eur"}),
