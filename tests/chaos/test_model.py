@@ -148,6 +148,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.keys: dict[tuple[str, str], dict[int, int]] = {}
         self.intents: dict[int, str | None] = {}
         self.foreign_intents: set[str] = set()
+        self.races = 0
         self.notes: list[str] = []
         WORLD.reset()
 
@@ -580,10 +581,13 @@ class ChaosMachine(RuleBasedStateMachine):
           quantity=st.integers(1, 3), against=st.sampled_from(["same-key", "adjust",
                                                                  "deactivate"]))
     def race_checkout(self, customer: str, product: int, quantity: int, against: str) -> None:
+        self.races += 1
+        key = f"race-{self.races}"  # a fresh key: the double submit of one cart
+
         async def together() -> list[Any]:
-            first = self._checkout(customer, [(product, quantity)], "race")
+            first = self._checkout(customer, [(product, quantity)], key)
             if against == "same-key":
-                second: Awaitable[Any] = self._checkout(customer, [(product, quantity)], "race")
+                second: Awaitable[Any] = self._checkout(customer, [(product, quantity)], key)
             elif against == "adjust":
                 second = self.gql(ADJUST_STOCK, {"productId": str(self.products[product]),
                                                  "delta": -1, "reason": "race"}, "boss")
