@@ -106,7 +106,8 @@ RACES = ("refund+fulfil", "pay+cancel", "pay+pay", "pay+sync", "cancel+webhook",
          "pay+cancel+sync", "refund+webhook", "fulfil+webhook", "browser-pay+cancel",
          "3ds+pay", "refund+fulfil+webhook", "browser-pay, then expire+webhook",
          "browser-pay, then cancel+webhook", "pay, then refund+fulfil",
-         "3ds, then pay+webhook")
+         "3ds, then pay+webhook", "browser-pay, then webhook+webhook+sync",
+         "refund, then webhook+webhook+fulfil")
 
 
 class Unexpected(AssertionError):
