@@ -767,6 +767,12 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
         ("provider", {"order": 0, "change": "currency eur"}),
     ],
+    **{f"race: {race}": [
+        *[("checkout", {"customer": c, "lines": [(0, 1)], "key": None, "fault": NONE})
+          for c in ("alice", "bob", "alice")],
+        *[("race", {"order": i, "race": race, "fault": NONE}) for i in range(3)],
+    ] for race in ("pay+cancel", "browser-pay, then expire+webhook",
+                   "browser-pay, then cancel+webhook", "browser-pay, then webhook+webhook+sync")},
     "item 8: duplicate lines over the per-line cap": [
         ("stock", {"product": 0, "change": ("set", 2000), "who": "boss"}),
         ("checkout", {"customer": "alice", "lines": [(0, 600), (0, 600)], "key": None,
