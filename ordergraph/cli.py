@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.localstripe import LocalStripe, register_webhook
 from ordergraph.adapters.logs import configure_logging
 from ordergraph.adapters.passwords import Argon2PasswordHasher
+from ordergraph.adapters.publisher import BroadcastPublisher
 from ordergraph.db import migrate as migrations
 from ordergraph.db.engine import create_engine
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import SYSTEM, Role
-from ordergraph.domain.ports import UnitOfWork
+from ordergraph.domain.ports import EventPublisher, UnitOfWork
 from ordergraph.domain.services.auth import create_user, set_role_by_email
 from ordergraph.domain.services.sweeper import SweepReport, sweep
 from ordergraph.seed import seed_shop
@@ -44,13 +46,22 @@ class Tools:
 
 
 @asynccontextmanager
-async def _tools(settings: Settings) -> AsyncIterator[Tools]:
+async def _tools(settings: Settings, *, live: bool = False) -> AsyncIterator[Tools]:
+    """`live`: publish the changes like the server does (BROADCAST_URL), so what a command
+    changes (the sweeper's expiries, say) reaches the live subscribers of every instance."""
     engine = create_engine(settings.database_url,
                            isolation_level=settings.database_isolation_level, pool_size=2)
+    hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix) if live else None
+    publisher: EventPublisher = NullPublisher()
     try:
-        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, NullPublisher()), settings=settings,
+        if hub is not None:
+            await hub.start()
+            publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
+        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, publisher), settings=settings,
                     engine=engine)
     finally:
+        if hub is not None:
+            await hub.stop()
         await engine.dispose()
 
 
@@ -93,7 +104,7 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     from ordergraph.web.app import build_gateway, load_installation_id
 
     async def run() -> SweepReport:
-        async with _tools(settings) as tools:
+        async with _tools(settings, live=True) as tools:
             gateway = build_gateway(settings, await load_installation_id(settings, tools.engine))
             try:
                 return await sweep(tools.uow(), gateway, SystemClock())
