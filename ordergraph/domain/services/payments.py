@@ -370,7 +370,9 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway,
         await close_lost_payment(uow, clock, order_id=order.id, intent_id=missing.intent_id)
         raise
     except PaymentFailed:
-        raise failure from None
+        # We cannot tell what happened (the refusal may be "already paid"): never a decline
+        # then, but an error worth retrying, which will read the intent again.
+        raise PaymentFailed.provider_error() from failure
     update = PaymentUpdate.from_intent(intent)
     if update.signal in (PaymentSignal.SUCCEEDED, PaymentSignal.ACTION_REQUIRED):
         return await _pay_result(uow, gateway, clock, order, intent)
