@@ -44,6 +44,7 @@ class ControlledGateway(StripeGateway):
         self.refund_started = asyncio.Event()
         self.refunds_fail = False
         self.uncancellable: set[str] = set()
+        self.status_reads_fail = False
 
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
         self.refund_started.set()
@@ -52,6 +53,11 @@ class ControlledGateway(StripeGateway):
         if self.refunds_fail:
             raise PaymentFailed.provider_error()
         return await super().refund(intent_id, idempotency_key=idempotency_key)
+
+    async def retrieve_intent(self, intent_id: str):  # type: ignore[override]
+        if self.status_reads_fail:
+            raise PaymentFailed.provider_error()
+        return await super().retrieve_intent(intent_id)
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str):  # type: ignore[override]
         if intent_id in self.uncancellable:
@@ -169,6 +175,25 @@ async def test_pay_pressed_twice_at_once_charges_once_and_never_declines(
     (status,), = rows(api.settings.database_url, "SELECT status FROM orders")
     assert status == "PAID"
     assert await customer_side.refunds_of(order["payment"]["intentId"]) == []
+
+
+async def test_pay_after_the_browser_paid_is_no_decline_even_when_the_status_is_unreadable(
+        controlled: tuple[Api, ControlledGateway], customer_side: Customer) -> None:
+    api, gateway = controlled
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="unreadable", price_cents=1500, stock=5)
+    customer = await api.register("unreadable@example.com")
+    order = (await api.checkout(customer, [(product, 1)]))["order"]
+    await customer_side.pay_directly(order["payment"]["intentId"])
+    gateway.status_reads_fail = True
+    method = await customer_side.card(CARD_OK)
+
+    first = (await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer))["payOrder"]
+    gateway.status_reads_fail = False
+    second = (await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer))["payOrder"]
+
+    assert first["code"] == "PAYMENT_PROVIDER_ERROR", first  # unknown: retry, not declined
+    assert second["order"]["status"] == "PAID", second
 
 
 # ---- 4. the sweeper's head of line ------------------------------------------------------------
