@@ -773,10 +773,10 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         *[("race", {"order": i, "race": race, "fault": NONE}) for i in range(3)],
     ] for race in ("pay+cancel", "browser-pay, then expire+webhook",
                    "browser-pay, then cancel+webhook", "browser-pay, then webhook+webhook+sync")},
-    # Found by this machine at 9131425 (make chaos CHAOS_SEED=101): the customer's other
-    # tab paid; Pay in the app is refused by the provider (the intent already succeeded),
-    # and the app cannot read the intent's real status (the provider is unreachable for that
-    # read): it answers PAYMENT_DECLINED for money it has taken (item 2 under a fault).
+    # Found by this machine at 9131425 (make chaos CHAOS_SEED=101), fixed by bffea88: the
+    # customer's other tab paid; Pay in the app is refused by the provider (the intent
+    # already succeeded), and the app cannot read the intent's real status (the provider is
+    # unreachable for that read): it answered PAYMENT_DECLINED for money it had taken.
     "new: Pay after the browser paid, the status read failing": [
         ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
         ("browser", {"order": 0, "action": "pays ok"}),
