@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db import rows
 from ordergraph.db.repositories import items_by_order
+from ordergraph.db.sales import read_sales
 from ordergraph.db.tables import audit_log, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
 from ordergraph.domain.ports import AuditRecord, Page
+from ordergraph.domain.sales import SalesFigures, SalesWindow
 
 # Every request's viewer lookup, built once (SQLAlchemy skips rebuilding it each time).
 _USERS_BY_IDS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -165,6 +167,11 @@ class SqlReadStore:
             for row in result.mappings():
                 grouped[row["entity_id"]].append(rows.audit_from_row(row))
         return grouped
+
+    async def sales_report(self, window: SalesWindow) -> SalesFigures:
+        """Aggregates for the admins' sales report (db/sales.py)."""
+        async with self._connection() as conn:
+            return await read_sales(conn, window)
 
     async def ping(self) -> None:
         async with self._connection() as conn:

@@ -24,6 +24,7 @@ from ordergraph.domain.model import (
     Stock,
     User,
 )
+from ordergraph.domain.sales import SalesFigures, SalesWindow
 
 T = TypeVar("T")
 
@@ -178,6 +179,7 @@ class ReadStore(Protocol):
                          entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]: ...
     async def audit_for_entities(self, entity_type: str,
                                  entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]: ...
+    async def sales_report(self, window: SalesWindow) -> SalesFigures: ...
     async def ping(self) -> None: ...
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import strawberry
 from strawberry import UNSET
 
-from ordergraph.resolvers import accounts, catalog, orders
+from ordergraph.resolvers import accounts, catalog, orders, sales
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
+from ordergraph.schema.sales import Granularity, SalesReport
 from ordergraph.schema.types import (
     AuditEntryConnection,
     Info,
@@ -81,6 +85,17 @@ class Query:
         return AuditEntryConnection.of(await accounts.audit_log(
             info.context, first=first, after=opt(after), entity_type=opt(entity_type),
             entity_id=opt(entity_id), actor_id=opt(actor_id)))
+
+    @strawberry.field(description="Revenue, orders, conversion and top products between `from` "
+                                  "(inclusive) and `to` (exclusive), bucketed by UTC hour or "
+                                  "day. At most 366 days; HOUR for at most 31. Admins.",
+                      permission_classes=[IsAdmin])
+    async def sales_report(self, info: Info,
+                           start: Annotated[datetime, strawberry.argument(name="from")],
+                           end: Annotated[datetime, strawberry.argument(name="to")],
+                           granularity: Granularity | None = Granularity.DAY) -> SalesReport:
+        return SalesReport.of(await sales.sales_report(
+            info.context, start=start, end=end, granularity=granularity or Granularity.DAY))
 
     @strawberry.field(description="Which Stripe.js to load and with which key. Public.")
     def payment_config(self, info: Info) -> PaymentConfig:
