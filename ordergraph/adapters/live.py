@@ -150,8 +150,10 @@ async def _close(broadcast: Broadcast) -> None:
     listener = getattr(broadcast, "_listener_task", None)
     if listener is not None:
         listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await listener
+        # asyncio.wait, not `await listener` under suppress(CancelledError): that would also
+        # swallow a cancellation of the task closing it (the supervisor, when the hub stops),
+        # which then never ends.
+        await asyncio.wait([listener], timeout=CLOSE_TIMEOUT)
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await broadcast._backend.disconnect()
@@ -231,8 +233,9 @@ class LiveHub:
         self._stopped = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await asyncio.wait([self._supervisor], timeout=CONNECT_TIMEOUT)
+            if not self._supervisor.done():  # shutdown must not hang on it
+                log.warning("the live hub's supervisor did not stop in time")
         for subscribers in self._subscribers.values():
             for subscription in subscribers:
                 subscription.close()
@@ -311,18 +314,29 @@ class LiveHub:
 
     async def _supervise(self) -> None:
         while True:
-            reason = await self._until_broken()
+            try:
+                await self._heal_next_break()
+            except Exception:  # a bug here must not end the healing for good
+                log.exception("the live hub's supervisor failed; it goes on")
+                await asyncio.sleep(HEALTH_CHECK_SECONDS)
+
+    async def _heal_next_break(self) -> None:
+        reason = await self._until_broken()
+        if self._down_since is None:
             self._went_down(reason)
-            await self._reconnect()
-            self._came_back()
-            await self._announce_resync()
+        await self._reconnect()
+        self._came_back()
+        await self._announce_resync()
 
     async def _until_broken(self) -> str:
         """Wait for the connection to stop receiving (a task ends, or our heartbeats stop
         coming back); meanwhile, once publishing works again after a failure, tell the other
         instances to resync."""
         while True:
-            done, _ = await asyncio.wait(self._watched(), timeout=HEALTH_CHECK_SECONDS,
+            watched = self._watched()
+            if not watched:
+                return self._last_error or "not connected"
+            done, _ = await asyncio.wait(watched, timeout=HEALTH_CHECK_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
             if done:
                 return _why_ended(done)
@@ -356,8 +370,7 @@ class LiveHub:
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
     def _came_back(self) -> None:
-        assert self._down_since is not None
-        seconds = time.monotonic() - self._down_since
+        seconds = time.monotonic() - (self._down_since or time.monotonic())
         self._down_since, self._last_error, self._drop_logged = None, None, False
         self.reconnects += 1
         metrics.LIVE_HUB_UP.set(1)

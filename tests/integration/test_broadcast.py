@@ -207,6 +207,41 @@ async def test_a_connection_that_delivers_nothing_is_rebuilt(
         await live.stop()
 
 
+async def test_stopping_during_a_reconnect_does_not_hang() -> None:
+    """The supervisor, cancelled while it waits for a dead connection's listener to finish,
+    must end: swallowing that cancellation once left stop() (and the server's shutdown)
+    waiting forever."""
+    live = LiveHub("memory://")
+    await live.start()
+    closing, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_finish() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            closing.set()
+            await release.wait()  # e.g. a listener still unsubscribing
+            raise
+
+    live._broadcast._listener_task.cancel()
+    live._broadcast._listener_task = asyncio.create_task(slow_to_finish())
+    stopping: asyncio.Task[None] | None = None
+    try:
+        live._pumps[0].cancel()  # the connection "drops"; the supervisor closes it
+        await asyncio.wait_for(closing.wait(), 5)
+        stopping = asyncio.create_task(live.stop())
+        await asyncio.sleep(0)  # stop() cancels the supervisor inside that wait
+        release.set()
+        done, _ = await asyncio.wait([stopping], timeout=3)  # (wait_for would cancel it)
+        assert stopping in done
+        assert live._supervisor.done()
+    finally:
+        release.set()
+        for task in (live._supervisor, stopping):
+            if task is not None:
+                task.cancel()
+
+
 async def test_the_hub_reports_degraded_and_drops_publishes_while_down(hub) -> None:
     live, prefix = hub
     live._supervisor.cancel()  # hold it in the outage: nothing reconnects
