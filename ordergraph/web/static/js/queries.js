@@ -187,3 +187,21 @@ query AuditLog($after: String, $entityType: String, $entityId: ID, $actorId: ID)
     edges { node { id at actorKind action entityType entityId before after actor { id email } } }
   }
 }`;
+
+export const SALES_REPORT = `
+query SalesReport($from: DateTime!, $to: DateTime!, $granularity: Granularity) {
+  salesReport(from: $from, to: $to, granularity: $granularity) {
+    from to granularity
+    revenue { ${MONEY} } grossSales { ${MONEY} } refunds { ${MONEY} }
+    ordersPaid ordersRefunded averageOrderValue { ${MONEY} }
+    ordersByStatus { status count }
+    checkoutsStarted checkoutsPaid conversionRate
+    series { start revenue { ${MONEY} } ordersPaid }
+    topProductsByUnits { units revenue { ${MONEY} } product { id name } }
+    topProductsByRevenue { units revenue { ${MONEY} } product { id name } }
+    runningOut { available unitsPerDay daysLeft product { id name } }
+  }
+}`;
+
+// Only that something happened: the Sales page asks for the report again.
+export const SALES_ORDER_EVENTS = `subscription SalesOrderEvents { orderEvents { eventId type } }`;

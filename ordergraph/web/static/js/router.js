@@ -19,6 +19,7 @@ const ROUTES = [
   { path: '/admin/inventory', nav: 'admin', admin: true, load: () => import('./pages/admin-inventory.js') },
   { path: '/admin/products', nav: 'admin', admin: true, load: () => import('./pages/admin-products.js') },
   { path: '/admin/audit', nav: 'admin', admin: true, load: () => import('./pages/admin-audit.js') },
+  { path: '/admin/sales', nav: 'admin', admin: true, load: () => import('./pages/admin-sales.js') },
 ];
 
 /** What a page starts (subscriptions, timers, listeners), stopped together on leaving. */

@@ -4,6 +4,7 @@ import { ICONS, h, svgIcon } from '../ui.js';
 
 const TABS = [
   ['/admin', 'Orders'],
+  ['/admin/sales', 'Sales'],
   ['/admin/inventory', 'Inventory'],
   ['/admin/products', 'Products'],
   ['/admin/audit', 'Audit log'],
