@@ -169,9 +169,8 @@ class SqlReadStore:
         return grouped
 
     async def sales_report(self, window: SalesWindow) -> SalesFigures:
-        """Aggregates for the admins' sales report (db/sales.py)."""
-        async with self._connection() as conn:
-            return await read_sales(conn, window)
+        """Aggregates for the admins' sales report (db/sales.py), from one snapshot."""
+        return await read_sales(self._engine, window)
 
     async def ping(self) -> None:
         async with self._connection() as conn:

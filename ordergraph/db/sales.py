@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db.tables import audit_log, inventory, order_items, orders
 from ordergraph.domain.sales import (
@@ -115,7 +115,18 @@ async def _running_out(conn: AsyncConnection, sold: Any) -> list[StockOutlook]:
     return [StockOutlook(int(p), int(u), int(a)) for p, u, a in await conn.execute(query)]
 
 
-async def read_sales(conn: AsyncConnection, window: SalesWindow) -> SalesFigures:
+async def read_sales(engine: AsyncEngine, window: SalesWindow) -> SalesFigures:
+    """Every figure from one snapshot, so they agree with each other (ordersPaid with
+    checkoutsPaid, the series with the top products) even while orders are being paid."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="REPEATABLE READ",
+                                         postgresql_readonly=True)
+        async with conn.begin():  # SQLite: one read transaction is one snapshot
+            return await _figures(conn, window)
+
+
+async def _figures(conn: AsyncConnection, window: SalesWindow) -> SalesFigures:
     sold = _units_sold(window)
     return SalesFigures(
         series=await _series(conn, window),
