@@ -227,3 +227,19 @@ async def test_sqlite_gives_the_same_report(sqlite_url: str, stripe_emulator: Lo
         assert [p["units"] for p in report["topProductsByUnits"]] == [4, 2]
         assert {p["product"]["sku"] for p in report["runningOut"]} == {"gadget", "widget"}
         assert shop.gadget
+
+
+async def test_money_counts_when_it_moves(api: Api, admin: str,
+                                          customer_side: Customer) -> None:
+    """A window holding only the refund (the order was paid before it) loses the money."""
+    await make_history(api, admin, customer_side)
+    url = api.settings.database_url
+    (refunded_at,) = status_times(url, "REFUNDED")
+    shipped_paid_at = max(status_times(url, "PAID"))  # the last payment came after the refund
+    report = (await api.gql(REPORT, {"from": iso(refunded_at), "to": iso(shipped_paid_at),
+                                     "granularity": "HOUR"}, token=admin))["salesReport"]
+    assert (report["revenue"]["amount"], report["grossSales"]["amount"],
+            report["refunds"]["amount"]) == (-5500, 0, 5500)
+    assert (report["ordersPaid"], report["ordersRefunded"]) == (0, 1)
+    assert report["averageOrderValue"] is None
+    assert report["topProductsByUnits"] == []
