@@ -19,7 +19,7 @@ $(UV):
 
 # Exactly what uv.lock says, hashes checked; --locked fails if pyproject.toml has moved on.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --quiet --locked --extra local --extra dev --python $(BIN)/python
+	$(UV) sync --quiet --locked --extra local --extra dev --extra otel --python $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $@
 
