@@ -111,6 +111,22 @@ class Settings:
     introspection: bool = True
     log_level: str = "INFO"
     log_format: str = "text"
+    # Login and registration throttling (adapters/ratelimit.py; README "Abuse limits").
+    login_free_failures_per_email: int = 5
+    login_free_failures_per_address: int = 20
+    login_first_block: timedelta = timedelta(seconds=2)
+    login_max_block: timedelta = timedelta(minutes=15)
+    login_window: timedelta = timedelta(minutes=15)
+    register_per_address: int = 20
+    register_window: timedelta = timedelta(hours=1)
+    register_first_block: timedelta = timedelta(seconds=30)
+    register_max_block: timedelta = timedelta(hours=1)
+    # Observability (README "Operating it"): /metrics behind a bearer token, or on a port of
+    # its own; OpenTelemetry tracing when an OTLP endpoint is named.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    otel_endpoint: str | None = None
+    build_commit: str = "unknown"
 
     @property
     def is_production(self) -> bool:
@@ -164,6 +180,9 @@ class Settings:
                 return False
             raise SettingsError(f"{name}: {raw!r} is not true or false")
 
+        def duration(name: str, default: str) -> timedelta:
+            return parse_duration(get(name) or default, name=name)
+
         environment = (get("ORDERGRAPH_ENV") or "development").lower()
         if environment not in {"development", "production", "test"}:
             raise SettingsError(
@@ -210,6 +229,20 @@ class Settings:
             "introspection": flag("INTROSPECTION", development),
             "log_level": (get("LOG_LEVEL") or "INFO").upper(),
             "log_format": (get("LOG_FORMAT") or ("text" if development else "json")).lower(),
+            "login_free_failures_per_email": integer("LOGIN_FREE_FAILURES_PER_EMAIL", 5),
+            "login_free_failures_per_address": integer("LOGIN_FREE_FAILURES_PER_ADDRESS", 20),
+            "login_first_block": duration("LOGIN_FIRST_BLOCK", "2s"),
+            "login_max_block": duration("LOGIN_MAX_BLOCK", "15m"),
+            "login_window": duration("LOGIN_WINDOW", "15m"),
+            "register_per_address": integer("REGISTER_PER_ADDRESS", 20),
+            "register_window": duration("REGISTER_WINDOW", "1h"),
+            "register_first_block": duration("REGISTER_FIRST_BLOCK", "30s"),
+            "register_max_block": duration("REGISTER_MAX_BLOCK", "1h"),
+            "metrics_token": get("METRICS_TOKEN"),
+            "metrics_port": integer("METRICS_PORT", 0) or None,
+            "otel_endpoint": get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            # Render sets RENDER_GIT_COMMIT; an image can be built with GIT_COMMIT.
+            "build_commit": get("GIT_COMMIT") or get("RENDER_GIT_COMMIT") or "unknown",
         }
         secret = get("JWT_SECRET")
         if secret is not None:
@@ -244,6 +277,12 @@ class Settings:
             raise SettingsError("INSTALLATION_ID: use 1 to 40 letters, digits, '-' or '_'")
         if self.sweep_interval <= timedelta(0):
             raise SettingsError("SWEEP_INTERVAL must be positive")
+        self._check_throttles()
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise SettingsError(f"METRICS_PORT: {self.metrics_port} is not a TCP port")
+        if self.metrics_port is not None and self.workers > 1:
+            raise SettingsError("METRICS_PORT needs WEB_CONCURRENCY=1: workers cannot share "
+                                "one metrics port (run one worker per container)")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
         if not re.fullmatch(r"[a-z]{3}", self.currency):
@@ -251,3 +290,21 @@ class Settings:
         if self.is_production and (self.stripe_secret_key is None
                                    or self.stripe_webhook_secret is None):
             raise SettingsError("production needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+
+    def _check_throttles(self) -> None:
+        for name, count in (("LOGIN_FREE_FAILURES_PER_EMAIL", self.login_free_failures_per_email),
+                            ("LOGIN_FREE_FAILURES_PER_ADDRESS",
+                             self.login_free_failures_per_address),
+                            ("REGISTER_PER_ADDRESS", self.register_per_address)):
+            if count < 0:
+                raise SettingsError(f"{name} must be 0 or more")
+        for prefix, first, longest, window in (
+                ("LOGIN", self.login_first_block, self.login_max_block, self.login_window),
+                ("REGISTER", self.register_first_block, self.register_max_block,
+                 self.register_window)):
+            # Redis expires keys in whole seconds.
+            if min(first, longest, window) < timedelta(seconds=1):
+                raise SettingsError(f"{prefix}_FIRST_BLOCK, {prefix}_MAX_BLOCK and "
+                                    f"{prefix}_WINDOW must be at least 1s")
+            if first > longest:
+                raise SettingsError(f"{prefix}_FIRST_BLOCK must not exceed {prefix}_MAX_BLOCK")

@@ -23,9 +23,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ordergraph.adapters.metrics import RATE_LIMIT_FALLBACKS
 from ordergraph.domain.errors import RateLimited
+
+if TYPE_CHECKING:
+    from ordergraph.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +53,26 @@ class Throttle:
         return min(self.first_block_seconds * 2 ** (excess - 1), self.max_block_seconds)
 
 
+# The defaults of the LOGIN_* and REGISTER_* settings (README "Configuration").
 DEFAULT_THROTTLES = {
     "login:email": Throttle(5, 2, 15 * 60, 15 * 60),
     "login:ip": Throttle(20, 2, 15 * 60, 15 * 60),
     "register:ip": Throttle(20, 30, 60 * 60, 60 * 60),
 }
+
+
+def throttles_from(settings: Settings) -> dict[str, Throttle]:
+    """The throttles the LOGIN_* and REGISTER_* settings describe."""
+    login = (settings.login_first_block.total_seconds(),
+             settings.login_max_block.total_seconds(), settings.login_window.total_seconds())
+    return {
+        "login:email": Throttle(settings.login_free_failures_per_email, *login),
+        "login:ip": Throttle(settings.login_free_failures_per_address, *login),
+        "register:ip": Throttle(settings.register_per_address,
+                                settings.register_first_block.total_seconds(),
+                                settings.register_max_block.total_seconds(),
+                                settings.register_window.total_seconds()),
+    }
 
 
 def throttle_for(key: str, throttles: dict[str, Throttle]) -> Throttle:

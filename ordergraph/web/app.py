@@ -28,7 +28,7 @@ from ordergraph.adapters.logs import configure_logging
 from ordergraph.adapters.metrics import PrometheusMetrics, exposition
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
-from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter, throttles_from
 from ordergraph.adapters.stripe_gateway import StripeGateway
 from ordergraph.adapters.tokens import JwtTokenIssuer
 from ordergraph.db.engine import create_engine
@@ -117,10 +117,11 @@ async def _learn_installation_id(settings: Settings, engine: AsyncEngine,
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Shared through Redis when the instances share Redis; per process otherwise."""
+    throttles = throttles_from(settings)
     if urlparse(settings.broadcast_url).scheme in ("redis", "rediss"):
-        return RedisRateLimiter(settings.broadcast_url,
+        return RedisRateLimiter(settings.broadcast_url, throttles=throttles,
                                 prefix=f"{settings.broadcast_prefix}ratelimit:")
-    return MemoryRateLimiter()
+    return MemoryRateLimiter(throttles)
 
 
 def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
