@@ -66,9 +66,42 @@ async def _tools(settings: Settings, *, live: bool = False) -> AsyncIterator[Too
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.check:
+        return _check_migrations(settings)
     migrations.upgrade(settings.database_url, args.revision)
     print(f"database migrated to {args.revision}")
     return 0
+
+
+def _check_migrations(settings: Settings) -> int:
+    """A deploy gate: exit 0 only when the database is at head, with one line either way."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are not the answer
+    try:
+        current, heads = migrations.revisions(settings.database_url)
+    except Exception as error:  # any driver's failure to connect or read
+        print(f"migrate --check: cannot read the database's revision "
+              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
+              file=sys.stderr)
+        return 1
+    head = ", ".join(sorted(heads))
+    if current == heads:
+        print(f"database is at head ({head})")
+        return 0
+    at = ", ".join(sorted(current)) or "no revision (empty database)"
+    print(f"database is behind head: at {at}, head is {head}; run `ordergraph migrate`",
+          file=sys.stderr)
+    return 1
+
+
+def version() -> str:
+    """pyproject.toml's version, as installed (the one source of it)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("ordergraph")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -199,10 +232,13 @@ def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ordergraph", description="Transactional order and payment service (GraphQL).")
+    parser.add_argument("--version", action="version", version=f"ordergraph {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     migrate = commands.add_parser("migrate", help="apply database migrations (Alembic)")
     migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("--check", action="store_true",
+                         help="change nothing; exit 1 unless the database is at head")
     migrate.set_defaults(run=cmd_migrate, database_only=True)
 
     seed = commands.add_parser("seed", help="add the demo users and products (idempotent)")
