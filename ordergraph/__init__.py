@@ -1,3 +1,9 @@
 """ordergraph: a transactional order and payment service with a GraphQL API."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # pyproject.toml's version, as installed: its one source.
+    __version__ = version("ordergraph")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordergraph import __version__
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.localstripe import LocalStripe, register_webhook
@@ -93,15 +94,6 @@ def _check_migrations(settings: Settings) -> int:
     return 1
 
 
-def version() -> str:
-    """pyproject.toml's version, as installed (the one source of it)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed_version
-
-    try:
-        return installed_version("ordergraph")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -232,7 +224,7 @@ def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ordergraph", description="Transactional order and payment service (GraphQL).")
-    parser.add_argument("--version", action="version", version=f"ordergraph {version()}")
+    parser.add_argument("--version", action="version", version=f"ordergraph {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     migrate = commands.add_parser("migrate", help="apply database migrations (Alembic)")

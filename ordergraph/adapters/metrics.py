@@ -6,8 +6,15 @@ run one worker per container (and more containers) to scrape them all.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hmac
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from http.server import ThreadingHTTPServer
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,23 +22,63 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    MetricsHandler,
     generate_latest,
 )
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
+from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.services import transaction
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_* (CPU, memory, open files), python_gc_* and python_info, as prometheus-client's
+# default registry has them (ours is our own, so they are added here).
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 GRAPHQL_REQUESTS = Counter(
     "ordergraph_graphql_requests_total", "GraphQL operations by operation name and outcome.",
     ["operation", "outcome"], registry=REGISTRY)
 GRAPHQL_LATENCY = Histogram(
-    "ordergraph_graphql_request_seconds", "GraphQL operation latency by operation name.",
-    ["operation"], registry=REGISTRY,
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    "ordergraph_graphql_request_duration_seconds",
+    "GraphQL operation latency by operation name.", ["operation"], registry=REGISTRY,
+    buckets=LATENCY_BUCKETS)
 HTTP_REQUESTS = Counter(
     "ordergraph_http_requests_total", "HTTP requests by route and status.",
     ["route", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "ordergraph_http_request_duration_seconds",
+    "HTTP request latency by route (/graphql, /webhooks/stripe, /readyz, ..., static), "
+    "until the response is sent.", ["route"], registry=REGISTRY, buckets=LATENCY_BUCKETS)
+STRIPE_LATENCY = Histogram(
+    "ordergraph_stripe_request_duration_seconds",
+    "Payment provider calls by gateway method (create_intent, confirm_intent, ...), the SDK's "
+    "retries included.", ["method"], registry=REGISTRY, buckets=LATENCY_BUCKETS)
+STRIPE_ERRORS = Counter(
+    "ordergraph_stripe_errors_total",
+    "Payment provider calls that failed, by method and kind: declined (the card), not_found "
+    "(an unknown intent), provider_error (the provider failed or did not answer), cancelled "
+    "(our deadline ran out first).", ["method", "kind"], registry=REGISTRY)
+DB_POOL_IN_USE = Gauge(
+    "ordergraph_db_pool_connections_in_use", "Database connections checked out of the pool.",
+    registry=REGISTRY)
+DB_POOL_SIZE = Gauge(
+    "ordergraph_db_pool_size", "Connections the pool keeps (DATABASE_POOL_SIZE).",
+    registry=REGISTRY)
+DB_POOL_MAX = Gauge(
+    "ordergraph_db_pool_max_connections", "Connections the pool may open at most (its size "
+    "plus overflow); a request waits once all are in use.", registry=REGISTRY)
+BUILD_INFO = Gauge(
+    "ordergraph_build_info", "Always 1; the labels say which release runs.",
+    ["version", "commit"], registry=REGISTRY)
 CHECKOUTS = Counter(
     "ordergraph_checkouts_total", "Checkouts by result type (CheckoutPayload, "
     "InsufficientStockError, ...).", ["result"], registry=REGISTRY)
@@ -110,12 +157,96 @@ class PrometheusMetrics:
         GRAPHQL_REQUESTS.labels(label, outcome).inc()
         GRAPHQL_LATENCY.labels(label).observe(seconds)
 
-    def http(self, route: str, status: int) -> None:
+    def http(self, route: str, status: int, seconds: float | None = None) -> None:
         HTTP_REQUESTS.labels(route, str(status)).inc()
+        if seconds is not None:
+            HTTP_LATENCY.labels(route).observe(seconds)
 
     def watch_subscriptions(self, count: Callable[[], float]) -> None:
         SUBSCRIPTIONS.set_function(count)
 
+    def watch_pool(self, pool: Any) -> None:
+        """The engine's pool (a QueuePool): read at each scrape."""
+        DB_POOL_IN_USE.set_function(lambda: float(_pool_number(pool, "checkedout")))
+        DB_POOL_SIZE.set_function(lambda: float(_pool_number(pool, "size")))
+        DB_POOL_MAX.set_function(lambda: float(_pool_number(pool, "size") +
+                                               max(getattr(pool, "_max_overflow", 0), 0)))
+
+    def build(self, *, version: str, commit: str) -> None:
+        BUILD_INFO.clear()
+        BUILD_INFO.labels(version, commit).set(1)
+
+
+def _pool_number(pool: Any, name: str) -> int:
+    method = getattr(pool, name, None)
+    return int(method()) if callable(method) else 0
+
+
+def stripe_call(method: str) -> Callable[[Callable[P, Awaitable[T]]],
+                                         Callable[P, Awaitable[T]]]:
+    """Time a gateway method and count its failures by kind."""
+
+    def decorate(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(call)
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+            started = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            except (Exception, asyncio.CancelledError) as error:
+                STRIPE_ERRORS.labels(method, _failure_kind(error)).inc()
+                raise
+            finally:
+                STRIPE_LATENCY.labels(method).observe(time.perf_counter() - started)
+
+        return timed
+
+    return decorate
+
+
+def _failure_kind(error: BaseException) -> str:
+    if isinstance(error, IntentNotFound):
+        return "not_found"
+    if isinstance(error, PaymentFailed) and error.code == "PAYMENT_DECLINED":
+        return "declined"
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    return "provider_error"
+
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """No METRICS_TOKEN: anyone may scrape; otherwise `Authorization: Bearer <token>`."""
+    if not token:
+        return True
+    return hmac.compare_digest((header or "").encode(), f"Bearer {token}".encode())
+
+
+def serve_metrics(host: str, port: int, token: str | None) -> Callable[[], None]:
+    """/metrics on a port of its own (METRICS_PORT), in a thread; returns what stops it."""
+    base: type[MetricsHandler] = MetricsHandler.factory(REGISTRY)
+
+    class Handler(base):  # type: ignore[valid-type,misc]
+        def do_GET(self) -> None:
+            if not authorized(self.headers.get("authorization"), token):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", "Bearer")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Scrapes are not news (the access log skips /metrics too)."""
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop

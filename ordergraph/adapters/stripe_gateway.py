@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import stripe
 
+from ordergraph.adapters.metrics import stripe_call
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
@@ -38,10 +39,16 @@ class StripeGateway:
             http_client=self._http,
         )
 
+    @property
+    def http_client(self) -> Any:
+        """The SDK's httpx.AsyncClient (for tracing)."""
+        return getattr(self._http, "_client_async", None)
+
     async def aclose(self) -> None:
         """Close the pooled HTTP connections (app shutdown)."""
         await self._http.close_async()
 
+    @stripe_call("create_intent")
     async def create_intent(self, *, order_id: int, amount: Money,
                             idempotency_key: str) -> PaymentIntent:
         intent = await _call(self._client.v1.payment_intents.create_async(
@@ -53,6 +60,7 @@ class StripeGateway:
         ))
         return self._intent(intent.to_dict())
 
+    @stripe_call("retrieve_intent")
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
         try:
             intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
@@ -64,6 +72,7 @@ class StripeGateway:
             raise _as_payment_failure(error) from error
         return self._intent(intent.to_dict())
 
+    @stripe_call("confirm_intent")
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
                              idempotency_key: str) -> PaymentIntent:
         """Attach the payment method, then confirm (two calls: works on Stripe and the
@@ -76,6 +85,7 @@ class StripeGateway:
             intent_id, options={"idempotency_key": self._key(idempotency_key)}))
         return self._intent(intent.to_dict())
 
+    @stripe_call("cancel_intent")
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent:
         """Cancel if still cancellable; otherwise return the intent as it is (e.g. succeeded)."""
         try:
@@ -89,6 +99,7 @@ class StripeGateway:
             raise _as_payment_failure(error) from error
         return self._intent(intent.to_dict())
 
+    @stripe_call("refund")
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
         """Refund the intent in full, once: a refund the provider already holds for it is
         returned instead of a second one. Stripe's idempotency keys expire after a day and

@@ -24,9 +24,12 @@ class OrdergraphSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None,
-                 **kwargs: Any) -> OrdergraphSchema:
+                 tracing: Any = None, **kwargs: Any) -> OrdergraphSchema:
+    """`tracing`: an extension (factory) that opens the operation's span, run first."""
     extensions: list[Any] = [prepared_documents(limits or QueryLimits()), OperationRecorder,
                              ErrorPolicy]
+    if tracing is not None:
+        extensions.insert(0, tracing)
     if not introspection:
         extensions.append(DisableIntrospection)
     return OrdergraphSchema(query=Query, mutation=Mutation, subscription=Subscription,

@@ -21,16 +21,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from ordergraph import __version__
 from ordergraph.adapters import localstripe
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.logs import configure_logging
-from ordergraph.adapters.metrics import PrometheusMetrics, exposition
+from ordergraph.adapters.metrics import PrometheusMetrics, authorized, exposition, serve_metrics
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
 from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter, throttles_from
 from ordergraph.adapters.stripe_gateway import StripeGateway
 from ordergraph.adapters.tokens import JwtTokenIssuer
+from ordergraph.adapters.tracing import build_tracing
 from ordergraph.db.engine import create_engine
 from ordergraph.db.installation import installation_id
 from ordergraph.db.readstore import SqlReadStore
@@ -65,6 +67,8 @@ class Overrides:
     # Load tests open hundreds of subscriptions from one address.
     subscription_slots: SubscriptionSlots | None = None
     run_sweeper: bool = True
+    # Tracing to this (in-memory) span exporter, whatever the settings say.
+    span_exporter: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,10 +168,18 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     engine = create_engine(settings.database_url,
                            isolation_level=settings.database_isolation_level,
                            pool_size=settings.database_pool_size)
+    tracing = app.state.tracing
+    if tracing is not None:
+        tracing.instrument_engine(engine)
+    PrometheusMetrics().watch_pool(engine.pool)
+    stop_metrics = None if settings.metrics_port is None else \
+        serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
     hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix)
     await hub.start()
     installation = await _installation_or_none(settings, engine)
     services = build_services(settings, engine, hub, overrides, installation=installation)
+    if tracing is not None and getattr(services.gateway, "http_client", None) is not None:
+        tracing.instrument_http_client(services.gateway.http_client)  # type: ignore[attr-defined]
     learning = None if installation is not None else \
         asyncio.create_task(_learn_installation_id(settings, engine, services))
     # Role changes from every instance: live subscribers' rights are re-checked on the next
@@ -191,6 +203,10 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
             if close is not None:
                 await close()
         await engine.dispose()
+        if stop_metrics is not None:
+            stop_metrics()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 class WebClientFiles(StaticFiles):
@@ -233,6 +249,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text; with METRICS_TOKEN only for `Authorization: Bearer <token>`."""
+    if not authorized(request.headers.get("authorization"),
+                      request.app.state.settings.metrics_token):
+        return Response("unauthorized\n", status_code=401,
+                        headers={"www-authenticate": "Bearer"})
     body, content_type = exposition()
     return Response(body, media_type=content_type)
 
@@ -246,7 +267,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         async with _running(app, settings, overrides):
             yield
 
-    schema = build_schema(introspection=settings.introspection)
+    tracing = build_tracing(endpoint=settings.otel_endpoint, service_version=__version__,
+                            exporter=overrides.span_exporter)
+    PrometheusMetrics().build(version=__version__, commit=settings.build_commit)
+    schema = build_schema(introspection=settings.introspection,
+                          tracing=tracing.schema_extension() if tracing else None)
     graphql = GraphQLApp(schema, graphiql=settings.graphiql,
                          allowed_origins=tuple(settings.cors_origins))
     routes: list[BaseRoute] = [
@@ -255,7 +280,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        # With METRICS_PORT, /metrics is served there instead (adapters/metrics.py).
+        *([] if settings.metrics_port else [Route("/metrics", metrics)]),
         # The web client: plain HTML, CSS and ES modules, a client of the public API only.
         Mount("/", WebClientFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="web-client"),
@@ -271,8 +297,11 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
             allow_methods=["GET", "POST"],
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"]))
+    if tracing is not None:  # outermost: the HTTP span holds everything else
+        middleware_class, options = tracing.asgi_middleware()
+        middleware.insert(0, Middleware(middleware_class, **options))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.settings = settings
+    app.state.settings, app.state.tracing = settings, tracing
     return app
 
 

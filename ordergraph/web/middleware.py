@@ -82,7 +82,8 @@ class AccessLogMiddleware:
     """One log line per HTTP request (and per WebSocket connection, when it ends), naming
     the GraphQL outcome when it is not "ok"; every 503 leaves with a Retry-After."""
 
-    def __init__(self, app: ASGIApp, record: Callable[[str, int], None] | None = None,
+    def __init__(self, app: ASGIApp,
+                 record: Callable[[str, int, float], None] | None = None,
                  quiet_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
         self.app = app
         self.record = record
@@ -118,7 +119,7 @@ class AccessLogMiddleware:
         path = scope.get("path", "")
         route = path if path in ("/graphql", "/webhooks/stripe", *self.quiet_paths) else "static"
         if self.record is not None and scope["type"] == "http":
-            self.record(route, status)
+            self.record(route, status, seconds)
         if path in self.quiet_paths and status < 400:
             return
         operations = (scope.get("state") or {}).get("graphql") or []

@@ -9,6 +9,8 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ordergraph.adapters.logs import request_id_var
+
 HEADER = "x-request-id"
 # Accept a caller's id (a load balancer's) only if it is short and plain.
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -38,4 +40,9 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message).append(HEADER, state["request_id"])
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        # Every log line of this request (and of the tasks it starts) carries the id.
+        token = request_id_var.set(state["request_id"])
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

@@ -233,7 +233,7 @@ async def test_metrics_in_prometheus_format(api: Api, admin: str) -> None:
     for expected in ['ordergraph_checkouts_total{result="ok"}',
                      'ordergraph_checkouts_total{result="INSUFFICIENT_STOCK"}',
                      'ordergraph_graphql_requests_total{operation="ShopFront",outcome="ok"}',
-                     "ordergraph_graphql_request_seconds_bucket",
+                     "ordergraph_graphql_request_duration_seconds_bucket",
                      "ordergraph_transaction_retries_total", "ordergraph_live_subscriptions",
                      "ordergraph_webhook_events_total", "ordergraph_sweeper_runs_total",
                      'ordergraph_http_requests_total{route="/graphql",status="200"}']:
