@@ -46,7 +46,12 @@ from ordergraph.settings import Settings
 from ordergraph.web.background import background
 from ordergraph.web.graphql import GraphQLApp
 from ordergraph.web.loaders import make_loaders
-from ordergraph.web.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from ordergraph.web.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    web_client_policy,
+)
 from ordergraph.web.request_id import RequestIdMiddleware
 from ordergraph.web.webhooks import stripe_webhook
 
@@ -258,6 +263,11 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+def _origin(url: str) -> str | None:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else None
+
+
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     overrides = overrides or Overrides()
@@ -286,8 +296,13 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Mount("/", WebClientFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="web-client"),
     ]
+    payment = payment_settings(settings)
     middleware = [
         Middleware(RequestIdMiddleware),
+        Middleware(SecurityHeadersMiddleware, hsts=settings.is_production,
+                   policy=web_client_policy(stripe_js_url=payment.stripe_js_url,
+                                            real_stripe=payment.mode == "stripe"),
+                   payment_origin=_origin(payment.stripe_js_url)),
         Middleware(AccessLogMiddleware, record=PrometheusMetrics().http),
         Middleware(BodyLimitMiddleware),
     ]

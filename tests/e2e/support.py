@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -28,11 +28,17 @@ ADMIN = ("admin@example.com", "admin123")
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000341"
 
-# Unhandled rejections also reach the console as errors, whatever the browser reports.
+# Unhandled rejections and Content-Security-Policy violations also reach the console as
+# errors, whatever the browser reports by itself (a blocked inline style is only a warning).
 REPORT_REJECTIONS = """
 window.addEventListener('unhandledrejection', (event) => {
   const reason = event.reason;
   console.error('unhandledrejection: ' + (reason && reason.stack ? reason.stack : String(reason)));
+});
+document.addEventListener('securitypolicyviolation', (event) => {
+  console.error('CSP violation: ' + event.violatedDirective + ' refused ' +
+                (event.blockedURI || 'inline') + ' in ' + event.sourceFile + ':' +
+                event.lineNumber);
 });
 """
 
@@ -136,8 +142,15 @@ class Browsing:
             f"{who}: console.error: {message.text} at {message.location.get('url')}")
             if message.type == "error" else None)
         page.on("pageerror", lambda error: self.errors.append(f"{who}: uncaught: {error}"))
+        page.on("response", lambda response: self._check_policy(who, response))
         self.pages.append(page)
         return page
+
+    def _check_policy(self, who: str, response: Response) -> None:
+        """Every page of ours runs under its Content-Security-Policy."""
+        if response.request.resource_type == "document" and \
+                "content-security-policy" not in response.headers:
+            self.errors.append(f"{who}: no Content-Security-Policy on {response.url}")
 
     def screenshot(self, page: Page, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)

@@ -60,7 +60,7 @@ function barChart({ name, values, labels, format, colour = 'var(--accent)' }) {
   });
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none',
     role: 'img', 'aria-label': `${name}, ${labels[0]} to ${labels[labels.length - 1]}`,
-    style: 'display:block;width:100%;height:140px' },
+    class: 'sales-plot' },
   svg('line', { x1: 0, x2: width, y1: axis, y2: axis, stroke: 'var(--border-strong)',
     'stroke-width': 1, 'vector-effect': 'non-scaling-stroke' }), ...bars);
   const middle = labels[Math.floor(labels.length / 2)];
@@ -79,7 +79,7 @@ function rankBars(rows, value, text) {
       h('div', { style: { display: 'flex', justifyContent: 'space-between', gap: '8px' } },
         h('span', {}, row.product.name), h('strong', { class: 'tabular' }, text(row))),
       svg('svg', { viewBox: '0 0 100 4', preserveAspectRatio: 'none', 'aria-hidden': 'true',
-        style: 'display:block;width:100%;height:6px' },
+        class: 'sales-rank-bar' },
       svg('rect', { x: 0, y: 0, height: 4, width: (100 * value(row)) / top, rx: 1, fill: 'var(--accent)' })))));
 }
 
@@ -108,7 +108,7 @@ function conversion(report) {
       h('strong', { class: 'tabular' }, percent(report.conversionRate)),
       ` — ${report.checkoutsPaid} of ${started} checkouts paid`),
     svg('svg', { viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img',
-      'aria-label': `${report.checkoutsPaid} of ${started} checkouts paid`, style: 'display:block;width:100%;height:10px' },
+      'aria-label': `${report.checkoutsPaid} of ${started} checkouts paid`, class: 'sales-conversion-bar' },
     svg('rect', { x: 0, y: 0, width: 100, height: 6, rx: 2, fill: 'var(--border)' }),
     svg('rect', { x: 0, y: 0, width: 100 * share, height: 6, rx: 2, fill: 'var(--accent)' })),
     report.ordersByStatus.length
