@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -60,6 +61,13 @@ def _trusted_proxies(text: str) -> tuple[str, ...]:
     if not entries:
         raise SettingsError("TRUSTED_PROXIES: empty; list at least one address")
     return entries
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
 
 
 def _isolation_level(text: str) -> str:
@@ -283,6 +291,9 @@ class Settings:
         if self.metrics_port is not None and self.workers > 1:
             raise SettingsError("METRICS_PORT needs WEB_CONCURRENCY=1: workers cannot share "
                                 "one metrics port (run one worker per container)")
+        if self.otel_endpoint is not None and not _installed("opentelemetry.sdk"):
+            raise SettingsError("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not "
+                                "installed: install the otel extra (ordergraph[otel])")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
         if not re.fullmatch(r"[a-z]{3}", self.currency):

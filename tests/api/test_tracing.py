@@ -122,3 +122,15 @@ def test_an_endpoint_without_the_extra_is_refused_with_one_line() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is "
                                     "not installed"), result.stdout
+
+
+def test_serve_without_the_extra_refuses_an_endpoint_in_one_line() -> None:
+    result = python("""
+        from ordergraph.cli import main
+        sys.exit(main(["sweep"]))
+    """, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+              "DATABASE_URL": "sqlite+aiosqlite:///unused.db"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "ordergraph: configuration error: OTEL_EXPORTER_OTLP_ENDPOINT is set but "
+        "OpenTelemetry is not installed: install the otel extra (ordergraph[otel])"]
