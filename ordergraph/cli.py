@@ -160,6 +160,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
+    if workers > 1 and settings.metrics_port is not None:
+        print("ordergraph: configuration error: METRICS_PORT needs one worker: workers cannot "
+              "share one metrics port (run one worker per container)", file=sys.stderr)
+        return 2
     if workers > 1 and settings.broadcast_url.startswith("memory"):
         log.warning("%d workers with BROADCAST_URL=memory://: live updates will not cross "
                     "workers; use redis://", workers)

@@ -162,3 +162,15 @@ def test_text_logs_name_the_request(caplog: pytest.LogCaptureFixture) -> None:
     finally:
         request_id_var.reset(token)
     assert "ordergraph.x [abc123]: hello" in TextFormatter().format(record)
+
+
+def test_a_metrics_port_needs_one_worker(tmp_path: Path) -> None:
+    from ordergraph.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="METRICS_PORT needs WEB_CONCURRENCY=1"):
+        Settings.from_env({"METRICS_PORT": "9100", "WEB_CONCURRENCY": "2"}, dotenv_path=None)
+    result = run(["serve", "--workers", "2"], {"METRICS_PORT": "9100"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "ordergraph: configuration error: METRICS_PORT needs one worker: workers cannot share "
+        "one metrics port (run one worker per container)"]
