@@ -50,6 +50,7 @@ from ordergraph.web.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
+    origin_of,
     web_client_policy,
 )
 from ordergraph.web.request_id import RequestIdMiddleware
@@ -177,8 +178,6 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     if tracing is not None:
         tracing.instrument_engine(engine)
     PrometheusMetrics().watch_pool(engine.pool)
-    stop_metrics = None if settings.metrics_port is None else \
-        serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
     hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix)
     await hub.start()
     installation = await _installation_or_none(settings, engine)
@@ -192,6 +191,8 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
+    stop_metrics = None if settings.metrics_port is None else \
+        serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
     try:
         if overrides.run_sweeper:
             async with background(services, settings.sweep_interval):
@@ -263,11 +264,6 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-def _origin(url: str) -> str | None:
-    parsed = urlparse(url)
-    return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else None
-
-
 def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     overrides = overrides or Overrides()
@@ -302,7 +298,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         Middleware(SecurityHeadersMiddleware, hsts=settings.is_production,
                    policy=web_client_policy(stripe_js_url=payment.stripe_js_url,
                                             real_stripe=payment.mode == "stripe"),
-                   payment_origin=_origin(payment.stripe_js_url)),
+                   payment_origin=origin_of(payment.stripe_js_url)),
         Middleware(AccessLogMiddleware, record=PrometheusMetrics().http),
         Middleware(BodyLimitMiddleware),
     ]

@@ -151,7 +151,8 @@ GRAPHIQL_CDN = "https://unpkg.com"
 _INLINE_SCRIPT = re.compile(rb"<script\b(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 
 
-def _origin(url: str | None) -> str | None:
+def origin_of(url: str | None) -> str | None:
+    """`scheme://host:port` of an absolute URL; None for a relative one."""
     parsed = urlparse(url or "")
     return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme and parsed.netloc else None
 
@@ -160,7 +161,7 @@ def web_client_policy(*, stripe_js_url: str | None, real_stripe: bool) -> str:
     """The web client's CSP: its own files, plus Stripe.js from where paymentConfig says
     (the emulator's loopback origin in local mode), which also answers its API calls. No
     inline script or style anywhere (CSSOM changes from our modules are allowed)."""
-    js = _origin(stripe_js_url)
+    js = origin_of(stripe_js_url)
     script, connect, frame = [js] if js else [], [js] if js else [], [js] if js else []
     if real_stripe:
         script += STRIPE_ORIGINS["script"]
