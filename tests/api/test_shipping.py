@@ -15,10 +15,12 @@ from tests.support import (
     USER_ERROR,
     Api,
     Customer,
+    intent_event,
     rows,
     running_api,
     scalar,
     settings_for,
+    signed_webhook,
 )
 
 FLAT = 499
@@ -165,6 +167,23 @@ async def test_paying_the_total_with_shipping_makes_the_order_paid(
 
     assert paid["order"]["status"] == "PAID", paid
     assert paid["order"]["total"]["amount"] == 1500 + FLAT
+
+
+async def test_the_webhook_of_a_capture_of_subtotal_plus_shipping_makes_it_paid(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    product = await api.create_product(admin, sku="clock", price_cents=2200, stock=2)
+    customer = await api.register("browser@example.com")
+    order = (await api.checkout(customer, [(product, 1)], address=ADA))["order"]
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)  # Stripe.js in the browser
+
+    body, headers = signed_webhook(intent_event("payment_intent.succeeded",
+                                                await customer_side.intent(intent_id)))
+    response = await api.client.post("/webhooks/stripe", content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    paid = (await api.gql(ORDER, {"id": order["id"]}, token=customer))["order"]
+    assert (paid["status"], paid["total"]["amount"]) == ("PAID", 2200 + FLAT)
 
 
 async def test_shipping_required_refuses_a_checkout_without_an_address(
