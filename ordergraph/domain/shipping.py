@@ -46,6 +46,15 @@ _FIELDS = (
 )
 
 
+# Joiners that some scripts need (Persian, Indic names); other format characters (bidi
+# overrides) and control characters have no place on a parcel label.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _unprintable(char: str) -> bool:
+    return unicodedata.category(char).startswith("C") and char not in _JOINERS
+
+
 def _clean(text: str) -> str:
     """Trimmed, inner runs of whitespace made one space, Unicode in NFC form."""
     return " ".join(unicodedata.normalize("NFC", text).split())
@@ -75,7 +84,7 @@ class Address:
             raw = given[attribute]
             value = _clean(raw) if raw is not None else ""
             field = f"{field_prefix}.{graphql_name}"
-            if any(unicodedata.category(char).startswith("C") for char in value):
+            if any(_unprintable(char) for char in value):
                 raise ValidationFailed("Use letters, digits and punctuation only.", field=field)
             if not value:
                 if required:

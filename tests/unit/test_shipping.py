@@ -44,7 +44,13 @@ def test_parts_are_trimmed_collapsed_and_the_country_upper_cased() -> None:
     ({"postal_code": " "}, "shippingAddress.postalCode"),
     ({"line1": "a" * 201}, "shippingAddress.line1"),
     ({"region": "Tab\x1bEscape"}, "shippingAddress.region"),
+    ({"name": "Ada \u202eecalevol"}, "shippingAddress.name"),  # a bidi override
 ])
+def test_scripts_that_need_joiners_are_accepted() -> None:
+    assert parse(name="\u0645\u06cc\u200c\u0631\u0648\u062f").name == \
+        "\u0645\u06cc\u200c\u0631\u0648\u062f"
+
+
 def test_a_bad_part_is_named(changes: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
         parse(**changes)
