@@ -51,8 +51,8 @@ class NullGateway:
 
     provider = "null"
 
-    async def create_intent(self, *, order_id: int, amount: Money,
-                            idempotency_key: str) -> PaymentIntent:
+    async def create_intent(self, *, order_id: int, amount: Money, idempotency_key: str,
+                            **details: object) -> PaymentIntent:
         return PaymentIntent(id=f"pi_null_{order_id}", status="requires_payment_method",
                              amount=amount.amount, currency=amount.currency,
                              client_secret=f"pi_null_{order_id}_secret_bench",

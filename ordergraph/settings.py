@@ -18,6 +18,8 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS: dict[str | None, float] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400,
                                    None: 1}
 MIN_JWT_SECRET_BYTES = 32
+MAX_SHIPPING_CENTS = 99_999_999  # as a product's price
+MAX_GRAPHQL_INT = 2**31 - 1
 # The addresses a reverse proxy on this host connects from; anything else must be listed.
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
 # What platforms hand out (Heroku, Render, Fly, RDS consoles) names no driver; SQLAlchemy would
@@ -115,6 +117,12 @@ class Settings:
     port: int = 8000
     workers: int = 1
     currency: str = "usd"
+    # Shipping, in the currency's minor units: a flat rate per shipped order (0: free), free
+    # from a subtotal on (None: never free by subtotal); `shipping_required`: every checkout
+    # must give an address.
+    shipping_flat_cents: int = 0
+    free_shipping_over_cents: int | None = None
+    shipping_required: bool = False
     graphiql: bool = True
     introspection: bool = True
     log_level: str = "INFO"
@@ -233,6 +241,10 @@ class Settings:
             "port": integer("PORT", 8000),
             "workers": integer("WEB_CONCURRENCY", 1),
             "currency": (get("CURRENCY") or "usd").lower(),
+            "shipping_flat_cents": integer("SHIPPING_FLAT_CENTS", 0),
+            "free_shipping_over_cents": None if get("FREE_SHIPPING_OVER_CENTS") is None
+            else integer("FREE_SHIPPING_OVER_CENTS", 0),
+            "shipping_required": flag("SHIPPING_REQUIRED", False),
             "graphiql": flag("GRAPHIQL", development),
             "introspection": flag("INTROSPECTION", development),
             "log_level": (get("LOG_LEVEL") or "INFO").upper(),
@@ -296,6 +308,11 @@ class Settings:
                                 "installed: install the otel extra (ordergraph[otel])")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
+        if not 0 <= self.shipping_flat_cents <= MAX_SHIPPING_CENTS:
+            raise SettingsError(f"SHIPPING_FLAT_CENTS must be 0 (free) to {MAX_SHIPPING_CENTS}")
+        if self.free_shipping_over_cents is not None and \
+                not 0 <= self.free_shipping_over_cents <= MAX_GRAPHQL_INT:
+            raise SettingsError("FREE_SHIPPING_OVER_CENTS must be 0 or more (unset: never free)")
         if not re.fullmatch(r"[a-z]{3}", self.currency):
             raise SettingsError(f"CURRENCY: {self.currency!r} is not an ISO-4217 code")
         if self.is_production and (self.stripe_secret_key is None

@@ -22,7 +22,7 @@ from ordergraph.web.app import Overrides, create_app
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 TEST_WEBHOOK_SECRET = "whsec_test_ordergraph"
 TABLES = ("owed_refunds", "installation", "webhook_events", "stock_movements", "audit_log",
-          "order_items", "orders", "inventory", "products", "users")
+          "order_items", "orders", "inventory", "products", "default_addresses", "users")
 
 
 class GraphQLFailure(AssertionError):
@@ -111,10 +111,11 @@ class Api:
         return result["product"]["id"]
 
     async def checkout(self, token: str, items: list[tuple[str, int]],
-                       key: str | None = None) -> dict[str, Any]:
+                       key: str | None = None,
+                       address: dict[str, Any] | None = None) -> dict[str, Any]:
         data = await self.gql(CHECKOUT, {"input": {
             "items": [{"productId": pid, "quantity": qty} for pid, qty in items],
-            "idempotencyKey": key}}, token=token)
+            "idempotencyKey": key, "shippingAddress": address}}, token=token)
         return data["checkout"]
 
 
@@ -296,6 +297,8 @@ mutation Create($input: CreateProductInput!) {{
 ORDER_FIELDS = """
   id number status version reservedUntil nextStatuses
   total { amount currency formatted }
+  subtotal { amount } shipping { amount }
+  shippingAddress { name line1 line2 city postalCode region country }
   items { quantity unitPrice { amount } total { amount } product { id sku } }
   payment { provider intentId status clientSecret lastError }
   customer { id email }

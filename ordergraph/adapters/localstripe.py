@@ -2,7 +2,9 @@
 
 `python -m ordergraph.adapters.localstripe --port N` serves localstripe's aiohttp app on
 loopback only (its own CLI binds every interface) and without re-pickling its whole store
-to /tmp after every write (slow, and shared between every emulator on the machine).
+to /tmp after every write (slow, and shared between every emulator on the machine). It also
+accepts two PaymentIntent parameters of Stripe's that localstripe 1.15 refuses ("400
+Unexpected"): `shipping` and `receipt_email`, kept and returned as Stripe does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -137,12 +140,37 @@ def _idempotency_middleware() -> object:
     return idempotency
 
 
+def _accept_shipping_and_receipt_email(resources: Any) -> None:
+    """Stripe's PaymentIntent takes `shipping` ({name, address: {line1, ...}}) and
+    `receipt_email`; localstripe refuses both. Keep them on the intent, as Stripe does,
+    refusing what Stripe refuses: a shipping hash without a name or an address line."""
+    intent_init = resources.PaymentIntent.__init__
+
+    def __init__(self: Any, shipping: Any = None, receipt_email: Any = None,
+                 **kwargs: Any) -> None:
+        if shipping is not None:
+            address = shipping.get("address") if isinstance(shipping, dict) else None
+            if not (isinstance(address, dict) and shipping.get("name")
+                    and address.get("line1")):
+                raise resources.UserError(400, "Bad request: shipping needs name and "
+                                               "address[line1]")
+        if receipt_email is not None and (not isinstance(receipt_email, str)
+                                          or "@" not in receipt_email):
+            raise resources.UserError(400, "Bad request: receipt_email")
+        intent_init(self, **kwargs)
+        self.shipping = shipping
+        self.receipt_email = receipt_email
+
+    resources.PaymentIntent.__init__ = __init__
+
+
 def _serve(host: str, port: int) -> None:
     from aiohttp import web
     from localstripe import resources, server
 
     # Keep the store in memory only (see the module docstring).
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    _accept_shipping_and_receipt_email(resources)
     server.app.middlewares.insert(0, _idempotency_middleware())
     logging.basicConfig(level=logging.WARNING)
     web.run_app(server.app, host=host, port=port, print=None, access_log=None)

@@ -12,6 +12,7 @@ from ordergraph.adapters.metrics import stripe_call
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
+from ordergraph.domain.shipping import Address
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,13 +50,19 @@ class StripeGateway:
         await self._http.close_async()
 
     @stripe_call("create_intent")
-    async def create_intent(self, *, order_id: int, amount: Money,
-                            idempotency_key: str) -> PaymentIntent:
+    async def create_intent(self, *, order_id: int, amount: Money, idempotency_key: str,
+                            shipping: Address | None = None,
+                            receipt_email: str | None = None) -> PaymentIntent:
+        params: dict[str, Any] = {
+            "amount": amount.amount, "currency": amount.currency,
+            "payment_method_types": ["card"],
+            "metadata": {"order_id": str(order_id), INSTALLATION_KEY: self._installation()}}
+        if shipping is not None:
+            params["shipping"] = stripe_shipping(shipping)
+        if receipt_email is not None:
+            params["receipt_email"] = receipt_email
         intent = await _call(self._client.v1.payment_intents.create_async(
-            params={"amount": amount.amount, "currency": amount.currency,
-                    "payment_method_types": ["card"],
-                    "metadata": {"order_id": str(order_id),
-                                 INSTALLATION_KEY: self._installation()}},
+            params=params,  # type: ignore[arg-type]
             options={"idempotency_key": self._key(idempotency_key)},
         ))
         return self._intent(intent.to_dict())
@@ -167,6 +174,15 @@ def _as_payment_failure(error: stripe.StripeError) -> PaymentFailed:
 
 
 INSTALLATION_KEY = "installation"
+
+
+def stripe_shipping(address: Address) -> dict[str, Any]:
+    """Stripe's `shipping` hash (its `state` is our region); empty parts are left out."""
+    parts = {"line1": address.line1, "line2": address.line2, "city": address.city,
+             "postal_code": address.postal_code, "state": address.region,
+             "country": address.country}
+    return {"name": address.name,
+            "address": {key: value for key, value in parts.items() if value is not None}}
 
 
 def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> PaymentIntent:

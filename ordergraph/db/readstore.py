@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ordergraph.db import rows
 from ordergraph.db.repositories import items_by_order
 from ordergraph.db.sales import read_sales
-from ordergraph.db.tables import audit_log, inventory, orders, products, users
+from ordergraph.db.tables import audit_log, default_addresses, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
 from ordergraph.domain.ports import AuditRecord, Page
 from ordergraph.domain.sales import SalesFigures, SalesWindow
+from ordergraph.domain.shipping import Address
 
 # Every request's viewer lookup, built once (SQLAlchemy skips rebuilding it each time).
 _USERS_BY_IDS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -137,6 +138,12 @@ class SqlReadStore:
         return [rows.order_from_row(row, items[row["id"]]) for row in order_rows]
 
     # ---- users and audit ----
+
+    async def default_address(self, user_id: int) -> Address | None:
+        async with self._connection() as conn:
+            row = (await conn.execute(sa.select(default_addresses).where(
+                default_addresses.c.user_id == user_id))).mappings().first()
+        return rows.address_from_row(row) if row else None
 
     async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
         async with self._connection() as conn:

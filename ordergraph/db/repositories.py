@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.db import rows
 from ordergraph.db.tables import (
+    default_addresses,
     inventory,
     order_items,
     orders,
@@ -36,6 +37,7 @@ from ordergraph.domain.model import (
     User,
 )
 from ordergraph.domain.ports import RetryableConflict
+from ordergraph.domain.shipping import Address
 
 Track = Callable[[Any], None]
 
@@ -282,8 +284,9 @@ class SqlOrderRepository(_Repository):
         if loaded_version == order.version:
             return  # nothing changed
         values = rows.order_values(order)
-        for unchanging in ("customer_id", "currency", "total_cents", "idempotency_key",
-                           "cart_fingerprint", "created_at"):
+        for unchanging in ("customer_id", "currency", "total_cents", "subtotal_cents",
+                           "shipping_cents", *rows.address_values(None, "ship_"),
+                           "idempotency_key", "cart_fingerprint", "created_at"):
             del values[unchanging]
         result = await self._conn.execute(
             _UPDATE_ORDER, {**values, "b_id": order.id, "b_version": loaded_version})
@@ -373,6 +376,23 @@ class SqlOwedRefundRepository(_Repository):
         await self._conn.execute(
             sa.update(owed_refunds).where(owed_refunds.c.intent_id == intent_id)
             .values(last_error=error, updated_at=at))
+
+
+class SqlAddressBook(_Repository):
+    async def get_default(self, user_id: int) -> Address | None:
+        row = (await self._conn.execute(sa.select(default_addresses).where(
+            default_addresses.c.user_id == user_id))).mappings().first()
+        return rows.address_from_row(row) if row else None
+
+    async def set_default(self, user_id: int, address: Address | None, *,
+                          at: datetime) -> None:
+        # Delete and insert: one statement shape on PostgreSQL and SQLite; the caller holds
+        # the user's row lock, so two concurrent updates of one user take turns.
+        await self._conn.execute(sa.delete(default_addresses).where(
+            default_addresses.c.user_id == user_id))
+        if address is not None:
+            await self._conn.execute(sa.insert(default_addresses).values(
+                user_id=user_id, updated_at=at, **rows.address_values(address)))
 
 
 class SqlWebhookEventRepository(_Repository):

@@ -20,6 +20,7 @@ from ordergraph.domain.model import (
     User,
 )
 from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.shipping import Address
 
 Row = Mapping[str, Any]
 
@@ -70,7 +71,22 @@ def order_from_row(row: Row, item_rows: Sequence[Row]) -> Order:
         updated_at=row["updated_at"], payment=payment, reserved_until=row["reserved_until"],
         idempotency_key=row["idempotency_key"], cart_fingerprint=row["cart_fingerprint"],
         expiry_attempts=row["sweep_attempts"],
+        shipping_address=address_from_row(row, "ship_"), shipping_cents=row["shipping_cents"],
     )
+
+
+_ADDRESS_PARTS = ("name", "line1", "line2", "city", "postal_code", "region", "country")
+
+
+def address_from_row(row: Row, prefix: str = "") -> Address | None:
+    if row[f"{prefix}country"] is None:
+        return None
+    return Address(**{part: row[f"{prefix}{part}"] for part in _ADDRESS_PARTS})
+
+
+def address_values(address: Address | None, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}{part}": getattr(address, part) if address else None
+            for part in _ADDRESS_PARTS}
 
 
 def order_values(order: Order) -> dict[str, Any]:
@@ -79,6 +95,8 @@ def order_values(order: Order) -> dict[str, Any]:
     return {
         "customer_id": order.customer_id, "status": order.status.value,
         "currency": order.currency, "total_cents": order.total.amount,
+        "subtotal_cents": order.subtotal.amount, "shipping_cents": order.shipping_cents,
+        **address_values(order.shipping_address, "ship_"),
         "version": order.version, "idempotency_key": order.idempotency_key,
         "cart_fingerprint": order.cart_fingerprint,
         "payment_provider": payment.provider if payment else None,

@@ -94,6 +94,27 @@ inventory = sa.Table(
     sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
 )
 
+def address_columns(prefix: str, *, nullable: bool = True) -> list[sa.Column[Any]]:
+    """A postal address as columns (lengths as domain/shipping.py accepts them)."""
+    return [
+        sa.Column(f"{prefix}name", sa.String(100), nullable=nullable),
+        sa.Column(f"{prefix}line1", sa.String(200), nullable=nullable),
+        sa.Column(f"{prefix}line2", sa.String(200)),
+        sa.Column(f"{prefix}city", sa.String(100), nullable=nullable),
+        sa.Column(f"{prefix}postal_code", sa.String(20), nullable=nullable),
+        sa.Column(f"{prefix}region", sa.String(100)),
+        sa.Column(f"{prefix}country", sa.String(2), nullable=nullable),
+    ]
+
+
+def address_whole_or_absent(prefix: str) -> str:
+    """Every required part of the address, or none of them."""
+    required = [f"{prefix}{part}" for part in ("name", "line1", "city", "postal_code",
+                                                "country")]
+    return (f"({' AND '.join(f'{c} IS NULL' for c in required)}) OR "
+            f"({' AND '.join(f'{c} IS NOT NULL' for c in required)})")
+
+
 orders = sa.Table(
     "orders", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -101,6 +122,11 @@ orders = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("total_cents", sa.BigInteger(), nullable=False),
+    # total = subtotal (the lines) + shipping, as they were at checkout.
+    sa.Column("subtotal_cents", sa.BigInteger(), nullable=False),
+    sa.Column("shipping_cents", sa.BigInteger(), nullable=False, server_default="0"),
+    # The address it ships to, a snapshot taken at checkout (all null: not shipped).
+    *address_columns("ship_"),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("idempotency_key", sa.String(128)),
     sa.Column("cart_fingerprint", sa.String(64)),
@@ -122,12 +148,24 @@ orders = sa.Table(
     sa.CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
     sa.CheckConstraint(_one_of("refund_status", REFUND_STATUSES), name="refund_status"),
     sa.CheckConstraint("total_cents >= 0", name="total_not_negative"),
+    sa.CheckConstraint("shipping_cents >= 0", name="shipping_not_negative"),
+    sa.CheckConstraint("total_cents = subtotal_cents + shipping_cents",
+                       name="total_is_subtotal_plus_shipping"),
+    sa.CheckConstraint(address_whole_or_absent("ship_"), name="ship_address_whole_or_absent"),
     sa.CheckConstraint("version >= 1", name="version_positive"),
     sa.UniqueConstraint("customer_id", "idempotency_key"),
 )
 sa.Index("ix_orders_customer_id_id", orders.c.customer_id, orders.c.id)
 sa.Index("ix_orders_status_id", orders.c.status, orders.c.id)
 sa.Index("ix_orders_status_reserved_until", orders.c.status, orders.c.reserved_until)
+
+# A customer's default shipping address, which the checkout page fills in.
+default_addresses = sa.Table(
+    "default_addresses", metadata,
+    sa.Column("user_id", Id, sa.ForeignKey("users.id"), primary_key=True),
+    *address_columns("", nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
 
 order_items = sa.Table(
     "order_items", metadata,

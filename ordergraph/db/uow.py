@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db.repositories import (
+    SqlAddressBook,
     SqlInventoryRepository,
     SqlOrderRepository,
     SqlOwedRefundRepository,
@@ -68,6 +69,7 @@ class SqlAlchemyUnitOfWork:
         self.orders = SqlOrderRepository(self._conn, track)
         self.owed_refunds = SqlOwedRefundRepository(self._conn, track)
         self.webhook_events = SqlWebhookEventRepository(self._conn, track)
+        self.addresses = SqlAddressBook(self._conn, track)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ordergraph.domain import events as ev
 from ordergraph.domain.errors import InsufficientStock, InvalidTransition, ValidationFailed
+from ordergraph.domain.shipping import Address
 
 # GraphQL's Int is a signed 32-bit integer: every amount and count we expose must fit in it.
 MAX_GRAPHQL_INT = 2**31 - 1
@@ -348,9 +349,13 @@ class Cart:
     def product_ids(self) -> list[int]:
         return [product_id for product_id, _ in self.quantities]
 
-    def fingerprint(self) -> str:
-        """Stable digest of the merged cart: equal carts give equal fingerprints."""
+    def fingerprint(self, ship_to: Address | None = None) -> str:
+        """Stable digest of the merged cart and where it ships: equal carts to equal
+        addresses give equal fingerprints (without an address, the cart's alone, as orders
+        from before shipping addresses recorded it)."""
         text = ";".join(f"{pid}x{qty}" for pid, qty in self.quantities)
+        if ship_to is not None:
+            text += f"|ship:{ship_to.fingerprint()}"
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -444,6 +449,9 @@ class Order:
     cart_fingerprint: str | None = None
     # How often the sweeper failed to expire it (it backs off; see OrderRepository.postpone).
     expiry_attempts: int = 0
+    # Where it ships and what shipping costs, as they were at checkout (none, 0: not shipped).
+    shipping_address: Address | None = None
+    shipping_cents: int = 0
     events: list[ev.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -451,11 +459,21 @@ class Order:
         return self.id
 
     @property
-    def total(self) -> Money:
-        total = Money(0, self.currency)
+    def subtotal(self) -> Money:
+        """The lines at their prices at checkout."""
+        subtotal = Money(0, self.currency)
         for line in self.lines:
-            total += line.total
-        return total
+            subtotal += line.total
+        return subtotal
+
+    @property
+    def shipping(self) -> Money:
+        return Money(self.shipping_cents, self.currency)
+
+    @property
+    def total(self) -> Money:
+        """What the customer pays: subtotal + shipping."""
+        return self.subtotal + self.shipping
 
     @property
     def next_statuses(self) -> tuple[OrderStatus, ...]:
@@ -482,6 +500,10 @@ class Order:
             "version": self.version,
             "currency": self.currency,
             "total": self.total.amount,
+            "subtotal": self.subtotal.amount,
+            "shipping": self.shipping_cents,
+            "shipping_address": self.shipping_address.snapshot()
+            if self.shipping_address else None,
             "lines": [
                 {"product_id": line.product_id, "quantity": line.quantity,
                  "unit_price": line.unit_price.amount}
@@ -570,6 +592,7 @@ def order_from_snapshot(data: dict[str, Any]) -> Order:
                           refund_status=RefundStatus(refund_status) if refund_status else None,
                           refund_id=payment_data.get("refund_id"))
     reserved_until = data.get("reserved_until")
+    address = data.get("shipping_address")
     return Order(
         id=int(data["id"]), customer_id=int(data["customer_id"]),
         status=OrderStatus(data["status"]),
@@ -580,6 +603,9 @@ def order_from_snapshot(data: dict[str, Any]) -> Order:
         updated_at=datetime.fromisoformat(data["updated_at"]),
         payment=payment,
         reserved_until=datetime.fromisoformat(reserved_until) if reserved_until else None,
+        # Events from before shipping carry neither: no address, shipping 0.
+        shipping_address=Address.from_snapshot(address) if address else None,
+        shipping_cents=int(data.get("shipping") or 0),
     )
 
 

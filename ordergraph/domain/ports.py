@@ -25,6 +25,7 @@ from ordergraph.domain.model import (
     User,
 )
 from ordergraph.domain.sales import SalesFigures, SalesWindow
+from ordergraph.domain.shipping import Address
 
 T = TypeVar("T")
 
@@ -111,6 +112,16 @@ class OwedRefundRepository(Protocol):
     async def failed(self, intent_id: str, *, error: str, at: datetime) -> None: ...
 
 
+class AddressBook(Protocol):
+    """Customers' default shipping addresses."""
+
+    async def get_default(self, user_id: int) -> Address | None: ...
+    async def set_default(self, user_id: int, address: Address | None, *,
+                          at: datetime) -> None:
+        """Keep `address` as the user's default (None forgets it)."""
+        ...
+
+
 class WebhookEventRepository(Protocol):
     async def claim(self, event_id: str, *, event_type: str, at: datetime) -> bool:
         """Record the event id; False if it was already processed."""
@@ -126,6 +137,7 @@ class UnitOfWork(Protocol):
     orders: OrderRepository
     owed_refunds: OwedRefundRepository
     webhook_events: WebhookEventRepository
+    addresses: AddressBook
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -180,6 +192,7 @@ class ReadStore(Protocol):
     async def audit_for_entities(self, entity_type: str,
                                  entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]: ...
     async def sales_report(self, window: SalesWindow) -> SalesFigures: ...
+    async def default_address(self, user_id: int) -> Address | None: ...
     async def ping(self) -> None: ...
 
 
@@ -203,8 +216,12 @@ class PaymentIntent:
 class PaymentGateway(Protocol):
     provider: str
 
-    async def create_intent(self, *, order_id: int, amount: Money,
-                            idempotency_key: str) -> PaymentIntent: ...
+    async def create_intent(self, *, order_id: int, amount: Money, idempotency_key: str,
+                            shipping: Address | None = None,
+                            receipt_email: str | None = None) -> PaymentIntent:
+        """Open a payment of `amount`; `shipping` and `receipt_email` go to the provider
+        with it (where the goods go, where the provider sends its receipt)."""
+        ...
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent: ...
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
                              idempotency_key: str) -> PaymentIntent: ...

@@ -24,6 +24,7 @@ from ordergraph.domain.ports import (
 )
 from ordergraph.domain.services.auth import user_for_token
 from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
+from ordergraph.domain.shipping import ShippingRates
 from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots
 
 K = TypeVar("K", contravariant=True)
@@ -74,6 +75,7 @@ class Services:
     rate_limiter: RateLimiter | None = None
     checkout_limits: CheckoutLimits = field(default_factory=CheckoutLimits)
     payment_provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE
+    shipping: ShippingRates = field(default_factory=ShippingRates)
     # Namespaces what we store at the payment provider; None until the database gave it.
     installation_id: str | None = ""
     role_changes: RoleChanges = field(default_factory=RoleChanges)

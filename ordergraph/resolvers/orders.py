@@ -12,6 +12,7 @@ from ordergraph.domain.services.checkout import checkout as checkout_service
 from ordergraph.domain.services.payments import PayResult
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
+from ordergraph.resolvers.shipping import AddressFields, parse_address
 
 ORDER_CURSOR = "order"
 
@@ -62,8 +63,14 @@ async def customer(ctx: RequestContext, order: Order) -> User:
 
 
 async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
-                   idempotency_key: str | None) -> CheckoutResult:
+                   idempotency_key: str | None,
+                   shipping_address: AddressFields | None = None) -> CheckoutResult:
     viewer = await ctx.require_user()
+    try:
+        ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
+    except DomainError as error:
+        ctx.services.metrics.checkout(error.code)
+        raise
     lines = []
     for index, (raw_product_id, quantity) in enumerate(items):
         product_id = parse_id(raw_product_id)
@@ -77,7 +84,8 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
         result = await checkout_service(
             s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
             idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
-            limits=s.checkout_limits, provider_deadline=s.payment_provider_deadline)
+            limits=s.checkout_limits, provider_deadline=s.payment_provider_deadline,
+            ship_to=ship_to, shipping=s.shipping, receipt_email=viewer.email)
     except DomainError as error:
         s.metrics.checkout(error.code)
         raise

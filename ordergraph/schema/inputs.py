@@ -37,10 +37,37 @@ class CartLineInput:
     quantity: int = strawberry.field(description="1 to 1000.")
 
 
+@strawberry.input(description="A postal address. Parts are trimmed and inner whitespace "
+                               "collapsed; empty optional parts become null.")
+class AddressInput:
+    name: str = strawberry.field(description="Who receives it; 1 to 100 characters.")
+    line1: str = strawberry.field(description="Street and number; 1 to 200 characters.")
+    line2: str | None = strawberry.field(default=UNSET, description="At most 200 characters.")
+    city: str = strawberry.field(description="1 to 100 characters.")
+    postal_code: str = strawberry.field(description="1 to 20 characters.")
+    region: str | None = strawberry.field(
+        default=UNSET, description="State, province or county; at most 100 characters.")
+    country: str = strawberry.field(
+        description="ISO 3166-1 alpha-2 code, e.g. `US` or `DE` (any case).")
+
+    def fields(self) -> dict[str, str | None]:
+        """The parts by their domain names (omitted optional parts are None)."""
+        return {"name": self.name, "line1": self.line1,
+                "line2": None if self.line2 is UNSET else self.line2, "city": self.city,
+                "postal_code": self.postal_code,
+                "region": None if self.region is UNSET else self.region,
+                "country": self.country}
+
+
 @strawberry.input
 class CheckoutInput:
     items: list[CartLineInput] = strawberry.field(
         description="1 to 100 lines; lines of the same product are merged.")
     idempotency_key: str | None = strawberry.field(
         default=UNSET,
-        description="Same key + same cart from the same user returns the same order.")
+        description="Same key + same cart (and address) from the same user returns the same "
+                    "order; a different cart or address is IDEMPOTENCY_KEY_REUSED.")
+    shipping_address: AddressInput | None = strawberry.field(
+        default=UNSET,
+        description="Where the order ships; shipping is charged only on an order with one. "
+                    "Required when the shop sets SHIPPING_REQUIRED.")

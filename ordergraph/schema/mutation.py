@@ -6,6 +6,7 @@ import strawberry
 from strawberry import UNSET
 
 from ordergraph.resolvers import accounts, catalog, orders
+from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.schema.enums import Role
 from ordergraph.schema.errors import (
     EmailTakenError,
@@ -20,6 +21,7 @@ from ordergraph.schema.errors import (
     ValidationError,
 )
 from ordergraph.schema.inputs import (
+    AddressInput,
     CheckoutInput,
     CreateProductInput,
     RegisterInput,
@@ -54,6 +56,11 @@ ORDER_ERRORS = (NotFoundError, InvalidTransitionError, PaymentError)
 def _session(session: object) -> AuthPayload:
     return AuthPayload(token=session.token, user=User.of(session.user),  # type: ignore[attr-defined]
                        expires_at=session.expires_at)  # type: ignore[attr-defined]
+
+
+def _address(address: AddressInput | None) -> dict[str, str | None] | None:
+    address = opt(address)
+    return address.fields() if address is not None else None
 
 
 def _order(order: object) -> OrderPayload:
@@ -122,7 +129,8 @@ class Mutation:
         return await as_result(
             orders.checkout(info.context,
                             items=[(line.product_id, line.quantity) for line in input.items],
-                            idempotency_key=opt(input.idempotency_key)),
+                            idempotency_key=opt(input.idempotency_key),
+                            shipping_address=_address(input.shipping_address)),
             lambda result: CheckoutPayload(order=Order.of(result.order),
                                            client_secret=result.client_secret),
             *CHECKOUT_ERRORS)
@@ -159,6 +167,16 @@ class Mutation:
                                      "Admins.", permission_classes=[IsAdmin])
     async def refund_order(self, info: Info, id: strawberry.ID) -> OrderResult:
         return await as_result(orders.refund_order(info.context, id=id), _order, *ORDER_ERRORS)
+
+    @strawberry.mutation(description="Keep your default shipping address (the checkout page "
+                                     "fills it in); null forgets it. Orders keep their own. "
+                                     "Logged in.",
+                         permission_classes=[IsAuthenticated])
+    async def update_default_address(self, info: Info,
+                                     address: AddressInput | None) -> UserResult:
+        return await as_result(
+            shipping_fields.update_default_address(info.context, fields=_address(address)),
+            lambda user: UserPayload(user=User.of(user)), NotFoundError, ValidationError)
 
     @strawberry.mutation(description="Make a user a CUSTOMER or an ADMIN. Admins.",
                          permission_classes=[IsAdmin])

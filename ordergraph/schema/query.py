@@ -9,6 +9,7 @@ import strawberry
 from strawberry import UNSET
 
 from ordergraph.resolvers import accounts, catalog, orders, sales
+from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
 from ordergraph.schema.sales import Granularity, SalesReport
@@ -20,6 +21,7 @@ from ordergraph.schema.types import (
     PaymentConfig,
     Product,
     ProductConnection,
+    ShippingRates,
     User,
     opt,
 )
@@ -96,6 +98,11 @@ class Query:
                            granularity: Granularity | None = Granularity.DAY) -> SalesReport:
         return SalesReport.of(await sales.sales_report(
             info.context, start=start, end=end, granularity=granularity or Granularity.DAY))
+
+    @strawberry.field(description="What shipping costs, to show before paying. Public.")
+    def shipping_rates(self, info: Info) -> ShippingRates:
+        return ShippingRates.of(shipping_fields.rates(info.context),
+                                info.context.services.currency)
 
     @strawberry.field(description="Which Stripe.js to load and with which key. Public.")
     def payment_config(self, info: Info) -> PaymentConfig:

@@ -15,9 +15,10 @@ import strawberry
 from strawberry import UNSET
 from strawberry.scalars import JSON
 
-from ordergraph.domain import model
+from ordergraph.domain import model, shipping
 from ordergraph.domain.ports import AuditRecord
 from ordergraph.resolvers import accounts, catalog, orders
+from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.resolvers.context import PaymentSettings, RequestContext
 from ordergraph.resolvers.pagination import Connection
 from ordergraph.schema.enums import ActorKind, OrderStatus, Role
@@ -42,6 +43,25 @@ class Money:
         return cls(amount=money.amount, currency=money.currency, formatted=money.formatted())
 
 
+@strawberry.type(description="A postal address, as the order or the customer keeps it.")
+class Address:
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    region: str | None
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2, upper case.")
+
+    @classmethod
+    def of(cls, address: shipping.Address | None) -> Address | None:
+        if address is None:
+            return None
+        return cls(name=address.name, line1=address.line1, line2=address.line2,
+                   city=address.city, postal_code=address.postal_code, region=address.region,
+                   country=address.country)
+
+
 @strawberry.type(description="An account. Customers see themselves; admins see everyone.")
 class User:
     id: strawberry.ID
@@ -49,6 +69,11 @@ class User:
     name: str | None
     role: Role
     created_at: datetime
+
+    @strawberry.field(description="Where the checkout page ships by default; only the user "
+                                  "sees it (null for everyone else).")
+    async def default_address(self, info: Info) -> Address | None:
+        return Address.of(await shipping_fields.default_address(info.context, int(self.id)))
 
     @classmethod
     def of(cls, user: model.User) -> User:
@@ -174,7 +199,12 @@ class Order:
     number: int = strawberry.field(description="Human-friendly, increasing.")
     status: OrderStatus
     items: list[OrderItem]
-    total: Money
+    subtotal: Money = strawberry.field(description="The items at their prices at checkout.")
+    shipping: Money = strawberry.field(description="Shipping as it cost at checkout; 0 for "
+                                                   "an order without an address.")
+    total: Money = strawberry.field(description="subtotal + shipping: what the customer pays.")
+    shipping_address: Address | None = strawberry.field(
+        description="Where it ships, as given at checkout; null when not shipped.")
     reserved_until: datetime | None = strawberry.field(
         description="While PAYMENT_PENDING: when the stock goes back on sale if unpaid.")
     next_statuses: list[OrderStatus] = strawberry.field(
@@ -210,7 +240,9 @@ class Order:
             items=[OrderItem(quantity=line.quantity, unit_price=Money.of(line.unit_price),
                              total=Money.of(line.total), _product_id=line.product_id)
                    for line in order.lines],
-            total=Money.of(order.total), reserved_until=order.reserved_until,
+            subtotal=Money.of(order.subtotal), shipping=Money.of(order.shipping),
+            total=Money.of(order.total), shipping_address=Address.of(order.shipping_address),
+            reserved_until=order.reserved_until,
             next_statuses=list(order.next_statuses), version=order.version,
             created_at=order.created_at, updated_at=order.updated_at, _order=order)
 
@@ -298,3 +330,21 @@ class PaymentConfig:
     def of(cls, settings: PaymentSettings) -> PaymentConfig:
         return cls(provider=settings.provider, publishable_key=settings.publishable_key,
                    stripe_js_url=settings.stripe_js_url, mode=settings.mode)
+
+
+@strawberry.type(description="What shipping costs, to show before paying. An order with an "
+                             "address pays `flatRate`, or nothing when its subtotal is at least "
+                             "`freeShippingOver`; one without an address pays no shipping.")
+class ShippingRates:
+    flat_rate: Money = strawberry.field(description="Per order; 0 means free.")
+    free_shipping_over: Money | None = strawberry.field(
+        description="Subtotals from this amount on ship free; null: never by subtotal.")
+    required: bool = strawberry.field(description="Whether checkout needs a shippingAddress.")
+
+    @classmethod
+    def of(cls, rates: shipping.ShippingRates, currency: str) -> ShippingRates:
+        free = rates.free_over_cents
+        return cls(flat_rate=Money.of(model.Money(rates.flat_cents, currency)),
+                   free_shipping_over=None if free is None
+                   else Money.of(model.Money(free, currency)),
+                   required=rates.required)

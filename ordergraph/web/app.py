@@ -39,6 +39,7 @@ from ordergraph.db.readstore import SqlReadStore
 from ordergraph.db.uow import SqlAlchemyUnitOfWork
 from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway, RateLimiter
 from ordergraph.domain.services.checkout import CheckoutLimits
+from ordergraph.domain.shipping import ShippingRates
 from ordergraph.resolvers.context import PaymentSettings, Services
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.schema.schema import build_schema
@@ -156,6 +157,9 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
         checkout_limits=CheckoutLimits(max_open_orders=settings.max_unpaid_orders,
                                        max_reserved_units=settings.max_unpaid_units),
         payment_provider_deadline=settings.payment_provider_deadline,
+        shipping=ShippingRates(flat_cents=settings.shipping_flat_cents,
+                               free_over_cents=settings.free_shipping_over_cents,
+                               required=settings.shipping_required),
         currency=settings.currency,
         payment=payment_settings(settings),
         make_loaders=lambda: make_loaders(reader),

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -43,13 +44,13 @@ class FaultyGateway(StripeGateway):
         self.create_entered = asyncio.Event()
         self.lose_confirm_answers = False
 
-    async def create_intent(self, *, order_id: int, amount: Money,
-                            idempotency_key: str) -> PaymentIntent:
+    async def create_intent(self, *, order_id: int, amount: Money, idempotency_key: str,
+                            **details: Any) -> PaymentIntent:
         self.create_entered.set()
         if self.hang_on_create:
             await asyncio.sleep(60)
         return await super().create_intent(order_id=order_id, amount=amount,
-                                           idempotency_key=idempotency_key)
+                                           idempotency_key=idempotency_key, **details)
 
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
                              idempotency_key: str) -> PaymentIntent:

@@ -12,7 +12,9 @@ clock past every reservation, the sweeper run): money that was owed must then be
    refunded in full (mid-run also: the app has not heard yet, or owes the refund); never
    more than one refund per intent, never more than was captured; nothing refunded is
    FULFILLED; PAID/FULFILLED only with a capture of the order's amount and currency; an order
-   REFUNDED was refunded at the provider.
+   REFUNDED was refunded at the provider. Totals: an order's subtotal is its lines at their
+   prices, its total subtotal + shipping, its shipping 0 without an address and the shop's
+   rate for the subtotal with one; a capture is compared with subtotal + shipping.
 3. What the API answered happened: no PAYMENT_DECLINED for an intent that succeeded; a
    cancel, fulfilment, refund or payment that answered success shows in the order.
 """
@@ -27,6 +29,7 @@ import httpx
 import psycopg
 
 from ordergraph.domain.model import MAX_LINE_QUANTITY
+from ordergraph.domain.shipping import ShippingRates
 from tests.chaos.webhooks import list_all
 from tests.support import psycopg_dsn
 
@@ -76,6 +79,15 @@ class OrderRow:
     currency: str
     intent_id: str | None
     refund_status: str | None
+    subtotal_cents: int = 0
+    shipping_cents: int = 0
+    lines_cents: int = 0  # the sum of its lines at their unit prices
+    ships: bool = False   # it has an address
+
+    @property
+    def payable(self) -> int:
+        """What the customer must pay: subtotal + shipping."""
+        return self.subtotal_cents + self.shipping_cents
 
 
 class Db:
@@ -92,9 +104,34 @@ class Db:
 
 
 def order_rows(db: Db) -> dict[int, OrderRow]:
-    return {r[0]: OrderRow(int(r[0]), r[1], int(r[2]), str(r[3]).lower(), r[4], r[5])
-            for r in db.rows("SELECT id, status, total_cents, currency, payment_intent_id, "
-                             "refund_status FROM orders ORDER BY id")}
+    return {r[0]: OrderRow(int(r[0]), r[1], int(r[2]), str(r[3]).lower(), r[4], r[5],
+                           int(r[6]), int(r[7]), int(r[8]), bool(r[9]))
+            for r in db.rows(
+                "SELECT o.id, o.status, o.total_cents, o.currency, o.payment_intent_id, "
+                "o.refund_status, o.subtotal_cents, o.shipping_cents, "
+                "(SELECT COALESCE(SUM(i.quantity * i.unit_price_cents), 0) FROM order_items i "
+                " WHERE i.order_id = o.id), o.ship_country IS NOT NULL "
+                "FROM orders o ORDER BY o.id")}
+
+
+def totals_problems(orders: dict[int, OrderRow], shipping: ShippingRates | None) -> list[str]:
+    """Every order's figures add up, and its shipping is what the shop charges."""
+    problems = []
+    for order in orders.values():
+        where = f"totals: order {order.id}"
+        if order.subtotal_cents != order.lines_cents:
+            problems.append(f"{where} has subtotal {order.subtotal_cents} but its lines "
+                            f"come to {order.lines_cents}")
+        if order.total_cents != order.payable:
+            problems.append(f"{where} totals {order.total_cents}, not subtotal "
+                            f"{order.subtotal_cents} + shipping {order.shipping_cents}")
+        expected = 0 if not order.ships or shipping is None else \
+            shipping.cost_cents(order.subtotal_cents)
+        if shipping is not None and order.shipping_cents != expected:
+            problems.append(f"{where} ({'shipped' if order.ships else 'not shipped'}, "
+                            f"subtotal {order.subtotal_cents}) pays shipping "
+                            f"{order.shipping_cents}, not {expected}")
+    return problems
 
 
 STOCK_BY_PRODUCT = """
@@ -213,10 +250,11 @@ def money_problems(orders: dict[int, OrderRow], provider: ProviderView, *,
                 problems.append(f"money: order {order.id} is {order.status} but its intent "
                                 f"{order.intent_id} is "
                                 f"{intent.get('status') if intent else 'unknown'}")
-            elif captured(intent) != (order.total_cents, order.currency):
+            elif captured(intent) != (order.payable, order.currency):
                 problems.append(f"money: order {order.id} is {order.status} for "
-                                f"{order.total_cents} {order.currency} but the provider "
-                                f"captured {captured(intent)}")
+                                f"{order.subtotal_cents} + {order.shipping_cents} shipping "
+                                f"{order.currency} but the provider captured "
+                                f"{captured(intent)}")
         if order.status == "REFUNDED" and (
                 intent is None or provider.refunded(intent) < int(intent.get("amount") or 0)):
             problems.append(f"money: order {order.id} is REFUNDED but the provider shows "
@@ -275,9 +313,11 @@ def owed_problems(db: Db) -> list[str]:
 
 def violations(db: Db, provider: ProviderView, brought_in: dict[int, int],
                claims: list[Claim], *, final: bool = False,
-               foreign: AbstractSet[str] = frozenset()) -> list[str]:
+               foreign: AbstractSet[str] = frozenset(),
+               shipping: ShippingRates | None = None) -> list[str]:
     orders = order_rows(db)
     return (stock_problems(db, brought_in)
+            + totals_problems(orders, shipping)
             + money_problems(orders, provider, final=final, foreign=foreign)
             + claim_problems(claims, orders, provider)
             + (owed_problems(db) if final else []))

@@ -49,7 +49,7 @@ from ordergraph.domain.services.auth import create_user
 from tests.chaos.faults import MODES, TARGETS, Fault
 from tests.chaos.invariant import Claim, ProviderView, provider_view, violations
 from tests.chaos.webhooks import intent_of
-from tests.chaos.world import RESERVATION_TTL, World
+from tests.chaos.world import ADDRESSES, RESERVATION_TTL, SHIPPING, World
 from tests.support import (
     ADJUST_STOCK,
     CARD_3DS,
@@ -146,7 +146,8 @@ class ChaosMachine(RuleBasedStateMachine):
         self.tokens: dict[str, str] = {}
         self.user_ids: dict[str, int] = {}
         self.staff_is_admin = True
-        self.keys: dict[tuple[str, str], dict[int, int]] = {}
+        # What each idempotency key was first used for: the cart and where it ships.
+        self.keys: dict[tuple[str, str], tuple[dict[int, int], str | None]] = {}
         self.intents: dict[int, str | None] = {}
         self.foreign_intents: set[str] = set()
         self.races = 0
@@ -230,29 +231,31 @@ class ChaosMachine(RuleBasedStateMachine):
     # ---- operations (coroutines shared by the rules and the races) ------------------------
 
     async def _checkout(self, customer: str, lines: list[tuple[int, int]],
-                        key: str | None) -> OrderRef | None:
+                        key: str | None, ship: str | None = None) -> OrderRef | None:
         items = [{"productId": str(self.products[p]), "quantity": q} for p, q in lines]
         cart: dict[int, int] = {}
         for p, q in lines:
             cart[self.products[p]] = cart.get(self.products[p], 0) + q
         known = self.keys.get((customer, key)) if key else None
         existing = self._keyed_order(customer, key)
-        result = await self.gql(CHECKOUT, {"input": {"items": items, "idempotencyKey": key}},
-                                customer)
+        result = await self.gql(CHECKOUT, {"input": {
+            "items": items, "idempotencyKey": key,
+            "shippingAddress": ADDRESSES[ship] if ship else None}}, customer)
         kind = result["__typename"]
         order = result.get("order")
-        self.say(f"checkout {customer} {lines} key={key} -> {kind} {result.get('code') or ''}"
+        self.say(f"checkout {customer} {lines} key={key} ship={ship} -> {kind} "
+                 f"{result.get('code') or ''}"
                  f"{order['id'] + ' ' + order['status'] if order else ''}")
         if existing is not None and known is not None:
-            if known == cart:  # a retry: the order the key made, whatever happened since
+            if known == (cart, ship):  # a retry: the order the key made, whatever happened
                 same = kind == "CheckoutPayload" and int(order["id"]) == existing
                 assert same, f"key {key} made order {existing}; the same cart got {result}"
             else:
                 assert kind != "CheckoutPayload", \
-                    f"key {key} of order {existing} accepted another cart: {result}"
+                    f"key {key} of order {existing} accepted another cart or address: {result}"
         if key and (customer, key) not in self.keys and \
                 self._keyed_order(customer, key) is not None:
-            self.keys[(customer, key)] = cart
+            self.keys[(customer, key)] = (cart, ship)
         if kind != "CheckoutPayload":
             return None
         ref = OrderRef(int(order["id"]), customer)
@@ -355,18 +358,21 @@ class ChaosMachine(RuleBasedStateMachine):
     @rule(target=orders, customer=st.sampled_from(["alice", "bob"]),
           lines=st.lists(st.tuples(st.integers(0, 1), st.sampled_from([1, 2, 1, 3, 1, 2, 600])),
                          min_size=1, max_size=3),
-          key=st.sampled_from([None, None, "k1", None, None, "k2"]), fault=FAULTS)
+          key=st.sampled_from([None, None, "k1", None, None, "k2"]), fault=FAULTS,
+          ship=st.sampled_from([None, "home", "office", "home"]))
     def checkout(self, customer: str, lines: list[tuple[int, int]], key: str | None,
-                 fault: Fault) -> Any:
+                 fault: Fault, ship: str | None = None) -> Any:
         with self.fault(fault):
-            ref = self.run(self._checkout(customer, lines, key))
+            ref = self.run(self._checkout(customer, lines, key, ship))
         return ref or OrderRef(0, customer)
 
     @rule(target=orders, customer=st.sampled_from(["alice", "bob"]),
-          product=st.integers(0, 1), quantity=st.integers(1, 2), fault=FAULTS)
-    def paid_order(self, customer: str, product: int, quantity: int, fault: Fault) -> Any:
+          product=st.integers(0, 1), quantity=st.integers(1, 2), fault=FAULTS,
+          ship=st.sampled_from([None, "home"]))
+    def paid_order(self, customer: str, product: int, quantity: int, fault: Fault,
+                   ship: str | None = None) -> Any:
         """The usual journey in one step: checkout, then pay with a good card."""
-        ref = self.run(self._checkout(customer, [(product, quantity)], None))
+        ref = self.run(self._checkout(customer, [(product, quantity)], None, ship))
         if ref is None:
             return OrderRef(0, customer)
         with self.fault(fault):
@@ -586,9 +592,10 @@ class ChaosMachine(RuleBasedStateMachine):
         key = f"race-{self.races}"  # a fresh key: the double submit of one cart
 
         async def together() -> list[Any]:
-            first = self._checkout(customer, [(product, quantity)], key)
+            first = self._checkout(customer, [(product, quantity)], key, "office")
             if against == "same-key":
-                second: Awaitable[Any] = self._checkout(customer, [(product, quantity)], key)
+                second: Awaitable[Any] = self._checkout(customer, [(product, quantity)], key,
+                                                        "office")
             elif against == "adjust":
                 second = self.gql(ADJUST_STOCK, {"productId": str(self.products[product]),
                                                  "delta": -1, "reason": "race"}, "boss")
@@ -614,7 +621,7 @@ class ChaosMachine(RuleBasedStateMachine):
             return
         STATS["steps checked"] += 1
         problems = violations(self.world.db, self.run(self._observe()), self.brought_in,
-                              self.claims, foreign=self.foreign_intents)
+                              self.claims, foreign=self.foreign_intents, shipping=SHIPPING)
         assert not problems, "invariant broken:\n  " + "\n  ".join(problems)
         self.settled = True
 
@@ -634,7 +641,7 @@ class ChaosMachine(RuleBasedStateMachine):
             STATS[f"order ended {status}"] += 1
         problems = violations(self.world.db, self.run(provider_view(self.world.stripe)),
                               self.brought_in, self.claims, final=True,
-                              foreign=self.foreign_intents)
+                              foreign=self.foreign_intents, shipping=SHIPPING)
         assert not problems, "after the final settle:\n  " + "\n  ".join(problems)
 
     async def _settle(self) -> list[str]:
@@ -735,7 +742,8 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         *[("race", {"order": i, "race": "refund+fulfil", "fault": NONE}) for i in range(3)],
     ],
     "item 2: Pay again after the browser paid": [
-        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE,
+                      "ship": "home"}),
         ("browser", {"order": 0, "action": "pays ok"}),
         ("pay", {"order": 0, "card": "ok", "fault": NONE}),
     ],
@@ -745,7 +753,8 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         *[("race", {"order": i, "race": "pay+pay", "fault": NONE}) for i in range(3)],
     ],
     "item 3: a capture in another currency": [
-        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE,
+                      "ship": "home"}),
         ("provider", {"order": 0, "change": "currency eur"}),
         ("pay", {"order": 0, "card": "ok", "fault": NONE}),
     ],
@@ -768,8 +777,9 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("provider", {"order": 0, "change": "currency eur"}),
     ],
     **{f"race: {race}": [
-        *[("checkout", {"customer": c, "lines": [(0, 1)], "key": None, "fault": NONE})
-          for c in ("alice", "bob", "alice")],
+        *[("checkout", {"customer": c, "lines": [(0, 1)], "key": None, "fault": NONE,
+                        "ship": ship})
+          for c, ship in (("alice", None), ("bob", "home"), ("alice", "office"))],
         *[("race", {"order": i, "race": race, "fault": NONE}) for i in range(3)],
     ] for race in ("pay+cancel", "browser-pay, then expire+webhook",
                    "browser-pay, then cancel+webhook", "browser-pay, then webhook+webhook+sync")},
@@ -781,6 +791,26 @@ KNOWN: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": None, "fault": NONE}),
         ("browser", {"order": 0, "action": "pays ok"}),
         ("pay", {"order": 0, "card": "ok", "fault": Fault("500", "retrieve", 3)}),
+    ],
+    # Issue 14: shipping. The same key with another address is another cart; shipping is
+    # charged on a shipped order under the threshold, not at it, and never without an address.
+    "shipping: one key, two addresses": [
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": "k1", "fault": NONE,
+                      "ship": "home"}),
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": "k1", "fault": NONE,
+                      "ship": "office"}),
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": "k1", "fault": NONE,
+                      "ship": None}),
+        ("checkout", {"customer": "alice", "lines": [(0, 1)], "key": "k1", "fault": NONE,
+                      "ship": "home"}),
+        ("pay", {"order": 0, "card": "ok", "fault": NONE}),
+    ],
+    "shipping: at the free threshold and under it": [
+        ("paid_order", {"customer": "alice", "product": 1, "quantity": 2, "fault": NONE,
+                        "ship": "home"}),
+        ("paid_order", {"customer": "bob", "product": 1, "quantity": 1, "fault": NONE,
+                        "ship": "home"}),
+        ("paid_order", {"customer": "bob", "product": 0, "quantity": 1, "fault": NONE}),
     ],
     "item 8: duplicate lines over the per-line cap": [
         ("stock", {"product": 0, "change": ("set", 2000), "who": "boss"}),

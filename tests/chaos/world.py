@@ -27,6 +27,7 @@ import httpx
 from ordergraph.adapters import stripe_gateway
 from ordergraph.adapters.clock import OffsetClock
 from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.domain.shipping import ShippingRates
 from ordergraph.web.app import Overrides
 from tests.chaos.faults import FaultProxy
 from tests.chaos.invariant import Db
@@ -36,6 +37,15 @@ from tests.support import Api, Customer, execute, live_server, rows, settings_fo
 T = TypeVar("T")
 
 RESERVATION_TTL = timedelta(minutes=15)
+# Shipping where it matters: $7 on a shipped order under $50 (one or two of the $10 product,
+# one $25), free from $50 on (exactly $50 is two of the $25 one); none without an address.
+SHIPPING = ShippingRates(flat_cents=700, free_over_cents=5000)
+ADDRESSES: dict[str, dict[str, str | None]] = {
+    "home": {"name": "Alice Chaos", "line1": "1 Rue de Rivoli", "line2": None, "city": "Paris",
+             "postalCode": "75001", "region": None, "country": "FR"},
+    "office": {"name": "Bob Chaos", "line1": "350 Fifth Avenue", "line2": "Floor 21",
+               "city": "New York", "postalCode": "10118", "region": "NY", "country": "US"},
+}
 # The gateway's HTTP timeout while the app runs here, so that a "timeout" fault costs about
 # a second instead of the production 15 s. The proxy holds a timed-out request a bit longer.
 GATEWAY_TIMEOUT_SECONDS = 1.0
@@ -95,7 +105,9 @@ class World:
                                 hold_seconds=GATEWAY_TIMEOUT_SECONDS + 0.5)
         await self.proxy.start()
         settings = settings_for(self.database_url, stripe_api_base=self.proxy.api_base,
-                                reservation_ttl=RESERVATION_TTL)
+                                reservation_ttl=RESERVATION_TTL,
+                                shipping_flat_cents=SHIPPING.flat_cents,
+                                free_shipping_over_cents=SHIPPING.free_over_cents)
         overrides = Overrides(clock=self.clock, passwords=PlainPasswords(), run_sweeper=False)
         # The app builds its own gateway (whatever build_gateway makes of the settings) at
         # startup; only its HTTP timeout is shortened, for the startup only.

@@ -21,7 +21,15 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from ordergraph.adapters.localstripe import free_port
-from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, ORDERGRAPH, Browsing, Shop
+from tests.e2e.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FREE_SHIPPING_OVER_CENTS,
+    ORDERGRAPH,
+    SHIPPING_FLAT_CENTS,
+    Browsing,
+    Shop,
+)
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> None:
@@ -51,7 +59,10 @@ def shop(fresh_pg_database: str, tmp_path: Path) -> Iterator[Shop]:
     env = {**os.environ, "DATABASE_URL": fresh_pg_database, "ORDERGRAPH_ENV": "development",
            "STRIPE_API_BASE": "", "STRIPE_SECRET_KEY": "", "STRIPE_PUBLISHABLE_KEY": "",
            "STRIPE_WEBHOOK_SECRET": "", "BROADCAST_URL": "", "CORS_ORIGINS": "",
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING",
+           # Shipping costs $4.99, free from $500: the journeys see both.
+           "SHIPPING_FLAT_CENTS": str(SHIPPING_FLAT_CENTS),
+           "FREE_SHIPPING_OVER_CENTS": str(FREE_SHIPPING_OVER_CENTS)}
     _run(["migrate"], env, tmp_path)
     _run(["seed"], env, tmp_path)
     port = free_port()

@@ -26,6 +26,8 @@ ORDERGRAPH = [sys.executable, "-m", "ordergraph.cli"]
 CUSTOMER = ("customer@example.com", "customer123")
 ADMIN = ("admin@example.com", "admin123")
 CARD_OK = "4242424242424242"
+SHIPPING_FLAT_CENTS = 499
+FREE_SHIPPING_OVER_CENTS = 50000
 CARD_DECLINED = "4000000000000341"
 
 # Unhandled rejections and Content-Security-Policy violations also reach the console as
@@ -199,6 +201,19 @@ def fill_card(page: Page, number: str) -> None:
     field_.get_by_label("Expiry year (YY)").fill("34")
     field_.get_by_label("Security code (CVC)").fill("123")
     field_.get_by_label("Postal code").fill("10001")
+
+
+def fill_address(page: Page, *, name: str, line1: str, city: str, postal_code: str,
+                 country: str, line2: str = "", region: str = "") -> None:
+    """The checkout page's shipping address, typed as a customer does."""
+    form = page.get_by_role("group", name="Shipping address")
+    form.get_by_label("Full name").fill(name)
+    form.get_by_label("Address", exact=True).fill(line1)
+    form.get_by_label("Apartment, suite, etc. (optional)").fill(line2)
+    form.get_by_label("City").fill(city)
+    form.get_by_label("Postal code").fill(postal_code)
+    form.get_by_label("State, province or region (optional)").fill(region)
+    form.get_by_label("Country").select_option(country)
 
 
 def mark_no_reload(page: Page) -> None:

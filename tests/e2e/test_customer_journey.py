@@ -14,6 +14,7 @@ from tests.e2e.support import (
     Shop,
     add_to_cart,
     assert_not_reloaded,
+    fill_address,
     fill_card,
     log_in,
     mark_no_reload,
@@ -46,23 +47,53 @@ def test_register_buy_pay_and_see_paid_then_fulfilled_live(shop: Shop, browse: B
     expect(page.locator("#cart-link [data-cart-count]")).to_have_text("3")
     page.locator("#cart-link").click()
     expect(page.get_by_role("heading", name="Cart")).to_be_visible()
-    expect(page.get_by_role("complementary", name="Summary")).to_contain_text("$309.97")
+    # Shipping is shown before paying: $4.99 under $500, and what is missing to ship free.
+    summary = page.get_by_role("complementary", name="Summary")
+    expect(summary.locator("[data-subtotal]")).to_have_text("$309.97")
+    expect(summary.locator("[data-shipping]")).to_have_text("$4.99")
+    expect(summary.locator("[data-total]")).to_have_text("$314.96")
+    expect(summary.locator("[data-free-shipping-hint]")).to_contain_text("add $190.03 more")
     page.get_by_role("button", name="Checkout").click()
 
-    # Checkout: the card field comes from the Stripe.js that paymentConfig names.
+    # Checkout: the address first; a missing part is said next to it, nothing is sent.
     expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
+    expect(page.get_by_role("region", name="Order summary").locator("[data-shipping]")) \
+        .to_have_text("$4.99")
     fill_card(page, CARD_OK)
-    pay = page.get_by_role("button", name="Pay $309.97")
+    pay = page.get_by_role("button", name="Pay $314.96")
     expect(pay).to_be_enabled()
+    address = page.get_by_role("group", name="Shipping address")
+    fill_address(page, name="Grace Hopper", line1="", city="Arlington", postal_code="22201",
+                 region="VA", country="US")
+    pay.click()
+    line1 = address.get_by_label("Address", exact=True)
+    expect(line1).to_have_attribute("aria-invalid", "true")
+    expect(line1).to_be_focused()
+    expect(address).to_contain_text("This is required.")
+    # A part the server refuses (a control character) comes back next to its field.
+    fill_address(page, name="Grace\u0007Hopper", line1="1 Navy Way", city="Arlington",
+                 postal_code="22201", region="VA", country="US")
+    pay.click()
+    name_field = address.get_by_label("Full name")
+    expect(name_field).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#checkout-error")).to_have_text("Check the shipping address.")
+    name_field.fill("Grace Hopper")
     browse.screenshot(page, "checkout")
     pay.click()
 
-    # The order page: PAID, with its items, total and timeline.
+    # The order page: PAID, with its items, totals, address and timeline.
     expect(page).to_have_url(re.compile(r"#/orders/\d+$"))
     order_id = page.url.rsplit("/", 1)[1]
     status = page.locator("#order-status")
     expect(status).to_have_text("Paid")
-    expect(page.locator("[data-order-total]")).to_have_text("$309.97")
+    expect(page.locator("[data-order-subtotal]")).to_have_text("$309.97")
+    expect(page.locator("[data-order-shipping]")).to_have_text("$4.99")
+    expect(page.locator("[data-order-total]")).to_have_text("$314.96")
+    shipped_to = page.locator("[data-address]")
+    expect(shipped_to).to_contain_text("Grace Hopper")
+    expect(shipped_to).to_contain_text("1 Navy Way")
+    expect(shipped_to).to_contain_text("22201 Arlington")
+    expect(shipped_to).to_contain_text("United States")
     expect(page.get_by_role("table")).to_contain_text("Wireless Mouse")
     expect(page.locator(".timeline")).to_contain_text("Payment succeeded")
     expect(page.locator("#cart-link [data-cart-count]")).to_have_text("0")
@@ -74,6 +105,8 @@ def test_register_buy_pay_and_see_paid_then_fulfilled_live(shop: Shop, browse: B
     log_in(admin, shop, *ADMIN, next_path="/admin")
     card = admin.locator(f'[data-column="paid"] [data-order-id="{order_id}"]')
     expect(card).to_contain_text("grace@example.com")
+    expect(card.locator("[data-address]")).to_have_text(
+        "Ship to Grace Hopper, Arlington, United States")
     browse.screenshot(admin, "admin-board")
     shop.wait_for_live_subscriptions(2)  # the order page's orderUpdated, the board's orderEvents
     card.get_by_role("button", name=re.compile(r"^Fulfil order")).click()
@@ -88,6 +121,6 @@ def test_register_buy_pay_and_see_paid_then_fulfilled_live(shop: Shop, browse: B
 
     # And "My orders" lists it with its status.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="My orders").click()
-    listed = page.get_by_role("link", name=re.compile(r"Order #\d+, Fulfilled, \$309\.97"))
+    listed = page.get_by_role("link", name=re.compile(r"Order #\d+, Fulfilled, \$314\.96"))
     expect(listed).to_be_visible()
     browse.assert_clean()

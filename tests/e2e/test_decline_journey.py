@@ -15,6 +15,7 @@ from tests.e2e.support import (
     Browsing,
     Shop,
     add_to_cart,
+    fill_address,
     fill_card,
     log_in,
 )
@@ -31,6 +32,11 @@ def test_declined_card_keeps_the_cart_and_releases_stock(shop: Shop, browse: Bro
     add_to_cart(page, "4K Monitor", 2)
     page.goto(f"{shop.base}/#/checkout")
     expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
+    fill_address(page, name="Kim Doe", line1="Hauptstraße 5", city="Berlin", postal_code="10115",
+                 country="DE")
+    # $799.98 is over the free-shipping threshold.
+    expect(page.get_by_role("region", name="Order summary").locator("[data-shipping]")) \
+        .to_have_text("Free")
     fill_card(page, CARD_DECLINED)
     page.get_by_role("button", name="Pay $799.98").click()
 
@@ -50,9 +56,14 @@ def test_declined_card_keeps_the_cart_and_releases_stock(shop: Shop, browse: Bro
         time.sleep(0.2)
     assert shop.stock(MONITOR) == before == {"available": 25, "reserved": 0}
 
-    # The cart is still there after a reload; another card pays for a new order.
+    # The cart is still there after a reload, the address filled in from the default the
+    # first attempt saved; another card pays for a new order.
     page.reload()
     expect(page.locator("#cart-link [data-cart-count]")).to_have_text("2")
+    address = page.get_by_role("group", name="Shipping address")
+    expect(address.get_by_label("Full name")).to_have_value("Kim Doe")
+    expect(address.get_by_label("Address", exact=True)).to_have_value("Hauptstraße 5")
+    expect(address.get_by_label("Country")).to_have_value("DE")
     fill_card(page, CARD_OK)
     page.get_by_role("button", name="Pay $799.98").click()
     expect(page.locator("#order-status")).to_have_text("Paid")

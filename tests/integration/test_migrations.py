@@ -61,3 +61,50 @@ def test_check_constraints_have_the_names_the_code_expects(fresh_pg_database: st
             if isinstance(constraint, sa.CheckConstraint):
                 expected.add((table.name, str(constraint.name)))
     assert found == expected
+
+
+OLD_ORDER = [
+    "INSERT INTO users (id, email, name, role, password_hash, created_at) VALUES "
+    "(1, 'old@example.com', 'Old', 'CUSTOMER', 'x', '2026-01-01T00:00:00+00:00')",
+    "INSERT INTO products (id, sku, name, description, price_cents, currency, active, "
+    "created_at, updated_at) VALUES (1, 'old-lamp', 'Old lamp', '', 2500, 'usd', true, "
+    "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+    "INSERT INTO orders (id, customer_id, status, currency, total_cents, version, "
+    "created_at, updated_at) VALUES (1, 1, 'PAID', 'usd', 5000, 3, "
+    "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+    "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+    "VALUES (1, 1, 2, 2500)",
+]
+
+
+async def test_orders_from_before_shipping_stay_valid(empty_database: str) -> None:
+    """0004: an existing order has no address, shipping 0 and its total as subtotal; the
+    database then refuses a total that is not subtotal + shipping."""
+    from ordergraph.db.engine import create_engine
+    from ordergraph.db.readstore import SqlReadStore
+
+    migrate.upgrade(empty_database, "0003")
+    engine = sa.create_engine(migrate.sync_url(empty_database))
+    with engine.begin() as conn:
+        for statement in OLD_ORDER:
+            conn.execute(sa.text(statement))
+    migrate.upgrade(empty_database)
+
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT subtotal_cents, shipping_cents, total_cents, ship_country FROM orders"
+        )).all() == [(5000, 0, 5000, None)]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE orders SET shipping_cents = 100"))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE orders SET ship_country = 'DE'"))  # half an address
+    engine.dispose()
+
+    # The app reads it as it was: no address, no shipping.
+    async_engine = create_engine(empty_database)
+    try:
+        order = (await SqlReadStore(async_engine).orders_by_ids([1]))[1]
+    finally:
+        await async_engine.dispose()
+    assert (order.subtotal.amount, order.shipping.amount, order.total.amount) == (5000, 0, 5000)
+    assert order.shipping_address is None

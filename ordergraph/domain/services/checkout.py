@@ -31,6 +31,7 @@ from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOf
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.shipping import Address, ShippingRates
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class CheckoutResult:
     products: Mapping[int, Product] = field(default_factory=dict)
 
 
+FREE_SHIPPING = ShippingRates()
+
+
 def intent_key(order_id: int) -> str:
     """The idempotency key that opens the order's PaymentIntent: asking again with it finds
     the same intent at the provider (see close_unrecorded_intent)."""
@@ -66,16 +70,23 @@ def intent_key(order_id: int) -> str:
 async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
                    lines: Iterable[tuple[int, int]], idempotency_key: str | None,
                    reservation_ttl: timedelta, limits: CheckoutLimits = CheckoutLimits(),
-                   provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> CheckoutResult:
+                   provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE,
+                   ship_to: Address | None = None,
+                   shipping: ShippingRates = FREE_SHIPPING,
+                   receipt_email: str | None = None) -> CheckoutResult:
     """Create an order for the cart, reserve its stock, and open its PaymentIntent.
 
-    Raises ValidationFailed, NotFound, InsufficientStock, TooManyOpenOrders or
-    IdempotencyKeyReused with nothing written; PaymentFailed(PAYMENT_PROVIDER_ERROR) after
-    cancelling the order if the provider cannot open the payment within `provider_deadline`.
-    The same key with the same cart returns the same order, and finishes it if its first
-    checkout died before the payment was opened.
+    An order with an address (`ship_to`) pays shipping as `shipping` says; one without
+    ships nothing and pays none. Raises ValidationFailed, NotFound, InsufficientStock,
+    TooManyOpenOrders or IdempotencyKeyReused with nothing written;
+    PaymentFailed(PAYMENT_PROVIDER_ERROR) after cancelling the order if the provider cannot
+    open the payment within `provider_deadline`. The same key with the same cart and address
+    returns the same order, and finishes it if its first checkout died before the payment
+    was opened.
     """
     cart = Cart.from_lines(lines)
+    if ship_to is None and shipping.required:
+        raise ValidationFailed("Enter the address to ship to.", field="shippingAddress")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise ValidationFailed(
             f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
@@ -85,7 +96,7 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
 
     order, products = await in_transaction(
         uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor,
-                                   reservation_ttl, limits)
+                                   reservation_ttl, limits, ship_to, shipping)
     )
     if order.status is not OrderStatus.CREATED:  # the same key and cart again: that order
         return CheckoutResult(order, _client_secret(order))
@@ -95,7 +106,7 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
 
     # Step 3: the provider call happens outside any transaction: no row lock is held.
     intent = await _open_intent(uow, gateway, clock, order, provider_deadline,
-                                cancel_on_failure=not resumed)
+                                cancel_on_failure=not resumed, receipt_email=receipt_email)
     payment = Payment(provider=gateway.provider, intent_id=intent.id,
                       client_secret=intent.client_secret, status=intent.status)
     # First try the order as transaction 1 committed it, without reading it again (its
@@ -112,8 +123,25 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
     return CheckoutResult(order, _client_secret(order), products)
 
 
+def _create_intent(gateway: PaymentGateway, order: Order,
+                   receipt_email: str | None) -> Coroutine[None, None, PaymentIntent]:
+    """The one request that opens the order's intent: asked again (a retry, a resumed
+    checkout, closing an unrecorded intent) it must be the same request, or the provider
+    refuses the reused idempotency key."""
+    return gateway.create_intent(order_id=order.id, amount=order.total,
+                                 idempotency_key=intent_key(order.id),
+                                 shipping=order.shipping_address, receipt_email=receipt_email)
+
+
+async def _receipt_email(uow: UnitOfWork, customer_id: int) -> str | None:
+    async with uow:
+        customer = await uow.users.get(customer_id)
+    return customer.email if customer else None
+
+
 async def _open_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, order: Order,
-                       deadline: timedelta, *, cancel_on_failure: bool) -> PaymentIntent:
+                       deadline: timedelta, *, cancel_on_failure: bool,
+                       receipt_email: str | None) -> PaymentIntent:
     """The order's PaymentIntent, within `deadline` however the provider retries. If it
     cannot be had — an error, the deadline, or this request cancelled by a shutdown — the
     order is cancelled and its stock released before anything else happens: that cleanup is
@@ -121,15 +149,14 @@ async def _open_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, o
     the order to the checkout that may still be running, or to its deadline.)"""
     try:
         async with asyncio.timeout(deadline.total_seconds()):
-            return await gateway.create_intent(order_id=order.id, amount=order.total,
-                                               idempotency_key=intent_key(order.id))
+            return await _create_intent(gateway, order, receipt_email)
     except BaseException as failure:
         log.warning("could not open a payment for order %s (%r)", order.id, failure,
                     exc_info=not isinstance(failure, PaymentFailed | TimeoutError |
                                             asyncio.CancelledError))
         if cancel_on_failure:
             await asyncio.shield(_give_up_on_payment(uow, gateway, clock, order.id, failure,
-                                                     deadline))
+                                                     deadline, receipt_email))
         if isinstance(failure, Exception):
             raise PaymentFailed.provider_error() from None
         raise
@@ -137,14 +164,15 @@ async def _open_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, o
 
 async def _give_up_on_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                               order_id: int, failure: BaseException,
-                              deadline: timedelta) -> None:
+                              deadline: timedelta, receipt_email: str | None) -> None:
     """The stock must not stay held by an order that cannot be paid."""
     closed = await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order_id))
     refused = isinstance(failure, PaymentFailed) and failure.code == PaymentFailed.DECLINED
     if closed is not None and not refused and not isinstance(failure, asyncio.CancelledError):
         # The provider may have opened the intent before its answer was lost. Closing it
         # waits on the same provider: in the background, bounded, not in the customer's way.
-        _in_background(close_unrecorded_intent(uow, gateway, clock, closed), deadline)
+        _in_background(close_unrecorded_intent(uow, gateway, clock, closed,
+                                               receipt_email=receipt_email), deadline)
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -165,7 +193,8 @@ def _in_background(work: Coroutine[None, None, None], deadline: timedelta) -> No
 
 async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,
                         idempotency_key: str | None, actor: Actor, reservation_ttl: timedelta,
-                        limits: CheckoutLimits) -> tuple[Order, dict[int, Product]]:
+                        limits: CheckoutLimits, ship_to: Address | None,
+                        shipping: ShippingRates) -> tuple[Order, dict[int, Product]]:
     """Transaction 1: the order in CREATED with its stock reserved until its deadline, or
     nothing at all. The deadline is set now, not when the payment opens, so an order whose
     checkout died half-way expires like any unpaid reservation.
@@ -175,7 +204,7 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
     if idempotency_key is not None:
         existing = await uow.orders.get_by_idempotency_key(customer_id, idempotency_key)
         if existing is not None:
-            if existing.cart_fingerprint != cart.fingerprint():
+            if existing.cart_fingerprint != cart.fingerprint(ship_to):
                 raise IdempotencyKeyReused()
             return existing, {}
     if limits.max_open_orders or limits.max_reserved_units:
@@ -198,8 +227,11 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
         lines=[OrderLine(pid, qty, products[pid].price) for pid, qty in cart.quantities],
         currency=currencies.pop(), version=1, created_at=now, updated_at=now,
         reserved_until=now + reservation_ttl,
-        idempotency_key=idempotency_key, cart_fingerprint=cart.fingerprint(),
+        idempotency_key=idempotency_key, cart_fingerprint=cart.fingerprint(ship_to),
+        shipping_address=ship_to,
     )
+    if ship_to is not None:  # a snapshot: later changes of the rates change no order
+        order.shipping_cents = shipping.cost_cents(order.subtotal.amount)
     if order.total.amount > MAX_GRAPHQL_INT:
         raise ValidationFailed("The order total is too large.", field="items")
     # Everything that needs no lock first: a hot product's row lock is then held for the
@@ -274,13 +306,14 @@ async def _cancel_orphan_intent(gateway: PaymentGateway, intent_id: str, order_i
 
 
 async def close_unrecorded_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
-                                  order: Order) -> None:
+                                  order: Order, *, receipt_email: str | None = None) -> None:
     """A CREATED order closed before checkout recorded its payment (a crash, a deploy, a
     cancel while the provider was slow). An intent may exist for it that nobody holds: open
     it again with the same idempotency key, which finds that one, and cancel it."""
     try:
-        intent = await gateway.create_intent(order_id=order.id, amount=order.total,
-                                             idempotency_key=intent_key(order.id))
+        if receipt_email is None:  # the same request as checkout's, the customer's email too
+            receipt_email = await _receipt_email(uow, order.customer_id)
+        intent = await _create_intent(gateway, order, receipt_email)
         intent = await gateway.cancel_intent(intent.id,
                                              idempotency_key=f"order-{order.id}-cancel")
     except Exception as failure:  # best effort: nobody holds that intent's secret anyway

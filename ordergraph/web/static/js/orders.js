@@ -69,7 +69,8 @@ const ACTIONS = {
   FULFILLED: {
     label: 'Fulfil', done: 'fulfilled', document: FULFILL_ORDER, key: 'fulfillOrder',
     title: (o) => `Fulfil order #${o.number}?`,
-    body: (o) => `Mark ${fmt(o.total)} for ${o.customer.email} as shipped. This cannot be undone.`,
+    body: (o) => `Mark ${fmt(o.total)} for ${o.customer.email} as shipped${o.shippingAddress
+      ? ` to ${o.shippingAddress.name}, ${o.shippingAddress.city} (${o.shippingAddress.country})` : ''}. This cannot be undone.`,
     confirm: 'Fulfil order', danger: false,
   },
   REFUNDED: {

@@ -6,16 +6,20 @@
 const USER_ERROR = 'code message field';
 const MONEY = 'amount currency';
 
+const ADDRESS = 'name line1 line2 city postalCode region country';
+
 const PRODUCT_CARD = `id sku name description active price { ${MONEY} } stock { productId available }`;
 
 const ORDER_SUMMARY = `
   id number status version createdAt updatedAt reservedUntil nextStatuses
   total { ${MONEY} }
+  shippingAddress { ${ADDRESS} }
   customer { id email }`;
 
 const ORDER_DETAIL = `
   ${ORDER_SUMMARY}
   items { quantity unitPrice { ${MONEY} } total { ${MONEY} } product { id sku name } }
+  subtotal { ${MONEY} } shipping { ${MONEY} }
   payment { provider status lastError }
   history { id at actorKind action before after actorRole actor { email } }`;
 
@@ -67,13 +71,30 @@ subscription StockUpdated($productIds: [ID!]) {
 
 // ---- checkout and payment ---------------------------------------------------------------
 
+export const SHIPPING_RATES = `
+query ShippingRates { shippingRates { flatRate { ${MONEY} } freeShippingOver { ${MONEY} } required } }`;
+
+export const MY_ADDRESS = `query MyAddress { me { id defaultAddress { ${ADDRESS} } } }`;
+
+export const UPDATE_DEFAULT_ADDRESS = `
+mutation UpdateDefaultAddress($address: AddressInput) {
+  updateDefaultAddress(address: $address) {
+    __typename
+    ... on UserPayload { user { id defaultAddress { ${ADDRESS} } } }
+    ... on UserError { ${USER_ERROR} }
+  }
+}`;
+
 export const PAYMENT_CONFIG = `query PaymentConfig { paymentConfig { provider publishableKey stripeJsUrl mode } }`;
 
 export const CHECKOUT = `
 mutation Checkout($input: CheckoutInput!) {
   checkout(input: $input) {
     __typename
-    ... on CheckoutPayload { clientSecret order { id number status total { ${MONEY} } } }
+    ... on CheckoutPayload {
+      clientSecret
+      order { id number status subtotal { ${MONEY} } shipping { ${MONEY} } total { ${MONEY} } }
+    }
     ... on UserError { ${USER_ERROR} }
     ... on InsufficientStockError { productId requested available }
     ... on PaymentError { declineCode }

@@ -4,6 +4,7 @@
 import { query } from '../api.js';
 import { itemCount, newer, orderActions } from '../orders.js';
 import { ADMIN_ORDERS, ORDER_EVENTS } from '../queries.js';
+import { addressLines, countryName } from '../shipping.js';
 import {
   announce, errorState, fill, fmt, h, loadingState, statusLabel, statusPill, timeAgo, when,
 } from '../ui.js';
@@ -38,6 +39,10 @@ export function mount(root, { scope }) {
       h('a', { class: 'ocard-no', href: `#/orders/${order.id}` }, `#${order.number}`),
       statusPill(order.status)),
     h('div', { class: 'ocard-who', title: order.customer.email }, order.customer.email),
+    order.shippingAddress ? h('div', { class: 'ocard-ship', dataset: { address: '' },
+      title: addressLines(order.shippingAddress).join(', ') },
+    `Ship to ${addressLines(order.shippingAddress).slice(0, 1).concat(
+      [order.shippingAddress.city, countryName(order.shippingAddress.country)]).join(', ')}`) : null,
     h('div', { class: 'ocard-meta' },
       h('span', {}, `${itemCount(order.items)} ${itemCount(order.items) === 1 ? 'item' : 'items'} · `, when(order.createdAt)),
       h('strong', {}, fmt(order.total))),

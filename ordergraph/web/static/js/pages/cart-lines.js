@@ -35,9 +35,22 @@ export function lineName(line) {
     h('div', { class: 'line-meta' }, `${fmt(line.price)} each`));
 }
 
-export function summaryRows(total, count) {
+/** Subtotal, shipping (null while the rates load) and the total the customer will pay. */
+export function summaryRows(subtotal, count, shipping) {
+  const total = shipping ? { amount: subtotal.amount + shipping.amount, currency: subtotal.currency } : subtotal;
   return h('div', { class: 'summary-rows' },
-    h('div', { class: 'summary-row' }, h('span', {}, `Items (${count})`), h('span', {}, fmt(total))),
-    h('div', { class: 'summary-row' }, h('span', {}, 'Shipping'), h('span', {}, 'Free')),
-    h('div', { class: 'summary-row total' }, h('span', {}, 'Total'), h('span', { dataset: { total: '' } }, fmt(total))));
+    h('div', { class: 'summary-row' }, h('span', {}, count === null ? 'Subtotal' : `Items (${count})`),
+      h('span', { dataset: { subtotal: '' } }, fmt(subtotal))),
+    h('div', { class: 'summary-row' }, h('span', {}, 'Shipping'),
+      h('span', { dataset: { shipping: '' } }, !shipping ? '…' : shipping.amount ? fmt(shipping) : 'Free')),
+    h('div', { class: 'summary-row total' }, h('span', {}, 'Total'),
+      h('span', { dataset: { total: '' } }, shipping ? fmt(total) : '…')));
+}
+
+/** "Free shipping from $50.00": what the rates promise, or null. */
+export function freeShippingHint(rates, subtotal, shipping) {
+  if (!rates || !rates.freeShippingOver || !shipping || !shipping.amount) return null;
+  const missing = { amount: rates.freeShippingOver.amount - subtotal.amount, currency: subtotal.currency };
+  return h('p', { class: 'muted small', dataset: { freeShippingHint: '' } },
+    `Free shipping from ${fmt(rates.freeShippingOver)}: add ${fmt(missing)} more.`);
 }

@@ -4,7 +4,8 @@ import { cart } from '../cart.js';
 import { STOCK_UPDATED } from '../queries.js';
 import { session } from '../session.js';
 import { emptyState, fill, fmt, h, toast } from '../ui.js';
-import { lineName, lineTotal, stepper, summaryRows } from './cart-lines.js';
+import { shippingCost, shippingRates } from '../shipping.js';
+import { freeShippingHint, lineName, lineTotal, stepper, summaryRows } from './cart-lines.js';
 
 export const title = 'Cart';
 
@@ -12,6 +13,7 @@ export function mount(root, { scope, navigate }) {
   const available = new Map(); // product id -> units left (live)
   let watched = '';
   let stopStock = null;
+  let rates = null; // the shop's shipping rates, once loaded
 
   function watch(ids) {
     const key = ids.slice().sort().join(',');
@@ -52,6 +54,7 @@ export function mount(root, { scope, navigate }) {
     const focused = document.activeElement && root.contains(document.activeElement)
       ? document.activeElement.getAttribute('aria-label') : null;
     const total = cart.subtotal();
+    const shipping = rates ? shippingCost(rates, total) : null;
     const checkout = h('button', { type: 'button', class: 'btn btn-primary btn-lg btn-block', onclick: () => {
       if (!session.loggedIn) {
         toast('Log in to check out. Your cart is kept.');
@@ -78,7 +81,8 @@ export function mount(root, { scope, navigate }) {
             warning(line))))),
         h('aside', { class: 'card', 'aria-label': 'Summary' },
           h('div', { class: 'card-head' }, h('h2', {}, 'Summary')),
-          h('div', { class: 'card-body stack' }, summaryRows(total, cart.count()), checkout,
+          h('div', { class: 'card-body stack' }, summaryRows(total, cart.count(), shipping),
+            freeShippingHint(rates, total, shipping), checkout,
             session.loggedIn ? null : h('p', { class: 'muted small' }, 'You will be asked to log in first.')))));
     if (focused) {
       const again = [...root.querySelectorAll('[aria-label]')].find((el) => el.getAttribute('aria-label') === focused);
@@ -88,5 +92,11 @@ export function mount(root, { scope, navigate }) {
 
   scope.add(cart.onChange(() => render()));
   render();
+  shippingRates().then((loaded) => {
+    rates = loaded;
+    if (scope.alive && cart.count()) render();
+  }, () => {
+    // Without the rates the summary says "…"; the checkout page shows the cost again.
+  });
   return { refresh: () => { watched = ''; render(); } };
 }

@@ -1,21 +1,28 @@
-// #/checkout : order summary, the card field (Stripe Elements from paymentConfig), "Pay $X".
+// #/checkout : the shipping address (pre-filled from the default address), order summary with
+// shipping, the card field (Stripe Elements from paymentConfig), "Pay $X".
 //
 // The flow works with real Stripe and with the local emulator:
-//   stripe.createToken(card) -> checkout(items, idempotencyKey) -> payOrder(id, token.card.id)
+//   stripe.createToken(card) -> checkout(items, idempotencyKey, shippingAddress)
+//   -> payOrder(id, token.card.id)
 //   -> if requiresAction: stripe.confirmCardPayment(clientSecret) -> syncPayment(id).
-// The idempotency key is kept (with the cart it was made for) until the order exists, so a
-// retry after a lost answer returns the same order. A declined order is FAILED and its stock
-// is back on sale: the next attempt is a new checkout with a new key, the cart untouched.
+// The idempotency key is kept (with the cart and address it was made for) until the order
+// exists, so a retry after a lost answer returns the same order. A declined order is FAILED
+// and its stock is back on sale: the next attempt is a new checkout with a new key, the cart
+// untouched. An order waiting for payment whose address the customer then changes is
+// cancelled, and the next Pay places a new one.
 
 import { ApiError, query } from '../api.js';
 import { cart } from '../cart.js';
-import { CHECKOUT, PAY_ORDER, SYNC_PAYMENT } from '../queries.js';
+import {
+  CANCEL_ORDER, CHECKOUT, MY_ADDRESS, PAY_ORDER, SYNC_PAYMENT, UPDATE_DEFAULT_ADDRESS,
+} from '../queries.js';
 import { session } from '../session.js';
+import { addressForm, shippingCost, shippingRates } from '../shipping.js';
 import { loadStripe, paymentConfig } from '../stripe.js';
 import {
   ICONS, announce, emptyState, fill, fmt, h, loadingState, randomKey, setBusy, svgIcon, toast,
 } from '../ui.js';
-import { lineTotal } from './cart-lines.js';
+import { freeShippingHint, lineTotal, summaryRows } from './cart-lines.js';
 
 export const title = 'Checkout';
 
@@ -28,17 +35,21 @@ const LOCAL_LABELS = {
   postal_code: ['Postal code', 'postal-code'],
 };
 
-/** { user, fingerprint, key?, orderId? } for the cart being paid. */
-function loadState() {
+/** { user, fingerprint, address, key?, orderId? } for the cart being paid to `address`. */
+function loadState(address) {
+  const fresh = { user: session.user && session.user.id, fingerprint: cart.fingerprint(), address };
   try {
     const saved = JSON.parse(localStorage.getItem(STATE_KEY) || 'null');
-    if (saved && saved.user === (session.user && session.user.id) && saved.fingerprint === cart.fingerprint()) {
-      return saved;
+    if (saved && saved.user === fresh.user && saved.fingerprint === fresh.fingerprint) {
+      if (saved.address === address) return saved;
+      // Another address: that order (if placed) would ship to the old one. Close it, so it
+      // stops holding the stock, and place a new one.
+      if (saved.orderId) query(CANCEL_ORDER, { id: saved.orderId }).catch(() => {});
     }
   } catch {
     // Start afresh.
   }
-  return { user: session.user && session.user.id, fingerprint: cart.fingerprint() };
+  return fresh;
 }
 
 function saveState(state) {
@@ -77,7 +88,16 @@ export function mount(root, { scope, navigate }) {
   const payButton = h('button', { type: 'submit', class: 'btn btn-primary btn-lg btn-block', disabled: true },
     'Pay');
   const summary = h('section', { class: 'card', 'aria-label': 'Order summary' });
-  const form = h('form', { class: 'card', novalidate: true, 'aria-label': 'Payment' },
+  const address = addressForm();
+  const saveDefault = h('input', { type: 'checkbox', id: 'save-default-address', checked: true });
+  let savedDefault = null; // the default address as the server keeps it (JSON), once read
+  let rates = null;
+  let quoted = null; // { subtotal, shipping, total } of the order placed, when it differs
+  const form = h('form', { class: 'card', novalidate: true, 'aria-label': 'Shipping and payment' },
+    h('div', { class: 'card-head' }, h('h2', { id: 'ship-h' }, 'Shipping address')),
+    h('div', { class: 'card-body form', role: 'group', 'aria-labelledby': 'ship-h' },
+      address.el,
+      h('label', { class: 'check', for: 'save-default-address' }, saveDefault, 'Save as my default address')),
     h('div', { class: 'card-head' }, h('h2', {}, 'Payment')),
     h('div', { class: 'card-body form' },
       formError,
@@ -101,9 +121,19 @@ export function mount(root, { scope, navigate }) {
 
   const lineErrors = new Map();
 
+  /** Subtotal, shipping and total: the order's once placed, else the cart's at the rates. */
+  function figures() {
+    const subtotal = cart.subtotal();
+    if (!subtotal) return null;
+    if (quoted) return quoted;
+    const shipping = rates ? shippingCost(rates, subtotal) : null;
+    const total = shipping ? { amount: subtotal.amount + shipping.amount, currency: subtotal.currency } : null;
+    return { subtotal, shipping, total };
+  }
+
   function renderSummary() {
     const lines = cart.lines();
-    const total = cart.subtotal();
+    const sums = figures();
     lineErrors.clear();
     fill(summary,
       h('div', { class: 'card-head' }, h('h2', {}, 'Order summary'),
@@ -119,14 +149,13 @@ export function mount(root, { scope, navigate }) {
         lineErrors.set(line.productId, { li, slot });
         return li;
       })),
-      total ? h('div', { class: 'card-body' },
-        h('div', { class: 'summary-rows' },
-          h('div', { class: 'summary-row' }, h('span', {}, 'Shipping'), h('span', {}, 'Free')),
-          h('div', { class: 'summary-row total' }, h('span', {}, 'Total'), h('span', {}, fmt(total))))) : null);
-    if (total && !busy) payButton.textContent = `Pay ${fmt(total)}`;
+      sums ? h('div', { class: 'card-body' }, summaryRows(sums.subtotal, null, sums.shipping),
+        freeShippingHint(rates, sums.subtotal, sums.shipping)) : null);
+    if (!busy) payButton.textContent = sums && sums.total ? `Pay ${fmt(sums.total)}` : 'Pay';
   }
 
   function clearErrors() {
+    address.clear();
     formError.textContent = '';
     cardError.textContent = '';
     cardHost.removeAttribute('aria-invalid');
@@ -156,9 +185,53 @@ export function mount(root, { scope, navigate }) {
       navigate('/cart', { replace: true });
       return;
     }
+    quoted = null;
     renderSummary();
   }));
   renderSummary();
+  address.onInput(() => {
+    if (quoted) {
+      quoted = null;
+      renderSummary();
+    }
+  });
+
+  // ---- shipping: the rates, and the default address to start from ----
+
+  shippingRates().then((loaded) => {
+    rates = loaded;
+    if (scope.alive) renderSummary();
+  }, () => {
+    // The summary says "…" until the order is placed; the order's own figures are shown then.
+  });
+  query(MY_ADDRESS).then((data) => {
+    const saved = data.me && data.me.defaultAddress;
+    if (!scope.alive || !saved) return;
+    savedDefault = JSON.stringify(saved);
+    address.fill(saved);
+  }, () => {
+    // Typed by hand then.
+  });
+
+  async function rememberAddress(shipTo) {
+    if (!saveDefault.checked || JSON.stringify(shipTo) === savedDefault) return;
+    try {
+      const result = (await query(UPDATE_DEFAULT_ADDRESS, { address: shipTo })).updateDefaultAddress;
+      if (result.__typename === 'UserPayload') savedDefault = JSON.stringify(result.user.defaultAddress);
+    } catch {
+      // Only a convenience: the order has its address.
+    }
+  }
+
+  function addressProblem(field, message) {
+    const part = /^shippingAddress\.(\w+)$/.exec(field || '');
+    if (part && address.problem(part[1], message)) {
+      address.focusProblem();
+      formError.textContent = 'Check the shipping address.';
+    } else {
+      formError.textContent = message;
+    }
+  }
 
   // ---- the card field ----
 
@@ -232,22 +305,34 @@ export function mount(root, { scope, navigate }) {
   }
 
   /** The order for this cart: created (once per key) or the one already waiting for payment. */
-  async function placeOrder(state) {
+  async function placeOrder(state, shipTo) {
     if (state.orderId) return state.orderId;
     if (!state.key) {
       state.key = randomKey();
       saveState(state);
     }
     const items = cart.lines().map((l) => ({ productId: l.productId, quantity: l.quantity }));
-    const data = await query(CHECKOUT, { input: { items, idempotencyKey: state.key } });
+    const shown = figures();
+    const data = await query(CHECKOUT, { input: { items, idempotencyKey: state.key, shippingAddress: shipTo } });
     const result = data.checkout;
     switch (result.__typename) {
-      case 'CheckoutPayload':
+      case 'CheckoutPayload': {
         state.orderId = result.order.id;
         state.orderNumber = result.order.number;
         delete state.key; // the order exists now
         saveState(state);
+        rememberAddress(shipTo);
+        const { subtotal, shipping, total } = result.order;
+        if (!shown || !shown.total || shown.total.amount !== total.amount) {
+          // The prices or the rates changed since this page showed them: show the order's
+          // figures and let the customer press Pay again for them.
+          quoted = { subtotal, shipping, total };
+          renderSummary();
+          formError.textContent = `The total is ${fmt(total)} (shipping ${shipping.amount ? fmt(shipping) : 'free'}). Press Pay to pay it.`;
+          return null;
+        }
         return state.orderId;
+      }
       case 'InsufficientStockError': {
         clearState();
         const line = cart.lines().find((l) => l.productId === String(result.productId));
@@ -268,6 +353,10 @@ export function mount(root, { scope, navigate }) {
       }
       case 'ValidationError': {
         clearState();
+        if (/^shippingAddress/.test(result.field || '')) {
+          addressProblem(result.field, result.message);
+          return null;
+        }
         const match = /^items\.(\d+)/.exec(result.field || '');
         const line = match ? cart.lines()[Number(match[1])] : null;
         if (line) lineProblem(line.productId, result.message);
@@ -352,10 +441,16 @@ export function mount(root, { scope, navigate }) {
     setBusy(payButton, true, 'Processing payment…');
     form.setAttribute('aria-busy', 'true');
     try {
+      const shipTo = address.read();
+      if (!shipTo) {
+        address.focusProblem();
+        formError.textContent = 'Enter the shipping address.';
+        return;
+      }
       const token = await tokenize();
       if (!token || !scope.alive) return;
-      const state = loadState();
-      const orderId = await placeOrder(state);
+      const state = loadState(JSON.stringify(shipTo));
+      const orderId = await placeOrder(state, shipTo);
       if (!orderId || !scope.alive) return;
       const order = await pay(state, orderId, token);
       if (!order) return;
@@ -382,8 +477,8 @@ export function mount(root, { scope, navigate }) {
       form.removeAttribute('aria-busy');
       if (scope.alive) {
         setBusy(payButton, false);
-        const total = cart.subtotal();
-        payButton.textContent = total ? `Pay ${fmt(total)}` : label;
+        const sums = figures();
+        payButton.textContent = sums && sums.total ? `Pay ${fmt(sums.total)}` : label;
       }
     }
   });

@@ -5,6 +5,7 @@ import { query } from '../api.js';
 import { orderActions, timeline } from '../orders.js';
 import { ORDER, ORDER_UPDATED } from '../queries.js';
 import { session } from '../session.js';
+import { addressBlock } from '../shipping.js';
 import {
   ICONS, announce, emptyState, errorState, fill, fmt, formatDateTime, h, loadingState,
   statusLabel, statusPill, svgIcon, when,
@@ -82,8 +83,18 @@ export function mount(root, { params, scope }) {
                 h('td', { class: 'num' }, String(item.quantity)),
                 h('td', { class: 'num' }, fmt(item.unitPrice)),
                 h('td', { class: 'num' }, fmt(item.total))))),
-              h('tfoot', {}, h('tr', {}, h('td', { colspan: '3' }, h('strong', {}, 'Total')),
-                h('td', { class: 'num' }, h('strong', { dataset: { orderTotal: '' } }, fmt(order.total)))))))),
+              h('tfoot', {},
+                order.subtotal ? [
+                  h('tr', {}, h('td', { colspan: '3' }, 'Subtotal'),
+                    h('td', { class: 'num', dataset: { orderSubtotal: '' } }, fmt(order.subtotal))),
+                  h('tr', {}, h('td', { colspan: '3' }, 'Shipping'),
+                    h('td', { class: 'num', dataset: { orderShipping: '' } },
+                      order.shipping.amount ? fmt(order.shipping) : 'Free'))] : null,
+                h('tr', {}, h('td', { colspan: '3' }, h('strong', {}, 'Total')),
+                  h('td', { class: 'num' }, h('strong', { dataset: { orderTotal: '' } }, fmt(order.total)))))))),
+          order.shippingAddress ? h('section', { class: 'card', 'aria-labelledby': 'ship-h' },
+            h('div', { class: 'card-head' }, h('h2', { id: 'ship-h' }, 'Shipping to')),
+            h('div', { class: 'card-body' }, addressBlock(order.shippingAddress))) : null,
           order.payment ? h('section', { class: 'card', 'aria-labelledby': 'pay-h' },
             h('div', { class: 'card-head' }, h('h2', { id: 'pay-h' }, 'Payment')),
             h('dl', { class: 'card-body kv' },
