@@ -25,6 +25,8 @@ from ordergraph.adapters import localstripe
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.logs import configure_logging
+from ordergraph.adapters.mail.sink import MailSink
+from ordergraph.adapters.mail.smtp import SmtpMailer
 from ordergraph.adapters.metrics import PrometheusMetrics, exposition
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
@@ -65,6 +67,7 @@ class Overrides:
     # Load tests open hundreds of subscriptions from one address.
     subscription_slots: SubscriptionSlots | None = None
     run_sweeper: bool = True
+    run_mail_sender: bool | None = None  # None: as run_sweeper
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -167,6 +170,15 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     await hub.start()
     installation = await _installation_or_none(settings, engine)
     services = build_services(settings, engine, hub, overrides, installation=installation)
+    sink = None
+    if settings.local_mail:
+        # Local mail mode: like the Stripe emulator, the same path as production (the outbox
+        # over real SMTP), to a sink of our own that the admin Mail page reads.
+        sink = MailSink()
+        await sink.start()
+        services.local_mailbox = sink
+    services.mailer = SmtpMailer(sink.url if sink else settings.smtp_url or "",
+                                 sender=settings.mail_from, public_url=settings.links_base)
     learning = None if installation is not None else \
         asyncio.create_task(_learn_installation_id(settings, engine, services))
     # Role changes from every instance: live subscribers' rights are re-checked on the next
@@ -174,17 +186,19 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
+    run_mail = overrides.run_sweeper if overrides.run_mail_sender is None \
+        else overrides.run_mail_sender
     try:
-        if overrides.run_sweeper:
-            async with background(services, settings.sweep_interval):
-                yield
-        else:
+        async with background(services, settings.sweep_interval,
+                              sweeper=overrides.run_sweeper, mail=run_mail):
             yield
     finally:
         # In-flight requests have finished (uvicorn waits for them); close what we opened.
         if learning is not None:
             learning.cancel()
         await hub.stop()
+        if sink is not None:
+            await sink.stop()
         for closeable in (services.gateway, services.rate_limiter):
             close = getattr(closeable, "aclose", None)
             if close is not None:
