@@ -262,3 +262,47 @@ def test_smtp_urls_are_checked() -> None:
     for bad in ("http://relay", "smtp://", "smtp://relay:99999"):
         with pytest.raises(SettingsError, match="SMTP_URL"):
             Settings.from_env({"SMTP_URL": bad}, dotenv_path=None)
+
+
+async def test_ordergraph_sweep_sends_the_mail_it_makes(pg_url: str,
+                                                        stripe_emulator: LocalStripe) -> None:
+    """Cron deployments: `ordergraph sweep` expires the order, then sends its email to
+    SMTP_URL (here a sink of the test's own) in the same run."""
+    import os
+    import subprocess
+    import sys
+
+    from ordergraph.adapters.mail.sink import MailSink
+
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            reservation_ttl=timedelta(seconds=1))
+    async with running_api(settings) as api:
+        admin = await api.create_admin()
+        product = await api.create_product(admin, sku="cron-mail", stock=1)
+        customer = await api.register("cron-mail@example.com")
+        await api.checkout(customer, [(product, 1)])
+    await asyncio.sleep(1.2)
+    sink = MailSink()
+    await sink.start()
+    try:
+        env = {**os.environ, "DATABASE_URL": pg_url, "STRIPE_API_BASE": stripe_emulator.api_base,
+               "SMTP_URL": sink.url, "MAIL_FROM": "Shop <shop@example.com>",
+               "PUBLIC_URL": "https://shop.example.com"}
+        result = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "ordergraph.cli", "sweep"], env=env,
+            capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "sweep: 1 expired" in result.stdout
+        assert "mail: 1 sent, 0 failed" in result.stdout
+        [mail] = sink.messages(limit=10)
+        assert (mail.recipients, mail.sender) == (["cron-mail@example.com"], "shop@example.com")
+        assert "cancelled" in mail.subject
+        assert "https://shop.example.com/#/orders/" in mail.text
+        # Without SMTP_URL (local mode) the mail is left for `serve`'s own sink.
+        env.pop("SMTP_URL")
+        again = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "ordergraph.cli", "sweep"], env=env,
+            capture_output=True, text=True, timeout=60, check=False)
+        assert "mail: none sent (no SMTP_URL" in again.stdout, again.stdout + again.stderr
+    finally:
+        await sink.stop()
