@@ -306,3 +306,50 @@ async def test_ordergraph_sweep_sends_the_mail_it_makes(pg_url: str,
         assert "mail: none sent (no SMTP_URL" in again.stdout, again.stdout + again.stderr
     finally:
         await sink.stop()
+
+
+class Hanging:
+    async def send(self, mail: QueuedMail) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_hung_send_is_cut_off_within_its_lease(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that never answers: the send is abandoned at SEND_DEADLINE, and no further
+    send starts with less than that left of the lease (another sender could take the row)."""
+    from ordergraph.domain.services import mail as delivery
+
+    monkeypatch.setattr(delivery, "SEND_DEADLINE", timedelta(seconds=0.2))
+    monkeypatch.setattr(delivery, "FIRST_RETRY", timedelta(seconds=0.3))
+    for name in ("first", "second"):
+        await api.register(f"{name}@example.com")
+        await api.gql("mutation($e: String!) { requestPasswordReset(email: $e) { ok } }",
+                      {"e": f"{name}@example.com"})
+    s = api.services
+    started = time.monotonic()
+    report = await deliver_mail(s.uow(), Hanging(), s.clock)
+    assert time.monotonic() - started < 1
+    assert (report.sent, report.failed) == (0, 1)
+    assert "TimeoutError" in report.errors[0]
+    assert [row[2:] for row in outbox(api.settings.database_url)] == [("PENDING", 1)] * 2
+
+
+async def test_local_mode_on_sqlite(sqlite_url: str, stripe_emulator: LocalStripe) -> None:
+    """`make run`'s database: the outbox, the sender and a password reset on SQLite."""
+    settings = settings_for(sqlite_url, stripe_api_base=stripe_emulator.api_base)
+    async with running_api(settings) as api:
+        admin = await api.create_admin()
+        old = await api.register("lite@example.com")
+        await api.gql('mutation { requestPasswordReset(email: "lite@example.com") { ok } }')
+        s = api.services
+        reports = await asyncio.gather(deliver_mail(s.uow(), s.mailer, s.clock),
+                                       deliver_mail(s.uow(), s.mailer, s.clock))
+        assert sorted(r.sent for r in reports) == [0, 1]
+        [mail] = await mailbox(api, admin)
+        token = mail["text"].split("token=", 1)[1].split()[0]
+        result = (await api.gql(
+            'mutation($t: String!) { resetPassword(token: $t, newPassword: "lite-password-2") '
+            '{ __typename } }', {"t": token}))["resetPassword"]
+        assert result["__typename"] == "AuthPayload"
+        assert await api.error_code("{ me { id } }", token=old) == "UNAUTHENTICATED"
+        assert await api.login("lite@example.com", "lite-password-2")

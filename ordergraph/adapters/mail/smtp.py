@@ -12,8 +12,8 @@ import aiosmtplib
 from ordergraph.adapters.mail.templates import render
 from ordergraph.domain.mail import QueuedMail
 
-# One send (connect, TLS, transfer) gives up after this; shorter than the outbox's lease
-# (domain/services/mail.py: FIRST_RETRY), so no other sender takes a row still being sent.
+# Each SMTP step (connect, TLS, each command) gives up after this; the outbox's sender also
+# cuts a whole send at its SEND_DEADLINE, within the row's lease (domain/services/mail.py).
 SMTP_TIMEOUT_SECONDS = 20.0
 
 
