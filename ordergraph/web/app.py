@@ -159,6 +159,19 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
     )
 
 
+async def _start_local_mail(settings: Settings) -> MailSink | None:
+    """Local mail mode: like the Stripe emulator, the same path as production (the outbox
+    over real SMTP), to a sink of our own that the admin Mail page reads."""
+    sink = MailSink()
+    try:
+        await sink.start()
+    except ImportError:
+        log.warning("local mail mode needs aiosmtpd (the `local` extra): customer email "
+                    "stays in the outbox until SMTP_URL is set")
+        return None
+    return sink
+
+
 @contextlib.asynccontextmanager
 async def _running(app: Starlette, settings: Settings, overrides: Overrides
                    ) -> AsyncIterator[None]:
@@ -170,15 +183,13 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     await hub.start()
     installation = await _installation_or_none(settings, engine)
     services = build_services(settings, engine, hub, overrides, installation=installation)
-    sink = None
-    if settings.local_mail:
-        # Local mail mode: like the Stripe emulator, the same path as production (the outbox
-        # over real SMTP), to a sink of our own that the admin Mail page reads.
-        sink = MailSink()
-        await sink.start()
+    sink = await _start_local_mail(settings) if settings.local_mail else None
+    mail_url = sink.url if sink is not None else settings.smtp_url
+    if sink is not None:
         services.local_mailbox = sink
-    services.mailer = SmtpMailer(sink.url if sink else settings.smtp_url or "",
-                                 sender=settings.mail_from, public_url=settings.links_base)
+    if mail_url is not None:
+        services.mailer = SmtpMailer(mail_url, sender=settings.mail_from,
+                                     public_url=settings.links_base)
     learning = None if installation is not None else \
         asyncio.create_task(_learn_installation_id(settings, engine, services))
     # Role changes from every instance: live subscribers' rights are re-checked on the next
