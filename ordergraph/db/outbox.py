@@ -105,6 +105,13 @@ class SqlPasswordResetRepository:
             user_id=user_id, token_hash=token_hash, created_at=created_at,
             expires_at=expires_at))
 
+    async def usable(self, token_hash: str, *, now: datetime) -> bool:
+        found = await self._conn.scalar(
+            sa.select(password_resets.c.id)
+            .where(password_resets.c.token_hash == token_hash,
+                   password_resets.c.used_at.is_(None), password_resets.c.expires_at > now))
+        return found is not None
+
     async def use(self, token_hash: str, *, now: datetime) -> int | None:
         # One guarded UPDATE: of two racing calls only one changes the row.
         user_id = await self._conn.scalar(

@@ -235,6 +235,7 @@ class PasswordResetRequested(DomainEvent):
     user_id: int
     token: str = field(repr=False)
     expires_at: datetime
+    requested_from: str | None = None  # the client's address
 
     @property
     def type(self) -> str:
@@ -242,7 +243,8 @@ class PasswordResetRequested(DomainEvent):
 
     def audit_entries(self) -> list[AuditDraft]:
         return [self._audit("USER_PASSWORD_RESET_REQUESTED", "USER", self.user_id, None,
-                            {"expires_at": self.expires_at.isoformat()})]
+                            {"expires_at": self.expires_at.isoformat(),
+                             "requested_from": self.requested_from})]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -135,6 +135,9 @@ class OutboxRepository(Protocol):
 class PasswordResetRepository(Protocol):
     async def add(self, *, user_id: int, token_hash: str, created_at: datetime,
                   expires_at: datetime) -> None: ...
+    async def usable(self, token_hash: str, *, now: datetime) -> bool:
+        """Whether the token is known, unused and unexpired (a read; `use` decides)."""
+        ...
     async def use(self, token_hash: str, *, now: datetime) -> int | None:
         """Mark the token used if it is unused and unexpired: the user id it was for, or
         None (unknown, used or expired). Of two racing calls exactly one gets the id."""

@@ -19,7 +19,8 @@ async def request_password_reset(ctx: RequestContext, *, email: str) -> bool:
                                           f"reset:email:{email.strip().lower()[:254]}"])
         except RateLimited:
             return True  # throttled: the same answer, and no email
-    await auth.request_password_reset(s.uow(), s.clock, email=email)
+    await auth.request_password_reset(s.uow(), s.clock, email=email,
+                                      requested_from=ctx.client_address)
     return True
 
 

@@ -73,9 +73,13 @@ async def test_a_reset_sets_the_password_and_revokes_older_sessions(api: Api, ad
 
     again = await reset(api, token, "third-password")  # single use
     assert (again["__typename"], again["code"]) == ("InvalidTokenError", "INVALID_TOKEN")
-    actions = [row[0] for row in rows(api.settings.database_url,
-               "SELECT action FROM audit_log WHERE entity_type = 'USER' ORDER BY id")]
-    assert actions[-2:] == ["USER_PASSWORD_RESET_REQUESTED", "USER_PASSWORD_RESET"]
+    audit = rows(api.settings.database_url,
+                 "SELECT action, actor_kind, CAST(after AS TEXT) FROM audit_log "
+                 "WHERE entity_type = 'USER' ORDER BY id")[-2:]
+    assert [(action, actor) for action, actor, _ in audit] == \
+        [("USER_PASSWORD_RESET_REQUESTED", "SYSTEM"), ("USER_PASSWORD_RESET", "USER")]
+    assert "203.0.113.7" in audit[0][2]  # who asked, by address
+    assert token not in audit[0][2]
     # Only the token's hash is kept, and the sent email's copy of it is erased.
     stored = rows(api.settings.database_url, "SELECT token_hash FROM password_resets")
     assert stored == [(hashlib.sha256(token.encode()).hexdigest(),)]
@@ -182,3 +186,32 @@ async def test_a_token_expires_after_30_minutes(timed_api: Api, clock: OffsetClo
     expired = await reset(api, match.group(1), "too-late-password")
     assert expired["code"] == "INVALID_TOKEN"
     assert await api.login("slow-reader@example.com", "password123")
+
+
+class CountingPasswords:
+    def __init__(self) -> None:
+        from ordergraph.adapters.passwords import Argon2PasswordHasher
+
+        self.inner = Argon2PasswordHasher()
+        self.hashed = 0
+
+    async def hash(self, password: str) -> str:
+        self.hashed += 1
+        return await self.inner.hash(password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self.inner.verify(password_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.inner.needs_rehash(password_hash)
+
+
+async def test_guessed_tokens_cost_no_password_hashing(pg_url: str,
+                                                       stripe_emulator: LocalStripe) -> None:
+    passwords = CountingPasswords()
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)
+    async with running_api(settings, Overrides(passwords=passwords, run_sweeper=False)) as api:
+        for guess in range(5):
+            assert (await reset(api, f"guess-{guess}", "long-enough-password"))["code"] == \
+                "INVALID_TOKEN"
+        assert passwords.hashed == 0

@@ -17,6 +17,7 @@ from ordergraph.domain.errors import (
     ValidationFailed,
 )
 from ordergraph.domain.model import (
+    SYSTEM,
     Actor,
     Role,
     User,
@@ -165,7 +166,8 @@ def _whole_milliseconds(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
-async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str) -> None:
+async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str,
+                                 requested_from: str | None = None) -> None:
     """Email a single-use reset link if the account exists; nothing otherwise. The caller
     answers the same either way (no account oracle)."""
     try:
@@ -183,9 +185,10 @@ async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str) -
         await uow.password_resets.add(user_id=user.id, token_hash=reset_token_hash(token),
                                       created_at=now, expires_at=expires_at)
         # The unit of work turns this into the email, in this transaction.
+        # Anyone may ask (the link goes to the account's own address): not the user's act.
         user.events.append(ev.PasswordResetRequested(
-            at=now, actor=Actor.user(user.id), user_id=user.id, token=token,
-            expires_at=expires_at))
+            at=now, actor=SYSTEM, user_id=user.id, token=token, expires_at=expires_at,
+            requested_from=requested_from))
 
     await in_transaction(uow, store)
 
@@ -201,11 +204,16 @@ async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: Tok
     token = token.strip()
     if not token or len(token) > _MAX_TOKEN_LENGTH:
         raise InvalidToken()
+    token_hash = reset_token_hash(token)
+    # Refused before the costly hashing: guessed tokens cost the server next to nothing.
+    if not await in_transaction(uow, lambda: uow.password_resets.usable(token_hash,
+                                                                       now=clock.now())):
+        raise InvalidToken()
     new_hash = await passwords.hash(new_password)
 
     async def change() -> User:
         now = clock.now()
-        user_id = await uow.password_resets.use(reset_token_hash(token), now=now)
+        user_id = await uow.password_resets.use(token_hash, now=now)
         if user_id is None:
             raise InvalidToken()
         user = await uow.users.get(user_id, for_update=True)
