@@ -39,6 +39,8 @@ class MailSink:
     async def start(self) -> None:
         from aiosmtpd.smtp import SMTP  # the `local` extra, like localstripe
 
+        # aiosmtpd logs every SMTP command at INFO; our own line per pass says enough.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SMTP(self, hostname="ordergraph-local-mail"), self._host, 0)
@@ -60,10 +62,15 @@ class MailSink:
             id=next(self._ids), received_at=datetime.now(UTC),
             sender=str(envelope.mail_from), recipients=list(envelope.rcpt_tos),
             subject=str(message.get("Subject", "")),
-            text=text.get_content() if text is not None else "",
-            html=markup.get_content() if markup is not None else None))
+            text=_lines(text.get_content()) if text is not None else "",
+            html=_lines(markup.get_content()) if markup is not None else None))
         return "250 Message accepted for delivery"
 
     def messages(self, *, limit: int) -> list[ReceivedMail]:
         """Newest first."""
         return list(itertools.islice(reversed(self._received), limit))
+
+
+def _lines(content: str) -> str:
+    """SMTP carries CRLF line ends; the mailbox shows plain ones."""
+    return content.replace("\r\n", "\n")
