@@ -30,6 +30,7 @@ from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import SYSTEM, Role
 from ordergraph.domain.ports import EventPublisher, UnitOfWork
 from ordergraph.domain.services.auth import create_user, set_role_by_email
+from ordergraph.domain.services.mail import DeliveryReport, deliver_mail
 from ordergraph.domain.services.sweeper import SweepReport, sweep
 from ordergraph.seed import seed_shop
 from ordergraph.settings import Settings, SettingsError
@@ -126,23 +127,36 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from ordergraph.adapters.mail.smtp import SmtpMailer
     from ordergraph.web.app import build_gateway, load_installation_id
 
-    async def run() -> SweepReport:
+    async def run() -> tuple[SweepReport, DeliveryReport | None]:
         async with _tools(settings, live=True) as tools:
             gateway = build_gateway(settings, await load_installation_id(settings, tools.engine))
             try:
-                return await sweep(tools.uow(), gateway, SystemClock())
+                report = await sweep(tools.uow(), gateway, SystemClock())
             finally:
                 await gateway.aclose()
+            if settings.smtp_url is None:
+                return report, None
+            # Then the email that is due, the sweep's own (expiries, refunds) included.
+            mailer = SmtpMailer(settings.smtp_url, sender=settings.mail_from,
+                                public_url=settings.links_base)
+            return report, await deliver_mail(tools.uow(), mailer, SystemClock())
 
-    report = asyncio.run(run())
+    report, mail = asyncio.run(run())
     print(f"sweep: {report.expired} expired, {report.paid_at_expiry} paid at expiry, "
           f"{report.abandoned} abandoned checkouts cancelled, {report.refunds_retried} "
           f"refunds sent")
-    for error in report.errors:
+    if mail is None:
+        print("mail: none sent (no SMTP_URL: local mail mode, where `serve` delivers to its "
+              "own sink)")
+    else:
+        print(f"mail: {mail.sent} sent, {mail.failed} failed (retried later)")
+    errors = report.errors + (mail.errors if mail else [])
+    for error in errors:
         print(f"  error: {error}", file=sys.stderr)
-    return 1 if report.errors else 0
+    return 1 if errors else 0
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -256,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(run=cmd_healthcheck)
 
     sweeper = commands.add_parser(
-        "sweep", help="one pass: expire unpaid reservations, clean up, retry refunds (cron)")
+        "sweep", help="one pass: expire unpaid reservations, clean up, retry refunds, send "
+                      "due email (cron)")
     sweeper.set_defaults(run=cmd_sweep)
     return parser
 

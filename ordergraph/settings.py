@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
@@ -143,6 +144,11 @@ class Settings:
     metrics_port: int | None = None
     otel_endpoint: str | None = None
     build_commit: str = "unknown"
+    # Customer email: unset SMTP_URL outside production is local mail mode (the app's own
+    # SMTP sink, read on the admin Mail page).
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "ordergraph <no-reply@localhost>"
+    public_url: str | None = None  # base of links in emails; default http://HOST:PORT
 
     @property
     def is_production(self) -> bool:
@@ -152,6 +158,19 @@ class Settings:
     def local_payments(self) -> bool:
         """No Stripe key: payments go to the local emulator (`ordergraph serve` starts one)."""
         return self.stripe_secret_key is None
+
+    @property
+    def local_mail(self) -> bool:
+        """No SMTP_URL (never in production): email goes to the app's own SMTP sink."""
+        return self.smtp_url is None and not self.is_production
+
+    @property
+    def links_base(self) -> str:
+        """Where links in emails point: PUBLIC_URL, or this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *,
@@ -263,6 +282,9 @@ class Settings:
             "otel_endpoint": get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             # Render sets RENDER_GIT_COMMIT; an image can be built with GIT_COMMIT.
             "build_commit": get("GIT_COMMIT") or get("RENDER_GIT_COMMIT") or "unknown",
+            "smtp_url": get("SMTP_URL"),
+            "mail_from": get("MAIL_FROM") or "ordergraph <no-reply@localhost>",
+            "public_url": get("PUBLIC_URL"),
         }
         secret = get("JWT_SECRET")
         if secret is not None:
@@ -336,3 +358,32 @@ class Settings:
                                     f"{prefix}_WINDOW must be at least 1s")
             if first > longest:
                 raise SettingsError(f"{prefix}_FIRST_BLOCK must not exceed {prefix}_MAX_BLOCK")
+        self._check_mail()
+
+    def _check_mail(self) -> None:
+        if self.smtp_url is not None:
+            parsed = urlparse(self.smtp_url)
+            try:
+                parsed.port  # noqa: B018 - raises on a malformed port
+            except ValueError:
+                parsed = parsed._replace(netloc="")
+            if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+                raise SettingsError("SMTP_URL: not smtp://user:pass@host:587 or "
+                                    "smtps://user:pass@host:465")
+        if self.public_url is not None and \
+                urlparse(self.public_url).scheme not in ("http", "https"):
+            raise SettingsError(f"PUBLIC_URL: {self.public_url!r} is not an http(s) URL")
+        if "@" not in self.mail_from:
+            raise SettingsError(f"MAIL_FROM: {self.mail_from!r} has no email address")
+        if self.is_production:
+            # A shop that cannot email cannot confirm an order or let a customer back in:
+            # refuse to start rather than queue mail nobody will ever send.
+            if self.smtp_url is None:
+                raise SettingsError("production needs SMTP_URL (customer email and "
+                                    "password reset)")
+            if self.public_url is None:
+                raise SettingsError("production needs PUBLIC_URL (the base of links in "
+                                    "emails, e.g. https://shop.example.com)")
+            if "@localhost" in self.mail_from:
+                raise SettingsError("production needs MAIL_FROM (e.g. Shop "
+                                    "<orders@shop.example.com>)")

@@ -21,8 +21,9 @@ from ordergraph.web.app import Overrides, create_app
 
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 TEST_WEBHOOK_SECRET = "whsec_test_ordergraph"
-TABLES = ("owed_refunds", "installation", "webhook_events", "stock_movements", "audit_log",
-          "order_items", "orders", "inventory", "products", "default_addresses", "users")
+TABLES = ("outbox", "password_resets", "owed_refunds", "installation", "webhook_events",
+          "stock_movements", "audit_log", "order_items", "orders", "inventory", "products",
+          "default_addresses", "users")
 
 
 class GraphQLFailure(AssertionError):

@@ -58,6 +58,12 @@ DEFAULT_THROTTLES = {
     "login:email": Throttle(5, 2, 15 * 60, 15 * 60),
     "login:ip": Throttle(20, 2, 15 * 60, 15 * 60),
     "register:ip": Throttle(20, 30, 60 * 60, 60 * 60),
+    # Password reset requests: every request counts (none is taken back); the one that
+    # passes the free ones still goes through and blocks the next (3 emails to an account at
+    # once, then one after 1, 2, 4 ... minutes). Blocked, the answer stays the same and no
+    # email is sent.
+    "reset:email": Throttle(2, 60, 60 * 60, 60 * 60),
+    "reset:ip": Throttle(20, 60, 60 * 60, 60 * 60),
 }
 
 

@@ -23,7 +23,9 @@ class JwtTokenIssuer:
         expires_at = now + self._lifetime
         # The role is not in the token: it is read from the database on every request, so a
         # demoted admin loses admin rights at once.
-        claims = {"sub": str(user_id), "iat": int(now.timestamp()),
+        # iat in milliseconds: a password reset revokes the tokens issued before it, and the
+        # one issued right after it must not look older (whole seconds would).
+        claims = {"sub": str(user_id), "iat": now.timestamp() * 1000 // 1 / 1000,
                   "exp": int(expires_at.timestamp())}
         return IssuedToken(token=jwt.encode(claims, self._secret, algorithm=ALGORITHM),
                            expires_at=expires_at.replace(microsecond=0))
@@ -47,3 +49,11 @@ class JwtTokenIssuer:
         except jwt.InvalidTokenError:
             return None
         return datetime.fromtimestamp(claims["exp"], tz=UTC)
+
+    def issued_at(self, token: str) -> datetime | None:
+        """When the token was issued (a password reset revokes those issued before)."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM])
+        except jwt.InvalidTokenError:
+            return None
+        return datetime.fromtimestamp(float(claims["iat"]), tz=UTC)

@@ -106,7 +106,8 @@ class SqlUserRepository(_Repository):
     async def save(self, user: User) -> None:
         await self._conn.execute(
             sa.update(users).where(users.c.id == user.id).values(
-                name=user.name, role=user.role.value, password_hash=user.password_hash)
+                name=user.name, role=user.role.value, password_hash=user.password_hash,
+                password_changed_at=user.password_changed_at)
         )
         self._track(user)
 

@@ -27,7 +27,8 @@ Row = Mapping[str, Any]
 
 def user_from_row(row: Row) -> User:
     return User(id=row["id"], email=row["email"], name=row["name"], role=Role(row["role"]),
-                password_hash=row["password_hash"], created_at=row["created_at"])
+                password_hash=row["password_hash"], created_at=row["created_at"],
+                password_changed_at=row.get("password_changed_at"))
 
 
 def product_from_row(row: Row) -> Product:

@@ -65,6 +65,8 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # Set by a password reset: tokens issued before it no longer authenticate.
+    sa.Column("password_changed_at", UtcDateTime()),
     sa.CheckConstraint(_one_of("role", ROLES), name="role"),
     sa.CheckConstraint("email = lower(email)", name="email_lower_case"),
 )
@@ -252,3 +254,37 @@ webhook_events = sa.Table(
     sa.Column("type", sa.String(100), nullable=False),
     sa.Column("received_at", UtcDateTime(), nullable=False),
 )
+
+# Customer email, written in the transaction of the change it tells about (the unit of work
+# turns the events into rows), delivered afterwards by the sender: claimed SKIP LOCKED and
+# leased (next_attempt_at moves on), sent outside any transaction, then marked SENT.
+OUTBOX_STATUSES = ("PENDING", "SENT", "FAILED")
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id")),
+    sa.Column("recipient", sa.String(254), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime()),
+    sa.CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
+)
+sa.Index("ix_outbox_status_next_attempt_at", outbox.c.status, outbox.c.next_attempt_at)
+
+# Password reset tokens: only their SHA-256 is kept; single use, short-lived.
+password_resets = sa.Table(
+    "password_resets", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime()),
+)
+sa.Index("ix_password_resets_user_id_created_at", password_resets.c.user_id,
+         password_resets.c.created_at)

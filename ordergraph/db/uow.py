@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordergraph.db.outbox import SqlOutboxRepository, SqlPasswordResetRepository, queue_mail
 from ordergraph.db.repositories import (
     SqlAddressBook,
     SqlInventoryRepository,
@@ -22,6 +23,7 @@ from ordergraph.db.repositories import (
 )
 from ordergraph.db.tables import audit_log, stock_movements
 from ordergraph.domain.events import DomainEvent, StockChanged
+from ordergraph.domain.mail import mail_for
 from ordergraph.domain.ports import EventPublisher, RetryableConflict
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class SqlAlchemyUnitOfWork:
         self.owed_refunds = SqlOwedRefundRepository(self._conn, track)
         self.webhook_events = SqlWebhookEventRepository(self._conn, track)
         self.addresses = SqlAddressBook(self._conn, track)
+        self.outbox = SqlOutboxRepository(self._conn)
+        self.password_resets = SqlPasswordResetRepository(self._conn)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -86,7 +90,8 @@ class SqlAlchemyUnitOfWork:
             raise RetryableConflict(str(exc)) from exc
 
     async def commit(self) -> None:
-        """Write the audit rows and stock movements of the events raised, commit, publish."""
+        """Write the audit rows, stock movements and outbox email of the events raised,
+        commit, publish."""
         assert self._conn is not None, "commit() outside `async with`"
         events = self._collect_events()
         await self._record(events)
@@ -121,6 +126,10 @@ class SqlAlchemyUnitOfWork:
             await self._conn.execute(sa.insert(audit_log), audit_rows)
         if movements:
             await self._conn.execute(sa.insert(stock_movements), movements)
+        # Email only for what this transaction commits, and once per change.
+        drafts = [draft for event in events if (draft := mail_for(event)) is not None]
+        if drafts:
+            await queue_mail(self._conn, drafts, at=max(event.at for event in events))
 
     async def _publish(self, events: Sequence[DomainEvent]) -> None:
         if not events:

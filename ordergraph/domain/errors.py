@@ -7,6 +7,7 @@
     ├── InvalidTransition            INVALID_TRANSITION: the order's state machine says no
     ├── EmailTaken                   EMAIL_TAKEN
     ├── InvalidCredentials           INVALID_CREDENTIALS: wrong email or password (never says which)
+    ├── InvalidToken                 INVALID_TOKEN: a password reset token unknown, used or expired
     ├── RateLimited                  RATE_LIMITED: too many attempts; retry later
     ├── IdempotencyKeyReused         IDEMPOTENCY_KEY_REUSED: same key, different cart
     ├── TooManyOpenOrders            TOO_MANY_OPEN_ORDERS: pay or cancel an unpaid order first
@@ -80,6 +81,14 @@ class InvalidCredentials(DomainError):
 
     def __init__(self) -> None:
         super().__init__("Wrong email or password.")
+
+
+class InvalidToken(DomainError):
+    code = "INVALID_TOKEN"
+
+    def __init__(self) -> None:
+        super().__init__("This reset link is not valid any more (used, expired or mistyped); "
+                         "ask for a new one.", field="token")
 
 
 class RateLimited(DomainError):

@@ -225,3 +225,38 @@ class UserRoleChanged(DomainEvent):
     def audit_entries(self) -> list[AuditDraft]:
         return [self._audit("USER_ROLE_CHANGED", "USER", self.user_id, {"role": self.before},
                             {"role": self.after})]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordResetRequested(DomainEvent):
+    """A reset link was made for the account; `token` is the raw token for its email only
+    (the database keeps its hash; the audit row never sees it)."""
+
+    user_id: int
+    token: str = field(repr=False)
+    expires_at: datetime
+    requested_from: str | None = None  # the client's address
+
+    @property
+    def type(self) -> str:
+        return "USER_PASSWORD_RESET_REQUESTED"
+
+    def audit_entries(self) -> list[AuditDraft]:
+        return [self._audit("USER_PASSWORD_RESET_REQUESTED", "USER", self.user_id, None,
+                            {"expires_at": self.expires_at.isoformat(),
+                             "requested_from": self.requested_from})]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordReset(DomainEvent):
+    """The password was set from a reset link; sessions issued before it stop working."""
+
+    user_id: int
+
+    @property
+    def type(self) -> str:
+        return "USER_PASSWORD_RESET"
+
+    def audit_entries(self) -> list[AuditDraft]:
+        return [self._audit("USER_PASSWORD_RESET", "USER", self.user_id, None,
+                            {"sessions_revoked_before": self.at.isoformat()})]

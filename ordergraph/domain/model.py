@@ -122,6 +122,8 @@ class User:
     role: Role
     password_hash: str
     created_at: datetime
+    # Set by a password reset: tokens issued before it no longer authenticate.
+    password_changed_at: datetime | None = None
     events: list[ev.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @property

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from ordergraph.domain.events import DomainEvent
+from ordergraph.domain.mail import QueuedMail
 from ordergraph.domain.model import (
     Actor,
     Money,
@@ -128,6 +129,35 @@ class WebhookEventRepository(Protocol):
         ...
 
 
+class OutboxRepository(Protocol):
+    """Email waiting to be sent. The unit of work writes the rows (from the events, at
+    commit); the sender claims, sends and settles them."""
+
+    async def claim(self, *, now: datetime, limit: int,
+                    retry_at: Callable[[int], datetime]) -> list[QueuedMail]:
+        """Due rows, oldest first, taken FOR UPDATE SKIP LOCKED and leased: each one's next
+        attempt moves to `retry_at(attempts)`, so no other sender takes it meanwhile."""
+        ...
+    async def sent(self, mail_id: int, *, attempts: int, at: datetime) -> None: ...
+    async def failed(self, mail_id: int, *, attempts: int, error: str, at: datetime,
+                     give_up: bool) -> None: ...
+
+
+class PasswordResetRepository(Protocol):
+    async def add(self, *, user_id: int, token_hash: str, created_at: datetime,
+                  expires_at: datetime) -> None: ...
+    async def usable(self, token_hash: str, *, now: datetime) -> bool:
+        """Whether the token is known, unused and unexpired (a read; `use` decides)."""
+        ...
+    async def use(self, token_hash: str, *, now: datetime) -> int | None:
+        """Mark the token used if it is unused and unexpired: the user id it was for, or
+        None (unknown, used or expired). Of two racing calls exactly one gets the id."""
+        ...
+    async def revoke_all(self, user_id: int, *, now: datetime) -> None:
+        """Every other unused token of the user stops working."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction. Leaving the block without `commit()` rolls back."""
 
@@ -138,6 +168,8 @@ class UnitOfWork(Protocol):
     owed_refunds: OwedRefundRepository
     webhook_events: WebhookEventRepository
     addresses: AddressBook
+    outbox: OutboxRepository
+    password_resets: PasswordResetRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -260,6 +292,34 @@ class TokenIssuer(Protocol):
         ...
     def expires_at(self, token: str) -> datetime | None:
         """When a valid token stops being valid (to end live subscriptions on time)."""
+        ...
+    def issued_at(self, token: str) -> datetime | None:
+        """When a valid token was issued (a password reset revokes those issued before)."""
+        ...
+
+
+class Mailer(Protocol):
+    async def send(self, mail: QueuedMail) -> None:
+        """Render and hand the message to the mail server; raises on any failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMail:
+    """What the local mail sink received (local mail mode only)."""
+
+    id: int
+    received_at: datetime
+    sender: str
+    recipients: list[str]
+    subject: str
+    text: str
+    html: str | None
+
+
+class LocalMailbox(Protocol):
+    def messages(self, *, limit: int) -> list[ReceivedMail]:
+        """Newest first."""
         ...
 
 

@@ -13,6 +13,8 @@ from ordergraph.domain.ports import (
     AuditRecord,
     Clock,
     LiveFeed,
+    LocalMailbox,
+    Mailer,
     Metrics,
     NullMetrics,
     PasswordHasher,
@@ -81,6 +83,9 @@ class Services:
     role_changes: RoleChanges = field(default_factory=RoleChanges)
     subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Customer email: the outbox's sender, and in local mail mode the sink it sends to.
+    mailer: Mailer | None = None
+    local_mailbox: LocalMailbox | None = None
 
 
 @dataclass

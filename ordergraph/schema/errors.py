@@ -49,6 +49,12 @@ class InvalidCredentialsError(UserError):
     pass
 
 
+@strawberry.type(description="INVALID_TOKEN: the password reset token is unknown, used or "
+                                 "expired; ask for a new one.")
+class InvalidTokenError(UserError):
+    pass
+
+
 @strawberry.type(description="RATE_LIMITED: too many attempts; try again after a while.")
 class RateLimitedError(UserError):
     retry_after_seconds: int
@@ -91,6 +97,8 @@ def to_user_error(error: errors.DomainError) -> UserError | None:
             return EmailTakenError(**common)
         case errors.InvalidCredentials():
             return InvalidCredentialsError(**common)
+        case errors.InvalidToken():
+            return InvalidTokenError(**common)
         case errors.RateLimited():
             return RateLimitedError(**common, retry_after_seconds=error.retry_after_seconds)
         case errors.IdempotencyKeyReused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import UNSET
 
-from ordergraph.resolvers import accounts, catalog, orders
+from ordergraph.resolvers import accounts, catalog, mail, orders
 from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.schema.enums import Role
 from ordergraph.schema.errors import (
@@ -13,6 +13,7 @@ from ordergraph.schema.errors import (
     IdempotencyConflictError,
     InsufficientStockError,
     InvalidCredentialsError,
+    InvalidTokenError,
     InvalidTransitionError,
     NotFoundError,
     PaymentError,
@@ -27,6 +28,7 @@ from ordergraph.schema.inputs import (
     RegisterInput,
     UpdateProductInput,
 )
+from ordergraph.schema.mail import RequestPasswordResetPayload
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
 from ordergraph.schema.results import (
     AuthPayload,
@@ -80,6 +82,21 @@ class Mutation:
     async def login(self, info: Info, email: str, password: str) -> AuthResult:
         return await as_result(accounts.login(info.context, email=email, password=password),
                                _session, *AUTH_ERRORS)
+
+    @strawberry.mutation(description="Email a single-use link to reset the password (valid "
+                                     "30 minutes). The same answer for every email.")
+    async def request_password_reset(self, info: Info,
+                                     email: str) -> RequestPasswordResetPayload:
+        return RequestPasswordResetPayload(
+            ok=await mail.request_password_reset(info.context, email=email))
+
+    @strawberry.mutation(description="Set a new password with the emailed token and log in; "
+                                     "sessions issued before stop working. INVALID_TOKEN for "
+                                     "an unknown, used or expired token.")
+    async def reset_password(self, info: Info, token: str, new_password: str) -> AuthResult:
+        return await as_result(
+            mail.reset_password(info.context, token=token, new_password=new_password),
+            _session, ValidationError, InvalidTokenError)
 
     @strawberry.mutation(description="Add a product with its initial stock. Admins.",
                          permission_classes=[IsAdmin])

@@ -8,9 +8,10 @@ from typing import Annotated
 import strawberry
 from strawberry import UNSET
 
-from ordergraph.resolvers import accounts, catalog, orders, sales
+from ordergraph.resolvers import accounts, catalog, mail, orders, sales
 from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.schema.enums import OrderStatus
+from ordergraph.schema.mail import LocalMail
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
 from ordergraph.schema.sales import Granularity, SalesReport
 from ordergraph.schema.types import (
@@ -103,6 +104,13 @@ class Query:
     def shipping_rates(self, info: Info) -> ShippingRates:
         return ShippingRates.of(shipping_fields.rates(info.context),
                                 info.context.services.currency)
+    @strawberry.field(description="What the local SMTP sink received, newest first: local "
+                                  "mail mode only (no SMTP_URL, never in production), null "
+                                  "otherwise. Admins.",
+                      permission_classes=[IsAdmin])
+    async def local_mailbox(self, info: Info, first: int | None = 50) -> list[LocalMail] | None:
+        messages = await mail.local_mailbox(info.context, first=first)
+        return None if messages is None else [LocalMail.of(m) for m in messages]
 
     @strawberry.field(description="Which Stripe.js to load and with which key. Public.")
     def payment_config(self, info: Info) -> PaymentConfig:

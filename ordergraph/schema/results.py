@@ -14,6 +14,7 @@ from ordergraph.schema.errors import (
     IdempotencyConflictError,
     InsufficientStockError,
     InvalidCredentialsError,
+    InvalidTokenError,
     InvalidTransitionError,
     NotFoundError,
     PaymentError,
@@ -71,7 +72,8 @@ class UserPayload:
 
 
 AuthResult = Annotated[
-    AuthPayload | ValidationError | EmailTakenError | InvalidCredentialsError | RateLimitedError,
+    AuthPayload | ValidationError | EmailTakenError | InvalidCredentialsError | RateLimitedError
+    | InvalidTokenError,
     strawberry.union("AuthResult")]
 ProductResult = Annotated[ProductPayload | ValidationError | NotFoundError,
                           strawberry.union("ProductResult")]

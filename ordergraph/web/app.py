@@ -26,6 +26,8 @@ from ordergraph.adapters import localstripe
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.logs import configure_logging
+from ordergraph.adapters.mail.sink import MailSink
+from ordergraph.adapters.mail.smtp import SmtpMailer
 from ordergraph.adapters.metrics import PrometheusMetrics, authorized, exposition, serve_metrics
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
@@ -76,6 +78,7 @@ class Overrides:
     run_sweeper: bool = True
     # Tracing to this (in-memory) span exporter, whatever the settings say.
     span_exporter: Any = None
+    run_mail_sender: bool | None = None  # None: as run_sweeper
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,6 +174,19 @@ def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
     )
 
 
+async def _start_local_mail(settings: Settings) -> MailSink | None:
+    """Local mail mode: like the Stripe emulator, the same path as production (the outbox
+    over real SMTP), to a sink of our own that the admin Mail page reads."""
+    sink = MailSink()
+    try:
+        await sink.start()
+    except ImportError:
+        log.warning("local mail mode needs aiosmtpd (the `local` extra): customer email "
+                    "stays in the outbox until SMTP_URL is set")
+        return None
+    return sink
+
+
 @contextlib.asynccontextmanager
 async def _running(app: Starlette, settings: Settings, overrides: Overrides
                    ) -> AsyncIterator[None]:
@@ -188,6 +204,13 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     services = build_services(settings, engine, hub, overrides, installation=installation)
     if tracing is not None and getattr(services.gateway, "http_client", None) is not None:
         tracing.instrument_http_client(services.gateway.http_client)  # type: ignore[attr-defined]
+    sink = await _start_local_mail(settings) if settings.local_mail else None
+    mail_url = sink.url if sink is not None else settings.smtp_url
+    if sink is not None:
+        services.local_mailbox = sink
+    if mail_url is not None:
+        services.mailer = SmtpMailer(mail_url, sender=settings.mail_from,
+                                     public_url=settings.links_base)
     learning = None if installation is not None else \
         asyncio.create_task(_learn_installation_id(settings, engine, services))
     # Role changes from every instance: live subscribers' rights are re-checked on the next
@@ -197,17 +220,19 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
     stop_metrics = None if settings.metrics_port is None else \
         serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
+    run_mail = overrides.run_sweeper if overrides.run_mail_sender is None \
+        else overrides.run_mail_sender
     try:
-        if overrides.run_sweeper:
-            async with background(services, settings.sweep_interval):
-                yield
-        else:
+        async with background(services, settings.sweep_interval,
+                              sweeper=overrides.run_sweeper, mail=run_mail):
             yield
     finally:
         # In-flight requests have finished (uvicorn waits for them); close what we opened.
         if learning is not None:
             learning.cancel()
         await hub.stop()
+        if sink is not None:
+            await sink.stop()
         for closeable in (services.gateway, services.rate_limiter):
             close = getattr(closeable, "aclose", None)
             if close is not None:

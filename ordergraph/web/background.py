@@ -1,4 +1,4 @@
-"""Background work of the app: the sweeper, every SWEEP_INTERVAL."""
+"""Background work of the app: the sweeper, every SWEEP_INTERVAL, and the mail sender."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from ordergraph.domain.errors import ServiceUnavailable
+from ordergraph.domain.ports import Mailer
+from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.domain.services.sweeper import sweep
 from ordergraph.resolvers.context import Services
 
@@ -40,12 +42,42 @@ async def run_sweeper(services: Services, interval: timedelta) -> None:
         await asyncio.sleep(interval.total_seconds())
 
 
+# The outbox is polled this often (one indexed query when nothing is due), so an email
+# leaves within about a second of the change that wrote it.
+MAIL_POLL_SECONDS = 1.0
+
+
+async def run_mail_sender(services: Services, mailer: Mailer,
+                          poll_seconds: float = MAIL_POLL_SECONDS) -> None:
+    """Deliver due email, then wait `poll_seconds`, until cancelled."""
+    while True:
+        try:
+            report = await deliver_mail(services.uow(), mailer, services.clock)
+        except ServiceUnavailable:
+            log.info("mail delivery skipped: database unavailable")
+        except Exception:
+            log.exception("mail delivery failed")
+        else:
+            if report.sent or report.failed:
+                log.info("mail: %d sent, %d failed (retried later)", report.sent,
+                         report.failed)
+        await asyncio.sleep(poll_seconds)
+
+
 @contextlib.asynccontextmanager
-async def background(services: Services, interval: timedelta) -> AsyncIterator[asyncio.Task]:
-    task = asyncio.create_task(run_sweeper(services, interval), name="sweeper")
+async def background(services: Services, interval: timedelta, *, sweeper: bool = True,
+                     mail: bool = True) -> AsyncIterator[list[asyncio.Task]]:
+    tasks = []
+    if sweeper:
+        tasks.append(asyncio.create_task(run_sweeper(services, interval), name="sweeper"))
+    if mail and services.mailer is not None:
+        tasks.append(asyncio.create_task(run_mail_sender(services, services.mailer),
+                                         name="mail-sender"))
     try:
-        yield task
+        yield tasks
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

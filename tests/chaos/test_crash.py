@@ -298,6 +298,10 @@ async def test_a_crash_mid_rush_leaves_no_stock_held_past_its_ttl(
         "STRIPE_PUBLISHABLE_KEY": "pk_test_ordergraph_crash",
         "STRIPE_WEBHOOK_SECRET": "whsec_ordergraph_crash",
         "STRIPE_API_BASE": await proxy.start(),
+        # Production needs a mail relay; nothing listens there (email stays queued).
+        "SMTP_URL": f"smtp://127.0.0.1:{free_port()}",
+        "MAIL_FROM": "Shop <orders@shop.example.com>",
+        "PUBLIC_URL": "https://shop.example.com",
         "RESERVATION_TTL": f"{TTL_SECONDS}s",
         "SWEEP_INTERVAL": f"{SWEEP_SECONDS}s",
         "BROADCAST_URL": "memory://",

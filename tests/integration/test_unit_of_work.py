@@ -147,3 +147,42 @@ async def test_isolation_level_setting_reaches_the_transactions(pg_url: str) -> 
             shown = await uow._conn.scalar(sa.text("SHOW transaction_isolation"))  # type: ignore[union-attr]
         await engine.dispose()
         assert shown == level.lower()
+
+
+async def test_email_is_written_with_its_change_or_not_at_all(engine, pg_url: str) -> None:
+    """The outbox row of a status change is part of the change's transaction: a change rolled
+    back (here by a failure after the transition) leaves no email behind; committed, one."""
+    product_id = await add_product(engine)
+    customer_id = await add_customer(pg_url)
+    now = datetime.now(UTC)
+
+    async def place() -> int:
+        order = Order(id=0, customer_id=customer_id, status=OrderStatus.CREATED,
+                      lines=[OrderLine(product_id, 2, Money(500, "usd"))], currency="usd",
+                      version=1, created_at=now, updated_at=now)
+        await uow.orders.add(order)
+        order.transition(OrderStatus.PAYMENT_PENDING, actor=SYSTEM, at=now)
+        await uow.orders.save(order)
+        return order.id
+
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    order_id = await in_transaction(uow, place)
+
+    async def pay(fail: bool) -> None:
+        order = await uow.orders.get(order_id, for_update=True)
+        assert order is not None
+        order.transition(OrderStatus.PAID, actor=SYSTEM, at=now)
+        await uow.orders.save(order)
+        if fail:
+            raise Boom()
+
+    with pytest.raises(Boom):
+        await in_transaction(uow, lambda: pay(True))
+    assert rows(pg_url, "SELECT count(*) FROM outbox") == [(0,)]
+
+    await in_transaction(uow, lambda: pay(False))
+    assert rows(pg_url, "SELECT kind, recipient, status FROM outbox") == \
+        [("ORDER_CONFIRMED", "u@example.com", "PENDING")]
+    [(data,)] = rows(pg_url, "SELECT data FROM outbox")
+    assert data["order"]["total"] == 1000
+    assert data["product_names"] == {str(product_id): "Widget"}

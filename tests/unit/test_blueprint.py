@@ -20,7 +20,7 @@ BLUEPRINT = yaml.safe_load((ROOT / "render.yaml").read_text())
 WEB = next(service for service in BLUEPRINT["services"] if service["type"] == "web")
 ENV = {variable["key"]: variable for variable in WEB["envVars"]}
 # What production refuses to start without; never a value in a file in git.
-REQUIRED_SECRETS = {"JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"}
+REQUIRED_SECRETS = {"JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"}
 # Read by something other than Settings (none so far; e.g. Python's own PYTHON* variables).
 KNOWN_EXTRAS: set[str] = set()
 # What Render puts in each wired variable, in the form it hands out.
@@ -86,6 +86,8 @@ def test_what_it_gives_the_app_validates() -> None:
     assert release.database_url == "postgresql+psycopg://ordergraph:pw@dpg-x-a/ordergraph"
     served = Settings.from_env(what_the_app_gets(
         JWT_SECRET="g" * 44, STRIPE_SECRET_KEY="sk_live_x", STRIPE_PUBLISHABLE_KEY="pk_live_x",
-        STRIPE_WEBHOOK_SECRET="whsec_x", TRUSTED_PROXIES="10.0.0.0/8"), dotenv_path=None)
+        STRIPE_WEBHOOK_SECRET="whsec_x", TRUSTED_PROXIES="10.0.0.0/8",
+        SMTP_URL="smtp://apikey:x@smtp.example.com:587", MAIL_FROM="Shop <shop@example.com>",
+        PUBLIC_URL="https://ordergraph.onrender.com"), dotenv_path=None)
     assert served.is_production
     assert served.broadcast_url.startswith("redis://")

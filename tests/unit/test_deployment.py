@@ -137,7 +137,10 @@ def resolve(environment: dict, required: dict[str, str]) -> dict[str, str]:
 
 OPERATOR_SUPPLIES = {"POSTGRES_PASSWORD": "pw", "JWT_SECRET": "s" * 40,
                      "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x",
-                     "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+                     "STRIPE_WEBHOOK_SECRET": "whsec_x",
+                     "SMTP_URL": "smtp://user:pw@smtp.example.com:587",
+                     "MAIL_FROM": "Shop <orders@shop.example.com>",
+                     "PUBLIC_URL": "https://shop.example.com"}
 
 
 @pytest.mark.parametrize(("compose", "service"), [

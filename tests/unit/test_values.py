@@ -104,7 +104,8 @@ def test_isolation_level_is_a_setting() -> None:
 PRODUCTION = {
     "ORDERGRAPH_ENV": "production", "JWT_SECRET": "s" * 40,
     "DATABASE_URL": "postgresql+psycopg://shop@db/shop", "STRIPE_SECRET_KEY": "sk_live_x",
-    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x", "SMTP_URL": "smtp://user:pw@smtp.example.com:587",
+    "MAIL_FROM": "Shop <orders@shop.example.com>", "PUBLIC_URL": "https://shop.example.com",
 }
 
 
@@ -113,6 +114,9 @@ PRODUCTION = {
     ({"JWT_SECRET": "short"}, "at least 32 bytes"),
     ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
     ({"DATABASE_URL": ""}, "SQLite"),
+    ({"SMTP_URL": ""}, "production needs SMTP_URL"),
+    ({"PUBLIC_URL": ""}, "production needs PUBLIC_URL"),
+    ({"MAIL_FROM": ""}, "production needs MAIL_FROM"),
 ])
 def test_production_refuses_unsafe_defaults(change: dict[str, str], reason: str) -> None:
     assert Settings.from_env(PRODUCTION, dotenv_path=None).is_production

@@ -1,19 +1,23 @@
-"""Accounts: register, log in, resolve a token to its user, change roles."""
+"""Accounts: register, log in, reset a password, resolve a token to its user, roles."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ordergraph.domain import events as ev
 from ordergraph.domain.errors import (
     EmailTaken,
     InvalidCredentials,
+    InvalidToken,
     NotFound,
     Unauthenticated,
     ValidationFailed,
 )
 from ordergraph.domain.model import (
+    SYSTEM,
     Actor,
     Role,
     User,
@@ -132,12 +136,99 @@ async def _rehash(uow: UnitOfWork, passwords: PasswordHasher, user_id: int,
 
 
 async def user_for_token(reader: ReadStore, tokens: TokenIssuer, token: str) -> User:
-    """The token's user, read from the database now (so a role change applies at once)."""
+    """The token's user, read from the database now (so a role change applies at once, and
+    a password reset revokes every token issued before it)."""
     user_id = tokens.verify(token)
     user = (await reader.users_by_ids([user_id])).get(user_id)
     if user is None:
         raise Unauthenticated("This account no longer exists.")
+    if user.password_changed_at is not None:
+        issued_at = tokens.issued_at(token)
+        if issued_at is None or issued_at < user.password_changed_at:
+            raise Unauthenticated("Your password was changed; log in again.")
     return user
+
+
+# ---- password reset ---------------------------------------------------------------------
+
+RESET_TOKEN_LIFETIME = timedelta(minutes=30)
+_MAX_TOKEN_LENGTH = 200
+
+
+def reset_token_hash(token: str) -> str:
+    """What the database keeps of a reset token (the token itself is in the email only)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _whole_milliseconds(at: datetime) -> datetime:
+    # Tokens carry their issue time in milliseconds: a token issued right after the reset
+    # must not look older than it.
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str,
+                                 requested_from: str | None = None) -> None:
+    """Email a single-use reset link if the account exists; nothing otherwise. The caller
+    answers the same either way (no account oracle)."""
+    try:
+        email = normalise_email(email)
+    except ValidationFailed:
+        return
+    token = secrets.token_urlsafe(32)
+
+    async def store() -> None:
+        user = await uow.users.get_by_email(email)
+        if user is None:
+            return
+        now = clock.now()
+        expires_at = now + RESET_TOKEN_LIFETIME
+        await uow.password_resets.add(user_id=user.id, token_hash=reset_token_hash(token),
+                                      created_at=now, expires_at=expires_at)
+        # The unit of work turns this into the email, in this transaction.
+        # Anyone may ask (the link goes to the account's own address): not the user's act.
+        user.events.append(ev.PasswordResetRequested(
+            at=now, actor=SYSTEM, user_id=user.id, token=token, expires_at=expires_at,
+            requested_from=requested_from))
+
+    await in_transaction(uow, store)
+
+
+async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
+                         clock: Clock, *, token: str, new_password: str) -> Session:
+    """Set the password from a reset link and log in; sessions issued before stop working.
+    INVALID_TOKEN for an unknown, used or expired token; of two racing calls one wins."""
+    try:
+        check_password_rules(new_password)
+    except ValidationFailed as error:
+        raise ValidationFailed(error.message, field="newPassword") from None
+    token = token.strip()
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        raise InvalidToken()
+    token_hash = reset_token_hash(token)
+    # Refused before the costly hashing: guessed tokens cost the server next to nothing.
+    if not await in_transaction(uow, lambda: uow.password_resets.usable(token_hash,
+                                                                       now=clock.now())):
+        raise InvalidToken()
+    new_hash = await passwords.hash(new_password)
+
+    async def change() -> User:
+        now = clock.now()
+        user_id = await uow.password_resets.use(token_hash, now=now)
+        if user_id is None:
+            raise InvalidToken()
+        user = await uow.users.get(user_id, for_update=True)
+        if user is None:
+            raise InvalidToken()
+        user.password_hash = new_hash
+        user.password_changed_at = _whole_milliseconds(now)
+        await uow.password_resets.revoke_all(user.id, now=now)
+        user.events.append(ev.PasswordReset(at=now, actor=Actor.user(user.id),
+                                            user_id=user.id))
+        await uow.users.save(user)
+        return user
+
+    user = await in_transaction(uow, change)
+    return _issue(tokens, user)
 
 
 async def set_user_role(uow: UnitOfWork, clock: Clock, *, viewer: User, user_id: int,

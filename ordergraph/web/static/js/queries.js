@@ -50,6 +50,14 @@ mutation Register($input: RegisterInput!) {
   register(input: $input) { ${AUTH_RESULT} }
 }`;
 
+export const REQUEST_PASSWORD_RESET = `
+mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) { ok } }`;
+
+export const RESET_PASSWORD = `
+mutation ResetPassword($token: String!, $newPassword: String!) {
+  resetPassword(token: $token, newPassword: $newPassword) { ${AUTH_RESULT} }
+}`;
+
 // ---- catalog ----------------------------------------------------------------------------
 
 export const PRODUCTS = `
@@ -226,3 +234,8 @@ query SalesReport($from: DateTime!, $to: DateTime!, $granularity: Granularity) {
 
 // Only that something happened: the Sales page asks for the report again.
 export const SALES_ORDER_EVENTS = `subscription SalesOrderEvents { orderEvents { eventId type } }`;
+
+// ---- local mail mode (admins, development only) ----------------------------------------
+
+export const LOCAL_MAILBOX = `
+query LocalMailbox { localMailbox(first: 50) { id receivedAt from to subject text html } }`;

@@ -15,11 +15,14 @@ const ROUTES = [
   { path: '/orders/:id', nav: 'orders', auth: true, load: () => import('./pages/order.js') },
   { path: '/login', nav: 'login', load: () => import('./pages/login.js') },
   { path: '/register', nav: 'login', load: () => import('./pages/register.js') },
+  { path: '/forgot-password', nav: 'login', load: () => import('./pages/forgot-password.js') },
+  { path: '/reset-password', nav: 'login', load: () => import('./pages/reset-password.js') },
   { path: '/admin', nav: 'admin', admin: true, load: () => import('./pages/admin-board.js') },
   { path: '/admin/inventory', nav: 'admin', admin: true, load: () => import('./pages/admin-inventory.js') },
   { path: '/admin/products', nav: 'admin', admin: true, load: () => import('./pages/admin-products.js') },
   { path: '/admin/audit', nav: 'admin', admin: true, load: () => import('./pages/admin-audit.js') },
   { path: '/admin/sales', nav: 'admin', admin: true, load: () => import('./pages/admin-sales.js') },
+  { path: '/admin/mail', nav: 'admin', admin: true, load: () => import('./pages/admin-mail.js') },
 ];
 
 /** What a page starts (subscriptions, timers, listeners), stopped together on leaving. */

@@ -14,7 +14,7 @@ export function nextPath(params) {
  * fields: [{ name, label, type, autocomplete, hint }]; submit(values) -> { document, variables, key }.
  */
 export function authForm(root, { scope, query: params, navigate }, { heading, sub, fields, submitLabel,
-  busyLabel, build, resultKey, alt }) {
+  busyLabel, build, resultKey, alt, extra, welcome }) {
   const flash = session.takeFlash() || (params.get('expired') ? 'Your session has expired. Log in again to continue.' : null);
   const inputs = {};
   const formError = h('div', { class: 'form-error', role: 'alert' });
@@ -28,6 +28,7 @@ export function authForm(root, { scope, query: params, navigate }, { heading, su
     form.append(field.wrap);
   }
   form.append(button);
+  if (extra) form.append(extra);
   const next = nextPath(params);
   const suffix = next !== '/' ? `?next=${encodeURIComponent(next)}` : '';
   fill(root, h('div', { class: 'auth' },
@@ -78,7 +79,7 @@ export function authForm(root, { scope, query: params, navigate }, { heading, su
       const result = data[resultKey];
       if (result.__typename === 'AuthPayload') {
         session.signIn(result);
-        toast(`Welcome${result.user.name ? `, ${result.user.name}` : ''}!`, { kind: 'success', timeout: 3000 });
+        toast(welcome || `Welcome${result.user.name ? `, ${result.user.name}` : ''}!`, { kind: 'success', timeout: 3000 });
         navigate(next, { replace: true });
         return;
       }

@@ -1,6 +1,7 @@
 // #/login
 
 import { LOGIN } from '../queries.js';
+import { h } from '../ui.js';
 import { authForm } from './auth-form.js';
 
 export const title = 'Log in';
@@ -16,6 +17,7 @@ export function mount(root, ctx) {
     submitLabel: 'Log in',
     busyLabel: 'Logging in…',
     resultKey: 'login',
+    extra: h('p', { class: 'forgot' }, h('a', { href: '#/forgot-password' }, 'Forgot password?')),
     build: (values) => ({ document: LOGIN, variables: { email: values.email, password: values.password } }),
     alt: { text: 'New here?', link: 'Create an account', path: '/register',
       demo: 'Demo accounts: customer@example.com / customer123, admin@example.com / admin123' },

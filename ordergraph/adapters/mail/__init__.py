@@ -1,0 +1,1 @@
+"""Customer email: templates, the SMTP sender, and local mode's SMTP sink."""
