@@ -68,7 +68,8 @@ DEFAULT_THROTTLES = {
 
 
 def throttles_from(settings: Settings) -> dict[str, Throttle]:
-    """The throttles the LOGIN_* and REGISTER_* settings describe."""
+    """The throttles the LOGIN_* and REGISTER_* settings describe, and the password reset's
+    (not settings: they guard a mailbox, not a guess)."""
     login = (settings.login_first_block.total_seconds(),
              settings.login_max_block.total_seconds(), settings.login_window.total_seconds())
     return {
@@ -78,6 +79,8 @@ def throttles_from(settings: Settings) -> dict[str, Throttle]:
                                 settings.register_first_block.total_seconds(),
                                 settings.register_max_block.total_seconds(),
                                 settings.register_window.total_seconds()),
+        "reset:email": DEFAULT_THROTTLES["reset:email"],
+        "reset:ip": DEFAULT_THROTTLES["reset:ip"],
     }
 
 
