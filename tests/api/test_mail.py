@@ -109,6 +109,31 @@ async def test_every_state_change_emails_the_customer_once_over_smtp(
     assert {row[2] for row in outbox(api.settings.database_url)} == {"SENT"}
 
 
+async def test_the_confirmation_shows_shipping_and_where_it_ships(
+        pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            shipping_flat_cents=499, free_shipping_over_cents=10_000)
+    async with running_api(settings) as api:
+        admin = await api.create_admin()
+        lamp = await api.create_product(admin, sku="lamp", name="Lamp", price_cents=2500)
+        ada = await api.register("ada@example.com", name="Ada")
+        address = {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": None,
+                   "city": "London", "postalCode": "SW1Y 4JH", "region": None,
+                   "country": "GB"}
+        order = (await api.checkout(ada, [(lamp, 2)], address=address))["order"]
+        method = await customer_side.card(CARD_OK)
+        assert (await api.gql(PAY, {"id": order["id"], "pm": method}, token=ada)
+                )["payOrder"]["order"]["status"] == "PAID"
+        assert (await deliver(api)).sent == 1
+        [confirmation] = await mailbox(api, admin)
+    text = confirmation["text"]
+    assert "Subtotal: $50.00\nShipping: $4.99\nTotal: $54.99" in text
+    assert "We have your payment of $54.99" in text
+    assert "Ships to:\n  Ada Lovelace\n  12 St James's Square\n  SW1Y 4JH London\n  GB" in text
+    assert "12 St James&#x27;s Square" in confirmation["html"]
+    assert "$4.99" in confirmation["html"]
+
+
 async def test_racing_finalizers_send_one_confirmation(
         api: Api, admin: str, customer_side: Customer) -> None:
     """The browser paid; payOrder's answer, syncPayment and the webhook race: one PAID

@@ -52,8 +52,8 @@ $lead
 
 Order #$number
 $lines
-Total: $total
-
+$totals
+$ships_to
 View your order: $order_url
 
 $shop
@@ -70,10 +70,9 @@ _HTML = Template("""<!doctype html>
 <tbody>
 $rows
 </tbody>
-<tfoot><tr><th colspan="3" style="text-align: right">Total</th>
-<td style="text-align: right; font-weight: bold">$total</td></tr></tfoot>
+<tfoot>$total_rows</tfoot>
 </table>
-<p><a href="$order_url">View your order</a></p>
+$address_block<p><a href="$order_url">View your order</a></p>
 <p style="color: #666">$shop</p>
 </body></html>
 """)
@@ -141,13 +140,47 @@ def _render_order(kind: MailKind, data: dict[str, Any], *, greeting: str, public
                     f'{_h(amount.formatted())}</td></tr>')
     order_url = f"{public_url}/#/orders/{order['id']}"
     lead = copy.lead.substitute(values)
-    text = _TEXT.substitute(greeting=greeting, lead=lead, number=order["id"],
-                            lines="\n".join(lines), total=total, order_url=order_url,
-                            shop=shop)
+    totals = _totals(order, currency)
+    address = _address_lines(order.get("shipping_address"))
+    text = _TEXT.substitute(
+        greeting=greeting, lead=lead, number=order["id"], lines="\n".join(lines),
+        totals="\n".join(f"{label}: {amount}" for label, amount in totals),
+        ships_to="".join(["Ships to:\n", *(f"  {part}\n" for part in address), "\n"])
+        if address else "", order_url=order_url, shop=shop)
+    total_rows = "\n".join(
+        f'<tr><th colspan="3" style="text-align: right">{label}</th>'
+        f'<td style="text-align: right{"; font-weight: bold" if label == "Total" else ""}">'
+        f"{_h(amount)}</td></tr>" for label, amount in totals)
+    address_block = ("<p><strong>Ships to</strong><br>" + "<br>".join(map(_h, address))
+                     + "</p>\n") if address else ""
     markup = _HTML.substitute(greeting=_h(greeting), lead=_h(lead), number=order["id"],
-                              rows="\n".join(rows), total=_h(total), order_url=_h(order_url),
+                              rows="\n".join(rows), total_rows=total_rows,
+                              address_block=address_block, order_url=_h(order_url),
                               shop=_h(shop))
     return Rendered(subject=copy.subject.substitute(values), text=text, html=markup)
+
+
+def _totals(order: dict[str, Any], currency: str) -> list[tuple[str, str]]:
+    """Subtotal and shipping (when the order ships), then the total the customer paid."""
+    total = Money(int(order["total"]), currency).formatted()
+    if order.get("shipping_address") is None:  # nothing ships: the total is the lines
+        return [("Total", total)]
+    # Snapshots from before shipping existed carry neither: subtotal = total, shipping 0.
+    shipping = int(order.get("shipping") or 0)
+    subtotal = int(order.get("subtotal") or int(order["total"]) - shipping)
+    return [("Subtotal", Money(subtotal, currency).formatted()),
+            ("Shipping", Money(shipping, currency).formatted() if shipping else "Free"),
+            ("Total", total)]
+
+
+def _address_lines(address: dict[str, str | None] | None) -> list[str]:
+    """The address as a label prints it; nothing for an order that does not ship."""
+    if not address:
+        return []
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
+    lines = [address.get("name"), address.get("line1"), address.get("line2"), city,
+             address.get("region"), address.get("country")]
+    return [line for line in lines if line]
 
 
 def _when(iso: str) -> str:
