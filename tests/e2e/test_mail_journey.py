@@ -9,7 +9,16 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.support import ADMIN, CARD_OK, Browsing, Shop, add_to_cart, fill_card, log_in
+from tests.e2e.support import (
+    ADMIN,
+    CARD_OK,
+    Browsing,
+    Shop,
+    add_to_cart,
+    fill_address,
+    fill_card,
+    log_in,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +42,8 @@ def test_buy_get_the_confirmation_forget_and_reset_the_password(shop: Shop,
     add_to_cart(page, "Wireless Mouse")
     page.locator("#cart-link").click()
     page.get_by_role("button", name="Checkout").click()
+    fill_address(page, name="Ada Lovelace", line1="12 St James's Square", city="London",
+                 postal_code="SW1Y 4JH", country="GB")
     fill_card(page, CARD_OK)
     page.get_by_role("button", name=re.compile(r"^Pay \$")).click()
     expect(page.locator("#order-status")).to_have_text("Paid")
@@ -49,6 +60,13 @@ def test_buy_get_the_confirmation_forget_and_reset_the_password(shop: Shop,
     expect(confirmation).to_contain_text("to ada@example.com")
     expect(confirmation.locator(".mail-text")).to_contain_text("1 x Wireless Mouse")
     expect(confirmation.locator(".mail-text")).to_contain_text("Hello Ada Lovelace,")
+    expect(confirmation.locator(".mail-text")).to_contain_text("Shipping: $4.99")
+    expect(confirmation.locator(".mail-text")).to_contain_text("SW1Y 4JH London")
+    # The HTML version keeps its inline styles under the page's CSP (put back through the CSSOM).
+    confirmation.get_by_text("HTML version").click()
+    html = confirmation.frame_locator("iframe.mail-html")
+    expect(html.locator("table")).to_contain_text("Wireless Mouse")
+    expect(html.locator("table")).to_have_css("border-collapse", "collapse")
     browse.screenshot(admin, "mail-confirmation")
 
     # Forgotten: log out, "Forgot password?" on the login page.

@@ -145,7 +145,7 @@ def _render_order(kind: MailKind, data: dict[str, Any], *, greeting: str, public
     text = _TEXT.substitute(
         greeting=greeting, lead=lead, number=order["id"], lines="\n".join(lines),
         totals="\n".join(f"{label}: {amount}" for label, amount in totals),
-        ships_to="".join(["Ships to:\n", *(f"  {part}\n" for part in address), "\n"])
+        ships_to="".join(["Ships to:\n", *(f"  {part}\n" for part in address)])
         if address else "", order_url=order_url, shop=shop)
     total_rows = "\n".join(
         f'<tr><th colspan="3" style="text-align: right">{label}</th>'

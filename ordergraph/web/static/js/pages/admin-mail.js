@@ -15,6 +15,31 @@ function linkify(text) {
   return text.split(URL_PATTERN).map((part, i) => (i % 2 ? h('a', { href: part }, part) : part));
 }
 
+/**
+ * The HTML version in a frame. A srcdoc frame lives under this page's Content-Security-Policy,
+ * which refuses style attributes (even while parsing), so they are taken out of the markup and
+ * put back through the CSSOM once the frame has loaded, which the policy allows. Our templates
+ * escape every attribute value and text with quotes as &quot; (adapters/mail/templates.py), so
+ * ` style="` can only start a real attribute. The sandbox lets no script run in the frame;
+ * same-origin only so that we may set those styles.
+ */
+function htmlFrame(mail) {
+  const styles = [];
+  const markup = mail.html.replace(/\sstyle="([^"]*)"/g, (_, css) => {
+    styles.push(css);
+    return ` data-mail-style="${styles.length - 1}"`;
+  });
+  const frame = h('iframe', {
+    class: 'mail-html', sandbox: 'allow-same-origin', srcdoc: markup, title: `HTML of ${mail.subject}`,
+  });
+  frame.addEventListener('load', () => {
+    for (const el of frame.contentDocument?.querySelectorAll('[data-mail-style]') ?? []) {
+      el.style.cssText = styles[Number(el.dataset.mailStyle)] ?? '';
+    }
+  });
+  return frame;
+}
+
 function message(mail) {
   const details = h('details', { class: 'mail-item card' },
     h('summary', { class: 'mail-summary' },
@@ -23,10 +48,7 @@ function message(mail) {
     h('div', { class: 'card-body' },
       h('p', { class: 'mail-meta' }, `From ${mail.from}`),
       h('pre', { class: 'mail-text' }, linkify(mail.text)),
-      mail.html ? h('details', {}, h('summary', {}, 'HTML version'),
-        // Sandboxed: no scripts, no same-origin access; only its markup is shown.
-        h('iframe', { class: 'mail-html', sandbox: '', srcdoc: mail.html, title: `HTML of ${mail.subject}` }))
-        : null));
+      mail.html ? h('details', {}, h('summary', {}, 'HTML version'), htmlFrame(mail)) : null));
   return details;
 }
 
