@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -124,8 +125,10 @@ def app_server(env: dict[str, str], *, name: str = "app",
     log_path = log_dir / f"{name}.log"
     command = [sys.executable, "-m", "bench.server", "--port", str(port)]
     if profile:
+        # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
+        kind = "flamegraph" if profile.endswith(".svg") else "raw"
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile,
-                   "--rate", "200", "--nonblocking", "--", *command]
+                   "--format", kind, "--rate", "200", "--nonblocking", "--", *command]
     clean_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("DATABASE_", "STRIPE_", "BROADCAST_", "BENCH_GATEWAY"))}
     with log_path.open("wb") as sink:
@@ -136,6 +139,12 @@ def app_server(env: dict[str, str], *, name: str = "app",
         _wait_ready(server)
         yield server
     finally:
+        if profile and process.poll() is None:
+            # SIGINT: py-spy writes its flame graph once the server (which stops too) exits.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
         stop_process(process, timeout=30 if profile else 15)
         problems = server.log_problems()
         if problems:

@@ -48,6 +48,11 @@ QUEUE_SIZE = 256
 # the hot product's stock, and fanning each change out to every watcher would starve the
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
+# One event reaches this many subscribers per turn of the event loop; the rest are offered on
+# the next turns, in order. Each subscriber offered an event runs its whole send on the loop
+# (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
+# for as long (bench/RESULTS.md, flash sale): in batches, checkouts run between them.
+DELIVERY_BATCH = 50
 HEALTH_CHECK_SECONDS = 1.0
 # Each hub sends itself a heartbeat through the broadcast every check: a connection that
 # stays open but delivers nothing (a network partition, a wedged Redis) ends no task, so
@@ -205,6 +210,10 @@ class LiveHub:
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
             {topic: [] for topic in TOPICS}
+        # Fan-outs waiting for their turn, oldest first (see _drain): (topic or None for a
+        # resync, the message, its subscribers still to be offered it once started).
+        self._deliveries: deque[list[Any]] = deque()
+        self._draining = False
         self._pumps: list[asyncio.Task[None]] = []
         self._ready = {topic: asyncio.Event() for topic in CHANNELS}
         self._supervisor: asyncio.Task[None] | None = None
@@ -236,6 +245,7 @@ class LiveHub:
             await asyncio.wait([self._supervisor], timeout=CONNECT_TIMEOUT)
             if not self._supervisor.done():  # shutdown must not hang on it
                 log.warning("the live hub's supervisor did not stop in time")
+        self._deliveries.clear()
         for subscribers in self._subscribers.values():
             for subscription in subscribers:
                 subscription.close()
@@ -382,11 +392,9 @@ class LiveHub:
         self.resync_subscribers()
 
     def resync_subscribers(self) -> None:
-        """Tell every subscriber of this process to re-read what it shows."""
-        message = LiveMessage(payload={"kind": RESYNC_KIND}, cache={})
-        for subscribers in self._subscribers.values():
-            for subscription in list(subscribers):
-                subscription.resync(message)
+        """Tell every subscriber of this process to re-read what it shows (after the events
+        already on their way to them)."""
+        self._enqueue(None, LiveMessage(payload={"kind": RESYNC_KIND}, cache={}))
         metrics.LIVE_RESYNCS.inc()
 
     async def _announce_resync(self) -> None:
@@ -486,20 +494,63 @@ class LiveHub:
         self._listeners[topic].append(listener)
 
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        self._enqueue(topic, LiveMessage(payload=payload, cache={}))
+
+    def _enqueue(self, topic: str | None, message: LiveMessage) -> None:
+        """Fan a message out after every message before it, in batches of DELIVERY_BATCH
+        subscribers per turn of the loop. A fan-out that fits one batch, with nothing queued
+        before it, is done before this returns."""
+        self._deliveries.append([topic, message, None])
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Offer the oldest fan-outs to up to DELIVERY_BATCH subscribers; come back on the
+        next turn of the loop for the rest. One queue for every topic, so each subscriber
+        gets its messages in the order the hub heard them, and a topic's listeners hear an
+        event before any later event reaches a subscriber."""
+        self._draining = True
+        budget = DELIVERY_BATCH
+        try:
+            while self._deliveries and budget > 0:
+                delivery = self._deliveries[0]
+                topic, message, pending = delivery
+                if pending is None:  # its turn has come: listeners first, then subscribers
+                    pending = delivery[2] = self._starting(topic, message)
+                while pending and budget > 0:
+                    subscription = pending.pop()
+                    if topic is None:
+                        subscription.resync(message)
+                        budget -= 1
+                    elif self._wanted(subscription, message.payload):
+                        subscription.offer(message)
+                        budget -= 1
+                if not pending:
+                    self._deliveries.popleft()
+        finally:
+            if self._deliveries and not self._stopped:
+                asyncio.get_running_loop().call_soon(self._drain)
+            else:
+                self._draining = False
+
+    def _starting(self, topic: str | None, message: LiveMessage) -> list[Subscription]:
+        if topic is None:
+            return [subscription for subscribers in self._subscribers.values()
+                    for subscription in subscribers]
         for listener in self._listeners[topic]:
             try:
-                listener(payload)
+                listener(message.payload)
             except Exception:
                 log.exception("a live listener failed")
-        message = LiveMessage(payload=payload, cache={})
-        for subscription in list(self._subscribers[topic]):
-            try:
-                wanted = subscription.wants(payload)
-            except Exception:
-                log.exception("a live filter failed")
-                continue
-            if wanted:
-                subscription.offer(message)
+        return list(self._subscribers[topic])
+
+    @staticmethod
+    def _wanted(subscription: Subscription, payload: dict[str, Any]) -> bool:
+        try:
+            return subscription.wants(payload)
+        except Exception:
+            log.exception("a live filter failed")
+            return False
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]

@@ -1,8 +1,11 @@
-"""Execute a live event once for all the subscribers who asked the same question.
+"""Execute a live event once for all the subscribers who asked the same question, and
+serialize its result once.
 
 A change fanned out to a thousand subscribers would otherwise run the same GraphQL execution a
 thousand times (~150 µs each on this machine: the whole p99 budget). Subscribers of one event
-whose operation document, variables and audience are equal get one shared result.
+whose operation document, variables and audience are equal get one shared result. Its data is
+marked (`SharedData`): the WebSocket encodes it to JSON once and writes the same bytes to every
+subscriber of the group, only the operation id differing (web/graphql.py).
 
 The audience is whether the viewer is an admin: that is the only way a live event's fields
 depend on who asks (`Stock.reserved`, who is named in an order's history). An order's
@@ -17,32 +20,73 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, OperationType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 SHARED_RESULTS = "graphql_results"
 
 
+class SharedData(dict[str, Any]):
+    """The data of a result shared by a group of subscribers, with its JSON once encoded.
+
+    Only results without errors are shared this way: what every subscriber of the group is
+    sent is then exactly the data, whoever they are."""
+
+    __slots__ = ("_payload",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self._payload: str | None = None
+
+    def next_message(self, operation_id: str, encode: Callable[[Any], str | bytes]) -> str:
+        """The graphql-transport-ws `next` message of this data for one operation id, as
+        strawberry would send it (`{"id", "type", "payload": {"data"}}`), encoded once."""
+        if self._payload is None:
+            encoded = encode({"data": self})
+            self._payload = encoded.decode() if isinstance(encoded, bytes) else encoded
+        return f'{{"id":{json.dumps(operation_id)},"type":"next","payload":{self._payload}}}'
+
+
 class SharedLiveExecution(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Once per subscription, not once per event (the per-event executors are copies).
+        self.live_variables = _frozen(self.variable_values) \
+            if self.operation.operation is OperationType.SUBSCRIPTION else None
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared: dict[str, Any] | None = getattr(self.root_value, "shared_cache", None)
         if shared is None:  # not a live event (or a SNAPSHOT): execute as usual
             return super().execute_operation(serially)
         results: dict[Any, asyncio.Future[Any]] = shared.setdefault(SHARED_RESULTS, {})
-        key = (id(self.operation), _frozen(self.variable_values), _audience(self.context_value))
+        variables = self.live_variables
+        if variables is None:
+            variables = _frozen(self.variable_values)
+        key = (id(self.operation), variables, _audience(self.context_value))
         future = results.get(key)
         if future is None:
             outcome = super().execute_operation(serially)
             if not isinstance(outcome, Awaitable):
                 future = asyncio.get_running_loop().create_future()
-                future.set_result(outcome)
+                future.set_result(_marked(outcome))
             else:
-                future = asyncio.ensure_future(outcome)
+                future = asyncio.ensure_future(_marked_when_done(outcome))
             results[key] = future
         return _result_of(future)
+
+
+async def _marked_when_done(outcome: Awaitable[Any]) -> Any:
+    return _marked(await outcome)
+
+
+def _marked(result: Any) -> Any:
+    if isinstance(result, ExecutionResult) and not result.errors and \
+            type(result.data) is dict:
+        result.data = SharedData(result.data)
+    return result
 
 
 async def _result_of(future: asyncio.Future[Any]) -> ExecutionResult:
@@ -51,7 +95,8 @@ async def _result_of(future: asyncio.Future[Any]) -> ExecutionResult:
 
 
 def _frozen(variables: Any) -> str:
-    return json.dumps(variables or {}, sort_keys=True, default=str)
+    values = getattr(variables, "coerced", variables)  # graphql-core's VariableValues
+    return json.dumps(values or {}, sort_keys=True, default=str)
 
 
 def _audience(context: Any) -> bool:

@@ -16,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from ordergraph.domain.errors import Unauthenticated
 from ordergraph.resolvers.context import RequestContext, Services
+from ordergraph.schema.live_execution import SharedData
 from ordergraph.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ class QuietWebSocket(ASGIWebSocketAdapter):
                                                             self.ws.client_state):
             return
         try:
-            await super().send_json(message)
+            shared = _shared_next(message, self.view.encode_json)
+            if shared is not None:  # a live event's result: the same bytes for its group
+                await self.ws.send_text(shared)
+            else:
+                await super().send_json(message)
         except (WebSocketDisconnected, WebSocketDisconnect, OSError, RuntimeError) as error:
             # RuntimeError: the ASGI server's "send after close" (its socket is closed).
             self.closing = True
@@ -53,6 +58,20 @@ class QuietWebSocket(ASGIWebSocketAdapter):
             await super().close(code, reason)
         except (WebSocketDisconnect, OSError, RuntimeError) as error:
             log.debug("closing a closed WebSocket: %s", error)
+
+
+def _shared_next(message: Mapping[str, object], encode: Any) -> str | None:
+    """A `next` message carrying only a shared live result, encoded once for every subscriber
+    (schema/live_execution.py); None for anything else."""
+    if message.get("type") != "next":
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or len(payload) != 1:
+        return None
+    data = payload.get("data")
+    if type(data) is not SharedData:
+        return None
+    return data.next_message(str(message["id"]), encode)
 
 
 class GraphQLApp(GraphQL[RequestContext, None]):
