@@ -29,13 +29,15 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000,
                         help="watchers (flashsale) or subscribers (fanout)")
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--events", type=int, default=15, help="stock changes (fanout)")
     args = parser.parse_args()
     output = str(Path(args.output).resolve())
     if args.point == "flashsale":
         result = fanout.flashsale_point(args.database, checkout.tokens_file(), args.subscribers,
                                         duration=args.duration, profile=output)
     elif args.point == "fanout":
-        result = fanout.fanout_point(args.database, args.subscribers, profile=output)
+        result = fanout.fanout_point(args.database, args.subscribers, events=args.events,
+                                     profile=output)
     else:
         tokens = checkout.tokens_file()
         with app_server(app_env(args.database), name="catalog", profile=output) as server:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
+from graphql.execution.executor import CollectedErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 SHARED_RESULTS = "graphql_results"
@@ -56,6 +57,15 @@ class SharedLiveExecution(StrawberryGraphQLCoreExecutionContext):
         # Once per subscription, not once per event (the per-event executors are copies).
         self.live_variables = _frozen(self.variable_values) \
             if self.operation.operation is OperationType.SUBSCRIPTION else None
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's per-event copy, without `copy.copy` (its reduce protocol cost as
+        much as the shared execution itself, once per subscriber and event)."""
+        executor = object.__new__(type(self))
+        executor.__dict__.update(self.__dict__)
+        executor.root_value = payload
+        executor.collected_errors = CollectedErrors()
+        return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared: dict[str, Any] | None = getattr(self.root_value, "shared_cache", None)
