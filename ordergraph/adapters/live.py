@@ -33,12 +33,18 @@ from broadcaster import Broadcast
 
 from ordergraph.adapters import metrics
 from ordergraph.adapters.broadcast import create_broadcast
-from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL, ALL_USERS_CHANNEL
+from ordergraph.adapters.publisher import (
+    ALL_ORDERS_CHANNEL,
+    ALL_PRODUCTS_CHANNEL,
+    ALL_STOCK_CHANNEL,
+    ALL_USERS_CHANNEL,
+)
 from ordergraph.domain.ports import LiveMessage
 
 log = logging.getLogger(__name__)
 
-TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL}
+TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL,
+          "products": ALL_PRODUCTS_CHANNEL}
 # Hub to hub: "I could not publish for a while; everyone re-read" (not for subscribers).
 CONTROL_TOPIC = "control"
 CHANNELS = {**TOPICS, CONTROL_TOPIC: "hub:control"}
@@ -210,6 +216,7 @@ class LiveHub:
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
             {topic: [] for topic in TOPICS}
+        self._change_listeners: list[tuple[frozenset[str], Callable[[str], None]]] = []
         # Fan-outs waiting for their turn, oldest first (see _drain): (topic or None for a
         # resync, the message, its subscribers still to be offered it once started).
         self._deliveries: deque[list[Any]] = deque()
@@ -420,7 +427,11 @@ class LiveHub:
 
     async def publish(self, channel: str, message: str) -> None:
         """Publish, or drop the message while the broadcast is down (the change itself is
-        committed; subscribers get a fresh snapshot once the hub reconnects)."""
+        committed; subscribers get a fresh snapshot once the hub reconnects). This process's
+        change listeners hear of it first, at once."""
+        for topic, name in TOPICS.items():
+            if channel == self._prefix + name:
+                self._changed(topic)
         if self._stopped:
             return  # shutting down: nobody is listening any more
         if self._broadcast is None or self._down_since is not None:
@@ -460,6 +471,7 @@ class LiveHub:
         if topic == CONTROL_TOPIC:
             self._heard_from_hub(payload)
             return
+        self._changed(topic)
         if topic == "stock" and self._coalesce > 0:
             self._coalesce_stock(payload)
             return
@@ -487,6 +499,20 @@ class LiveHub:
             self._deliver("stock", latest)
             self._held_stock[product] = None
             asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+
+    def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
+        """Call `listener(topic)` as soon as an event of one of the topics is published here
+        or heard from the broadcast, before any coalescing or queueing (a cache of what the
+        event changed must forget it at once)."""
+        self._change_listeners.append((frozenset(topics), listener))
+
+    def _changed(self, topic: str) -> None:
+        for topics, listener in self._change_listeners:
+            if topic in topics:
+                try:
+                    listener(topic)
+                except Exception:
+                    log.exception("a live change listener failed")
 
     def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call `listener` with each of the topic's events as it arrives, synchronously (so

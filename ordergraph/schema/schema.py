@@ -31,7 +31,7 @@ class OrdergraphSchema(strawberry.Schema):
         before a client sees it: the error policy masks its errors (extensions.py)."""
         handled = await super()._handle_execution_result(context, result, extensions_runner,
                                                          **kwargs)
-        if getattr(handled, "errors", None) and \
+        if getattr(handled, "errors", None) and context.graphql_document is not None and \
                 context.operation_type is OperationType.SUBSCRIPTION:
             for extension in extensions_runner.extensions:
                 if isinstance(extension, ErrorPolicy):

@@ -46,6 +46,7 @@ from ordergraph.web.graphql import GraphQLApp
 from ordergraph.web.loaders import make_loaders
 from ordergraph.web.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from ordergraph.web.request_id import RequestIdMiddleware
+from ordergraph.web.response_cache import ResponseCache
 from ordergraph.web.webhooks import stripe_webhook
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,9 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     # event (a demoted admin stops seeing everyone's orders at once).
     hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
+    # Anonymous catalog reads are answered from memory until a stock or product change.
+    app.state.response_cache = ResponseCache()
+    hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
     try:
         if overrides.run_sweeper:

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -17,6 +18,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from ordergraph.domain.errors import Unauthenticated
 from ordergraph.resolvers.context import RequestContext, Services
 from ordergraph.schema.live_execution import SharedData
+from ordergraph.web import response_cache
 from ordergraph.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,20 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             allowed_origins=allowed_origins,
             **kwargs,
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache = getattr(scope["app"].state, "response_cache", None) \
+            if scope["type"] == "http" and "app" in scope else None
+        if cache is None:
+            await super().__call__(scope, receive, send)
+            return
+        metrics = scope["app"].state.services.metrics
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await GraphQL.__call__(self, scope, receive, send)
+
+        await response_cache.serve(cache, app, scope, receive, send, record=lambda name,
+                                   seconds: metrics.graphql(name, "ok", seconds))
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
