@@ -32,7 +32,7 @@ from bench.common import (
     rss_kib,
     stop_process,
 )
-from bench.harness import AppServer, app_env, app_server
+from bench.harness import AppServer, app_env, app_server, bare_server
 from bench.loadgen import CATALOG, CHECKOUT
 
 # What the web client sends (ordergraph/web/static/js/queries.js: STOCK_UPDATED).
@@ -193,6 +193,29 @@ def fanout_point(database: str, subscribers: int, *, events: int = 15,
         "statements_per_order_fanout": (s2 - s1) - (s1 - s0),
         "errors": report["errors"][:5], "error_count": report["error_count"],
     }
+
+
+def bare_point(database: str, subscribers: int, *, events: int = 15,
+               interval: float = 0.3, deflate: bool = True) -> dict[str, Any]:
+    """The fan-out ceiling: the same crowd (bench/fanout_client.py), the same bytes per
+    change, written to each connection by a bare Starlette WebSocket endpoint under the same
+    uvicorn options (bench/bare.py), with no GraphQL and none of the app."""
+    with bare_server(database) as server:
+        crowd = Subscribers(server.address, deflate)
+        try:
+            connected = crowd.ask(f"CONNECT {subscribers} bare")
+            crowd.ask("SUBSCRIBE " + json.dumps({"query": STOCK_UPDATED, "variables": {}}))
+            for _ in range(events):
+                server.post_json("/_bench/broadcast", {})
+                time.sleep(interval)
+            time.sleep(max(1.0, subscribers / 500))
+            report = crowd.ask("REPORT")
+            published = server.get_json("/_bench/published-all")
+        finally:
+            crowd.close()
+    stock = _latencies(report["events"], published, list(published), subscribers)
+    return {"subscribers": subscribers, "deflate_negotiated": connected["deflate"],
+            "stock": stock, "error_count": report["error_count"]}
 
 
 def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int = 8,

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import JWT_SECRET, ROOT, free_port, log, sqlalchemy_url, stop_process
+from bench.common import (
+    JWT_SECRET,
+    ROOT,
+    dsn_for,
+    free_port,
+    log,
+    sqlalchemy_url,
+    stop_process,
+)
 
 
 @dataclass
@@ -115,15 +123,17 @@ def app_env(database: str, **overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def app_server(env: dict[str, str], *, name: str = "app",
-               profile: str | None = None) -> Iterator[AppServer]:
+               profile: str | None = None, module: str = "bench.server"
+               ) -> Iterator[AppServer]:
     """uvicorn serving bench.server:create on a free loopback port, stopped afterwards.
 
     With `profile` (a path), the server runs under `py-spy record` and writes a flame graph.
+    `module="bench.bare"` serves the bare ceilings instead (bench/bare.py).
     """
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="ordergraph-bench-"))
     log_path = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", "bench.server", "--port", str(port)]
+    command = [sys.executable, "-m", module, "--port", str(port)]
     if profile:
         # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
         kind = "flamegraph" if profile.endswith(".svg") else "raw"
@@ -167,6 +177,12 @@ def _wait_ready(server: AppServer, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("the app did not become ready")
+
+
+def bare_server(database: str, **env: str) -> contextlib.AbstractContextManager[AppServer]:
+    """The bare Starlette ceilings (bench/bare.py) on the bench database."""
+    return app_server({"BENCH_DSN": dsn_for(database), **env}, name="bare",
+                      module="bench.bare")
 
 
 @contextlib.contextmanager
