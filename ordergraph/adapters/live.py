@@ -59,6 +59,7 @@ STOCK_COALESCE_SECONDS = 0.25
 # (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
 # for as long (bench/RESULTS.md, flash sale): in batches, checkouts run between them.
 DELIVERY_BATCH = 50
+DELIVERY_PAUSE = 0.0  # seconds between batches (tests slow a fan-out down with it)
 HEALTH_CHECK_SECONDS = 1.0
 # Each hub sends itself a heartbeat through the broadcast every check: a connection that
 # stays open but delivers nothing (a network partition, a wedged Redis) ends no task, so
@@ -87,6 +88,10 @@ def _is_resync(item: object) -> bool:
     return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
 
 
+# (message, done) -> whether it was taken; see Subscription.deliver_directly.
+DirectDelivery = Callable[[LiveMessage, Callable[[], None]], bool]
+
+
 class SubscriberOverflow(Exception):
     """The subscriber fell too far behind; it should resubscribe (and refetch)."""
 
@@ -103,15 +108,41 @@ class Subscription:
     hold (bench/RESULTS.md).
     """
 
-    __slots__ = ("_backlog", "_size", "_waiter", "wants")
+    __slots__ = ("_backlog", "_busy", "_direct", "_size", "_waiter", "wants")
 
     def __init__(self, wants: Callable[[dict[str, Any]], bool], size: int) -> None:
         self.wants = wants
         self._size = size
         self._backlog: deque[Any] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # A message being handled (its reader resumes, or a direct send is out): the next
+        # waits in the backlog, so this subscriber's messages never overtake each other.
+        self._busy = False
+        self._direct: DirectDelivery | None = None
+
+    def deliver_directly(self, handler: DirectDelivery | None) -> None:
+        """From now on offer each message to `handler(message, done)` first, when nothing is
+        in the backlog or on its way: it returns True when it took the message (and calls
+        `done()` once the message is out, or dropped on purpose), False to leave it to the
+        reader (the usual way). The reader must be past everything it sent before."""
+        self._direct = handler
+
+    def _sent(self) -> None:
+        self._busy = False
+        if self._backlog:
+            self._wake()
 
     def offer(self, message: LiveMessage) -> None:
+        if self._direct is not None and not self._busy and not self._backlog:
+            self._busy = True
+            try:
+                taken = self._direct(message, self._sent)
+            except Exception:
+                log.exception("a direct live delivery failed")
+                taken = False
+            if taken:
+                return
+            self._busy = False
         if self._backlog is None:
             self._backlog = deque()
         if len(self._backlog) >= self._size:
@@ -141,7 +172,7 @@ class Subscription:
 
     async def __aiter__(self) -> AsyncIterator[LiveMessage]:
         while True:
-            while not self._backlog:
+            while not self._backlog or (self._busy and self._backlog[0] is not _CLOSED):
                 self._waiter = asyncio.get_running_loop().create_future()
                 try:
                     await self._waiter
@@ -152,7 +183,12 @@ class Subscription:
                 return
             if item is _OVERFLOW:
                 raise SubscriberOverflow("Too many updates were missed; subscribe again.")
-            yield item
+            if self._direct is None:
+                yield item
+                continue
+            self._busy = True
+            yield item  # the reader resumes this once it has sent what the item became
+            self._busy = False
 
 
 async def _close(broadcast: Broadcast) -> None:
@@ -555,7 +591,11 @@ class LiveHub:
                     self._deliveries.popleft()
         finally:
             if self._deliveries and not self._stopped:
-                asyncio.get_running_loop().call_soon(self._drain)
+                loop = asyncio.get_running_loop()
+                if DELIVERY_PAUSE:
+                    loop.call_later(DELIVERY_PAUSE, self._drain)
+                else:
+                    loop.call_soon(self._drain)
             else:
                 self._draining = False
 

@@ -186,12 +186,21 @@ async def order_events(ctx: RequestContext, *,
                 yield update
 
 
-async def stock_updates(ctx: RequestContext, *,
-                        product_ids: Sequence[str] | None) -> AsyncIterator[StockUpdate]:
+# A transport's way to write a shared live result straight to one subscriber: (the event's
+# shared cache, done) -> whether it did (schema/live_execution.py: direct_delivery).
+DirectSend = Callable[[dict[str, Any], Callable[[], None]], bool]
+
+
+async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | None,
+                        direct: DirectSend | None = None) -> AsyncIterator[StockUpdate]:
     """Stock changes of some products (all when None). Public; starts with SNAPSHOTs.
 
     Products off sale are left out for everyone but admins, in the snapshots and in the
     changes, as if they did not exist.
+
+    With `direct`, a public subscriber's changes skip this generator when what it would
+    yield is already known for everyone of its audience (bench/RESULTS.md: a flash sale's
+    crowd): see `_direct_stock` for when.
     """
     viewer = await ctx.viewer()
     wanted: set[int] | None = None
@@ -209,6 +218,9 @@ async def stock_updates(ctx: RequestContext, *,
         async with ctx.services.live.subscribe("stock", wants) as subscription:
             for snapshot in await _stock_snapshots(ctx, viewer, wanted):
                 yield snapshot
+            # Only now: every snapshot is out, so no change can go out before one.
+            if direct is not None and (viewer is None or not viewer.is_admin):
+                subscription.deliver_directly(_direct_stock(ctx, direct))  # type: ignore[attr-defined]
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
                 current = await access.current()
@@ -220,6 +232,38 @@ async def stock_updates(ctx: RequestContext, *,
                         not await _on_sale(ctx.services.reader, message):
                     continue
                 yield _stock_update(message)
+
+
+def _direct_stock(ctx: RequestContext, send: DirectSend) -> _DirectStock:
+    expires_at = ctx.services.tokens.expires_at(ctx.token) if ctx.token is not None else None
+    return _DirectStock(send, expires_at, ctx.services.clock)
+
+
+class _DirectStock:
+    """What the loop in stock_updates would do for a public subscriber, when it can be known
+    without running it: a change (not a resync) while the session lasts, of a product whose
+    on-sale read for this event is done: off sale, dropped; on sale, the group's shared
+    result written as it is. A non-admin's view never changes while they listen (LiveViewer
+    re-reads admins only), so it is the same for everyone of the audience. Anything else goes
+    the usual way. (Slots: a crowd holds thousands of these.)"""
+
+    __slots__ = ("clock", "expires_at", "send")
+
+    def __init__(self, send: DirectSend, expires_at: datetime | None, clock: Any) -> None:
+        self.send, self.expires_at, self.clock = send, expires_at, clock
+
+    def __call__(self, message: LiveMessage, done: Callable[[], None]) -> bool:
+        if _is_resync(message) or (self.expires_at is not None and
+                                   self.clock.now() >= self.expires_at):
+            return False
+        lookup: asyncio.Future[bool] | None = message.cache.get(ON_SALE)
+        if lookup is None or not lookup.done() or lookup.cancelled() or \
+                lookup.exception() is not None:
+            return False
+        if not lookup.result():
+            done()
+            return True
+        return self.send(message.cache, done)
 
 
 async def _order_after_gap(ctx: RequestContext, message: LiveMessage,

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
@@ -28,6 +31,18 @@ from graphql.execution.executor import CollectedErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 SHARED_RESULTS = "graphql_results"
+SHARED_PAYLOADS = "graphql_payloads"
+log = logging.getLogger(__name__)
+
+# The graphql-transport-ws operation the current task serves: its socket (with an async
+# send_text_quietly(text)) and its id (set by the WebSocket handler, web/graphql.py; unset
+# for any other transport).
+LIVE_OPERATION: ContextVar[tuple[Any, str] | None] = ContextVar("live_operation", default=None)
+
+
+def encode(data: Any) -> str:
+    """strawberry's own JSON encoding of a result (BaseView.encode_json)."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 class SharedData(dict[str, Any]):
@@ -81,22 +96,87 @@ class SharedLiveExecution(StrawberryGraphQLCoreExecutionContext):
             outcome = super().execute_operation(serially)
             if not isinstance(outcome, Awaitable):
                 future = asyncio.get_running_loop().create_future()
-                future.set_result(_marked(outcome))
+                future.set_result(_marked(outcome, shared, key))
             else:
-                future = asyncio.ensure_future(_marked_when_done(outcome))
+                future = asyncio.ensure_future(_marked_when_done(outcome, shared, key))
             results[key] = future
         return _result_of(future)
 
 
-async def _marked_when_done(outcome: Awaitable[Any]) -> Any:
-    return _marked(await outcome)
+async def _marked_when_done(outcome: Awaitable[Any], shared: dict[str, Any], key: Any) -> Any:
+    return _marked(await outcome, shared, key)
 
 
-def _marked(result: Any) -> Any:
+def _marked(result: Any, shared: dict[str, Any], key: Any) -> Any:
+    """Mark an error-free shared result, and leave it for the group's direct deliveries."""
     if isinstance(result, ExecutionResult) and not result.errors and \
             type(result.data) is dict:
         result.data = SharedData(result.data)
+        shared.setdefault(SHARED_PAYLOADS, {})[key] = result.data
     return result
+
+
+class _DirectSends:
+    """Direct deliveries of one turn of the loop, written by one task (web sockets' sends
+    complete without waiting: one task for a batch costs far less than one per socket)."""
+
+    def __init__(self) -> None:
+        self._batch: list[tuple[Callable[[str], Awaitable[None]], str, Callable[[], None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0  # for tests and the curious
+
+    def add(self, send: Callable[[str], Awaitable[None]], text: str,
+            done: Callable[[], None]) -> None:
+        if not self._batch:
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._batch.append((send, text, done))
+
+    async def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        for send, text, done in batch:
+            try:
+                await send(text)
+                self.sent += 1
+            except Exception:
+                log.exception("a direct live send failed")
+            finally:
+                done()
+
+
+_DIRECT = _DirectSends()
+
+
+def direct_delivery(info: Any) -> _DirectTarget | None:
+    """For a subscriber of the public audience over graphql-transport-ws: a function that
+    writes an event's result straight to its socket when its group's result is already
+    there (message cache -> the same bytes strawberry would send), skipping this
+    subscriber's own pass through the GraphQL machinery. It answers False when it cannot
+    (no shared result yet, errors, another transport); the caller decides when an event
+    may be delivered this way at all (resolvers/live.py)."""
+    operation = LIVE_OPERATION.get()
+    if operation is None or _audience(info.context):
+        return None
+    return _DirectTarget(operation[0], operation[1], (
+        id(info.operation), sys.intern(_frozen(info.variable_values)), False))
+
+
+class _DirectTarget:
+    """One subscription's socket, operation id and group (slots: a crowd holds thousands)."""
+
+    __slots__ = ("key", "operation_id", "socket")
+
+    def __init__(self, socket: Any, operation_id: str, key: tuple[int, str, bool]) -> None:
+        self.socket, self.operation_id, self.key = socket, operation_id, key
+
+    def __call__(self, cache: dict[str, Any], done: Callable[[], None]) -> bool:
+        data = cache.get(SHARED_PAYLOADS, {}).get(self.key)
+        if data is None:
+            return False
+        _DIRECT.add(self.socket.send_text_quietly, data.next_message(self.operation_id, encode),
+                    done)
+        return True
 
 
 async def _result_of(future: asyncio.Future[Any]) -> ExecutionResult:

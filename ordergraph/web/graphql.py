@@ -14,10 +14,14 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 
 from ordergraph.domain.errors import Unauthenticated
 from ordergraph.resolvers.context import RequestContext, Services
-from ordergraph.schema.live_execution import SharedData
+from ordergraph.schema.live_execution import LIVE_OPERATION, SharedData
 from ordergraph.web import response_cache
 from ordergraph.web.request_id import request_id_of
 
@@ -52,6 +56,17 @@ class QuietWebSocket(ASGIWebSocketAdapter):
             self.closing = True
             log.debug("dropped a message to a closing WebSocket: %s", error)
 
+    async def send_text_quietly(self, text: str) -> None:
+        """Text as it is, dropped like send_json's when the socket is closing."""
+        if self.closing or WebSocketState.DISCONNECTED in (self.ws.application_state,
+                                                            self.ws.client_state):
+            return
+        try:
+            await self.ws.send_text(text)
+        except (WebSocketDisconnect, OSError, RuntimeError) as error:
+            self.closing = True
+            log.debug("dropped a message to a closing WebSocket: %s", error)
+
     async def close(self, code: int, reason: str) -> None:
         if self.closing or self.ws.application_state == WebSocketState.DISCONNECTED:
             return
@@ -76,8 +91,20 @@ def _shared_next(message: Mapping[str, object], encode: Any) -> str | None:
     return data.next_message(str(message["id"]), encode)
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """graphql-transport-ws, telling each operation's task how to write to its socket (the
+    direct delivery of shared live results, schema/live_execution.py)."""
+
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        websocket = self.websocket
+        if isinstance(websocket, QuietWebSocket):
+            LIVE_OPERATION.set((websocket, operation.id))
+        await super().run_operation(operation)
+
+
 class GraphQLApp(GraphQL[RequestContext, None]):
     websocket_adapter_class = QuietWebSocket  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, schema: Any, *, graphiql: bool, allowed_origins: tuple[str, ...] = (),
                  **kwargs: Any) -> None:

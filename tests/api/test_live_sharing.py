@@ -14,6 +14,7 @@ import pytest
 from ordergraph.adapters import live as live_hub
 from ordergraph.adapters.localstripe import LocalStripe
 from ordergraph.resolvers.context import RequestContext
+from ordergraph.schema import live_execution
 from tests.api.test_live import STOCK_UPDATED, Live, serve
 from tests.support import ADJUST_STOCK, settings_for
 from tests.ws import SubscriptionError
@@ -124,4 +125,53 @@ async def test_a_crowd_larger_than_a_batch_gets_every_change_in_order(live: Live
             seen.append((await socket.next(sub))["stockUpdated"]["stock"]["available"])
         assert seen == sorted(seen, reverse=True)
         assert seen[0] == levels[0]
+        await socket.close()
+
+
+UPDATE_PRODUCT = """
+mutation Update($id: ID!, $input: UpdateProductInput!) {
+  updateProduct(id: $id, input: $input) { __typename }
+}"""
+
+
+async def test_direct_deliveries_match_the_usual_way_and_respect_on_sale(
+        live: Live, monkeypatch) -> None:
+    """One subscriber per loop turn: all but the first few of the crowd are written to
+    directly with their group's result; they get what the usual way would send, and
+    nothing once the product is off sale."""
+    monkeypatch.setattr(live_hub, "DELIVERY_BATCH", 1)
+    monkeypatch.setattr(live_hub, "DELIVERY_PAUSE", 0.02)  # the first's result is in by then
+    api = live.api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="cup", stock=50)
+    customer = await api.register("fan@example.com")
+    sockets = [await live.socket(customer if n % 2 else None) for n in range(8)]
+    staff = await live.socket(admin)
+    subs = [await socket.subscribe(STOCK_UPDATED, {"ids": [product]}) for socket in sockets]
+    staff_sub = await staff.subscribe(STOCK_UPDATED, {"ids": [product]})
+    for socket, sub in [*zip(sockets, subs, strict=True), (staff, staff_sub)]:
+        assert (await socket.next(sub))["stockUpdated"]["type"] == "SNAPSHOT"
+    await asyncio.sleep(live_hub.STOCK_COALESCE_SECONDS + 0.05)
+    sent = live_execution._DIRECT.sent
+    for delta in (-1, -1):
+        await api.gql(ADJUST_STOCK, {"productId": product, "delta": delta,
+                                     "reason": "count"}, token=admin)
+        await asyncio.sleep(live_hub.STOCK_COALESCE_SECONDS + 0.25)  # each on its own
+    received = [[(await socket.next(sub))["stockUpdated"] for _ in range(2)]
+                for socket, sub in zip(sockets, subs, strict=True)]
+    assert live_execution._DIRECT.sent > sent  # the direct way was taken
+    assert all(events == received[0] for events in received)
+    assert [e["stock"]["available"] for e in received[0]] == [49, 48]
+    assert all(e["stock"]["reserved"] is None for e in received[0])
+    staff_events = [(await staff.next(staff_sub))["stockUpdated"] for _ in range(2)]
+    assert [e["stock"]["reserved"] for e in staff_events] == [0, 0]
+    assert [e["eventId"] for e in staff_events] == [e["eventId"] for e in received[0]]
+
+    await api.gql(UPDATE_PRODUCT, {"id": product, "input": {"active": False}}, token=admin)
+    await api.gql(ADJUST_STOCK, {"productId": product, "delta": -1, "reason": "count"},
+                  token=admin)
+    assert (await staff.next(staff_sub))["stockUpdated"]["stock"]["available"] == 47
+    for socket, sub in zip(sockets, subs, strict=True):
+        assert await socket.nothing_for(sub, 0.1)
+    for socket in [*sockets, staff]:
         await socket.close()
