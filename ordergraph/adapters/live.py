@@ -88,8 +88,9 @@ def _is_resync(item: object) -> bool:
     return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
 
 
-# (message, done) -> whether it was taken; see Subscription.deliver_directly.
-DirectDelivery = Callable[[LiveMessage, Callable[[], None]], bool]
+# (message, done) -> whether it was taken; see Subscription.deliver_directly. done(message)
+# hands the message back to the reader (the direct way turned out impossible).
+DirectDelivery = Callable[[LiveMessage, Callable[..., None]], bool]
 
 
 class SubscriberOverflow(Exception):
@@ -123,12 +124,20 @@ class Subscription:
     def deliver_directly(self, handler: DirectDelivery | None) -> None:
         """From now on offer each message to `handler(message, done)` first, when nothing is
         in the backlog or on its way: it returns True when it took the message (and calls
-        `done()` once the message is out, or dropped on purpose), False to leave it to the
-        reader (the usual way). The reader must be past everything it sent before."""
+        `done()` once the message is out, or dropped on purpose, or `done(message)` to hand
+        it to the reader after all), False to leave it to the reader (the usual way). The
+        reader must be past everything it sent before."""
         self._direct = handler
 
-    def _sent(self) -> None:
+    def _sent(self, undelivered: LiveMessage | None = None) -> None:
+        """The direct delivery is over; `undelivered`: it could not be made after all, so
+        the reader gets the message the usual way, before anything that came since."""
         self._busy = False
+        if undelivered is not None and not (self._backlog and self._backlog[0] in
+                                            (_OVERFLOW, _CLOSED)):
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.appendleft(undelivered)
         if self._backlog:
             self._wake()
 

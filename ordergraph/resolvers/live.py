@@ -187,8 +187,9 @@ async def order_events(ctx: RequestContext, *,
 
 
 # A transport's way to write a shared live result straight to one subscriber: (the event's
-# shared cache, done) -> whether it did (schema/live_execution.py: direct_delivery).
-DirectSend = Callable[[dict[str, Any], Callable[[], None]], bool]
+# shared cache, done, the message) -> whether it took it (schema/live_execution.py:
+# direct_delivery).
+DirectSend = Callable[[dict[str, Any], Callable[..., None], LiveMessage], bool]
 
 
 async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | None,
@@ -236,7 +237,7 @@ async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | Non
 
 def _direct_stock(ctx: RequestContext, send: DirectSend) -> _DirectStock:
     expires_at = ctx.services.tokens.expires_at(ctx.token) if ctx.token is not None else None
-    return _DirectStock(send, expires_at, ctx.services.clock)
+    return _DirectStock(send, expires_at, ctx.services.clock, ctx.services.reader)
 
 
 class _DirectStock:
@@ -247,23 +248,35 @@ class _DirectStock:
     re-reads admins only), so it is the same for everyone of the audience. Anything else goes
     the usual way. (Slots: a crowd holds thousands of these.)"""
 
-    __slots__ = ("clock", "expires_at", "send")
+    __slots__ = ("clock", "expires_at", "reader", "send")
 
-    def __init__(self, send: DirectSend, expires_at: datetime | None, clock: Any) -> None:
-        self.send, self.expires_at, self.clock = send, expires_at, clock
+    def __init__(self, send: DirectSend, expires_at: datetime | None, clock: Any,
+                 reader: ReadStore) -> None:
+        self.send, self.expires_at, self.clock, self.reader = send, expires_at, clock, reader
 
-    def __call__(self, message: LiveMessage, done: Callable[[], None]) -> bool:
+    def __call__(self, message: LiveMessage, done: Callable[..., None]) -> bool:
         if _is_resync(message) or (self.expires_at is not None and
                                    self.clock.now() >= self.expires_at):
             return False
-        lookup: asyncio.Future[bool] | None = message.cache.get(ON_SALE)
-        if lookup is None or not lookup.done() or lookup.cancelled() or \
-                lookup.exception() is not None:
+        lookup = _on_sale_lookup(self.reader, message)
+        if lookup.done():
+            return self._decide(message, lookup, done)
+
+        def then(_: asyncio.Future[bool]) -> None:
+            if not self._decide(message, lookup, done):
+                done(message)  # the usual way after all
+
+        lookup.add_done_callback(then)
+        return True
+
+    def _decide(self, message: LiveMessage, lookup: asyncio.Future[bool],
+                done: Callable[..., None]) -> bool:
+        if lookup.cancelled() or lookup.exception() is not None:
             return False
-        if not lookup.result():
+        if not lookup.result():  # off sale: the public sees nothing of it
             done()
             return True
-        return self.send(message.cache, done)
+        return self.send(message.cache, done, message)
 
 
 async def _order_after_gap(ctx: RequestContext, message: LiveMessage,
@@ -314,12 +327,16 @@ ON_SALE = "product_on_sale"
 async def _on_sale(reader: ReadStore, message: LiveMessage) -> bool:
     """Whether a stock event's product is on sale now: read once per event for all of its
     public subscribers in this process, whatever their number."""
+    # Shielded: one subscriber leaving must not cancel the read the others wait for.
+    return await asyncio.shield(_on_sale_lookup(reader, message))
+
+
+def _on_sale_lookup(reader: ReadStore, message: LiveMessage) -> asyncio.Future[bool]:
     lookup: asyncio.Future[bool] | None = message.cache.get(ON_SALE)
     if lookup is None:
         lookup = asyncio.ensure_future(_is_on_sale(reader, int(message.payload["product_id"])))
         message.cache[ON_SALE] = lookup
-    # Shielded: one subscriber leaving must not cancel the read the others wait for.
-    return await asyncio.shield(lookup)
+    return lookup
 
 
 async def _is_on_sale(reader: ReadStore, product_id: int) -> bool:

@@ -32,6 +32,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 SHARED_RESULTS = "graphql_results"
 SHARED_PAYLOADS = "graphql_payloads"
+SHARED_WAITING = "graphql_waiting"
+# A group's direct deliveries wait this long at most for the one subscriber who runs the
+# group's execution the usual way (it may leave first); then they go the usual way too.
+DIRECT_WAIT_SECONDS = 2.0
 log = logging.getLogger(__name__)
 
 # The graphql-transport-ws operation the current task serves: its socket (with an async
@@ -104,7 +108,10 @@ class SharedLiveExecution(StrawberryGraphQLCoreExecutionContext):
 
 
 async def _marked_when_done(outcome: Awaitable[Any], shared: dict[str, Any], key: Any) -> Any:
-    return _marked(await outcome, shared, key)
+    try:
+        return _marked(await outcome, shared, key)
+    finally:
+        _settle(shared, key)
 
 
 def _marked(result: Any, shared: dict[str, Any], key: Any) -> Any:
@@ -113,7 +120,15 @@ def _marked(result: Any, shared: dict[str, Any], key: Any) -> Any:
             type(result.data) is dict:
         result.data = SharedData(result.data)
         shared.setdefault(SHARED_PAYLOADS, {})[key] = result.data
+    _settle(shared, key)
     return result
+
+
+def _settle(shared: dict[str, Any], key: Any) -> None:
+    """Wake the group's direct deliveries waiting for its result (None: there is none)."""
+    waiting = shared.get(SHARED_WAITING, {}).get(key)
+    if waiting is not None and not waiting.done():
+        waiting.set_result(shared.get(SHARED_PAYLOADS, {}).get(key))
 
 
 class _DirectSends:
@@ -170,13 +185,46 @@ class _DirectTarget:
     def __init__(self, socket: Any, operation_id: str, key: tuple[int, str, bool]) -> None:
         self.socket, self.operation_id, self.key = socket, operation_id, key
 
-    def __call__(self, cache: dict[str, Any], done: Callable[[], None]) -> bool:
+    def __call__(self, cache: dict[str, Any], done: Callable[..., None],
+                 message: Any) -> bool:
+        """Write the group's result when there is one; wait for it when someone of the group
+        runs the execution; else False: this subscriber goes the usual way and runs it (and
+        the rest of its group waits for that)."""
         data = cache.get(SHARED_PAYLOADS, {}).get(self.key)
-        if data is None:
+        if data is not None:
+            self._send(data, done)
+            return True
+        waiting = cache.setdefault(SHARED_WAITING, {})
+        result = waiting.get(self.key)
+        if result is None:  # the first of its group: executes it, the others wait for it
+            loop = asyncio.get_running_loop()
+            result = waiting[self.key] = loop.create_future()
+            loop.call_later(DIRECT_WAIT_SECONDS, _give_up, result)
             return False
+        if result.done():
+            if result.result() is None:
+                return False
+            self._send(result.result(), done)
+            return True
+
+        def then(settled: asyncio.Future[Any]) -> None:
+            shared = settled.result()
+            if shared is None:
+                done(message)  # no shared result after all: the usual way
+            else:
+                self._send(shared, done)
+
+        result.add_done_callback(then)
+        return True
+
+    def _send(self, data: SharedData, done: Callable[..., None]) -> None:
         _DIRECT.add(self.socket.send_text_quietly, data.next_message(self.operation_id, encode),
                     done)
-        return True
+
+
+def _give_up(result: asyncio.Future[Any]) -> None:
+    if not result.done():
+        result.set_result(None)
 
 
 async def _result_of(future: asyncio.Future[Any]) -> ExecutionResult:
