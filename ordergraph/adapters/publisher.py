@@ -3,9 +3,9 @@
 Channels (ARCHITECTURE.md): order:<id>, orders:user:<customer_id>, orders:all for order
 events; stock:<product_id>, stock:all for stock events; users:all for role changes (every
 instance re-checks its live subscribers' rights when it hears one); products:all for product
-changes (every instance forgets its cached catalog pages, web/response_cache.py). The payload carries the
-event id, its type and a snapshot of the changed state, so subscribers need no query to show
-it.
+changes (every instance forgets its cached catalog pages, web/response_cache.py). The
+payload carries the event id, its type and a snapshot of the changed state, so subscribers
+need no query to show it.
 """
 
 from __future__ import annotations
