@@ -32,7 +32,7 @@ from bench.common import (
     rss_kib,
     stop_process,
 )
-from bench.harness import AppServer, app_env, app_server
+from bench.harness import AppServer, app_env, app_server, bare_server
 from bench.loadgen import CATALOG, CHECKOUT
 
 # What the web client sends (ordergraph/web/static/js/queries.js: STOCK_UPDATED).
@@ -119,14 +119,15 @@ def _warm_up(server: AppServer, admin: str) -> None:
 
 
 def fanout_point(database: str, subscribers: int, *, events: int = 15,
-                 interval: float = 0.3, deflate: bool = True) -> dict[str, Any]:
+                 interval: float = 0.3, deflate: bool = True,
+                 profile: str | None = None) -> dict[str, Any]:
     # Changes 0.3 s apart: longer than the hub's stock coalescing interval (0.25 s), so every
     # change is delivered on its own and its commit-to-receipt latency is measurable.
     reset_stock(database)
     tokens = mint_tokens([ADMIN_ID, WATCHER])
     admin, watcher = tokens[ADMIN_ID], tokens[WATCHER]
     with app_server(app_env(database, DATABASE_POOL_SIZE="20"),
-                    name=f"fanout-{subscribers}") as server:
+                    name=f"fanout-{subscribers}", profile=profile) as server:
         _warm_up(server, admin)
         orders = []
         for n in range(2):
@@ -194,8 +195,32 @@ def fanout_point(database: str, subscribers: int, *, events: int = 15,
     }
 
 
+def bare_point(database: str, subscribers: int, *, events: int = 15,
+               interval: float = 0.3, deflate: bool = True) -> dict[str, Any]:
+    """The fan-out ceiling: the same crowd (bench/fanout_client.py), the same bytes per
+    change, written to each connection by a bare Starlette WebSocket endpoint under the same
+    uvicorn options (bench/bare.py), with no GraphQL and none of the app."""
+    with bare_server(database) as server:
+        crowd = Subscribers(server.address, deflate)
+        try:
+            connected = crowd.ask(f"CONNECT {subscribers} bare")
+            crowd.ask("SUBSCRIBE " + json.dumps({"query": STOCK_UPDATED, "variables": {}}))
+            for _ in range(events):
+                server.post_json("/_bench/broadcast", {})
+                time.sleep(interval)
+            time.sleep(max(1.0, subscribers / 500))
+            report = crowd.ask("REPORT")
+            published = server.get_json("/_bench/published-all")
+        finally:
+            crowd.close()
+    stock = _latencies(report["events"], published, list(published), subscribers)
+    return {"subscribers": subscribers, "deflate_negotiated": connected["deflate"],
+            "stock": stock, "error_count": report["error_count"]}
+
+
 def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int = 8,
-                    duration: float = 3.0, warmup: float = 1.0) -> dict[str, Any]:
+                    duration: float = 3.0, warmup: float = 1.0,
+                    profile: str | None = None) -> dict[str, Any]:
     """A flash sale: hot-product checkouts while `watchers` clients watch its stock live.
 
     Every checkout changes the hot product's stock, so every checkout is also a fan-out to
@@ -204,7 +229,8 @@ def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int 
     reset_stock(database)
     admin = mint_tokens([ADMIN_ID])[ADMIN_ID]
     watcher = mint_tokens([WATCHER])[WATCHER]
-    with app_server(app_env(database), name=f"flashsale-{watchers}") as server:
+    with app_server(app_env(database), name=f"flashsale-{watchers}",
+                    profile=profile) as server:
         _warm_up(server, admin)
         crowd = Subscribers(server.address, deflate=True) if watchers else None
         try:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import JWT_SECRET, ROOT, free_port, log, sqlalchemy_url, stop_process
+from bench.common import (
+    JWT_SECRET,
+    ROOT,
+    dsn_for,
+    free_port,
+    log,
+    sqlalchemy_url,
+    stop_process,
+)
 
 
 @dataclass
@@ -114,18 +123,22 @@ def app_env(database: str, **overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def app_server(env: dict[str, str], *, name: str = "app",
-               profile: str | None = None) -> Iterator[AppServer]:
+               profile: str | None = None, module: str = "bench.server"
+               ) -> Iterator[AppServer]:
     """uvicorn serving bench.server:create on a free loopback port, stopped afterwards.
 
     With `profile` (a path), the server runs under `py-spy record` and writes a flame graph.
+    `module="bench.bare"` serves the bare ceilings instead (bench/bare.py).
     """
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="ordergraph-bench-"))
     log_path = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", "bench.server", "--port", str(port)]
+    command = [sys.executable, "-m", module, "--port", str(port)]
     if profile:
+        # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
+        kind = "flamegraph" if profile.endswith(".svg") else "raw"
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile,
-                   "--rate", "200", "--nonblocking", "--", *command]
+                   "--format", kind, "--rate", "200", "--nonblocking", "--", *command]
     clean_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("DATABASE_", "STRIPE_", "BROADCAST_", "BENCH_GATEWAY"))}
     with log_path.open("wb") as sink:
@@ -136,6 +149,12 @@ def app_server(env: dict[str, str], *, name: str = "app",
         _wait_ready(server)
         yield server
     finally:
+        if profile and process.poll() is None:
+            # SIGINT: py-spy writes its flame graph once the server (which stops too) exits.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
         stop_process(process, timeout=30 if profile else 15)
         problems = server.log_problems()
         if problems:
@@ -158,6 +177,12 @@ def _wait_ready(server: AppServer, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("the app did not become ready")
+
+
+def bare_server(database: str, **env: str) -> contextlib.AbstractContextManager[AppServer]:
+    """The bare Starlette ceilings (bench/bare.py) on the bench database."""
+    return app_server({"BENCH_DSN": dsn_for(database), **env}, name="bare",
+                      module="bench.bare")
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from bench.common import (
     median,
     write_results,
 )
-from bench.harness import app_env, app_server, localstripe, run_json
+from bench.harness import app_env, app_server, bare_server, localstripe, run_json
 
 SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout",
           "flashsale")
@@ -135,11 +135,23 @@ def run_app(db: str, results: Results, opts: argparse.Namespace, suites: set[str
         if "catalog" in suites:
             results.add(("catalog",), catalog.catalog_point(
                 server, tokens, clients=32, duration=opts.duration, warmup=opts.warmup))
+            results.add(("catalog", "repeat"), catalog.repeat_visit(server))
         if "oversell" in suites:
             results.add(("oversell", "app", "READ COMMITTED"),
                         checkout.sellout_point(server, db, tokens, naive=False))
             results.add(("oversell", "naive", "READ COMMITTED"),
                         checkout.sellout_point(server, db, tokens, naive=True))
+
+
+@_step("catalog: the bare Starlette ceiling, and the app without its response cache")
+def run_catalog_ceilings(db: str, results: Results, opts: argparse.Namespace) -> None:
+    tokens = checkout.tokens_file()
+    with bare_server(db) as bare:
+        results.add(("catalog", "bare"), catalog.ceiling_point(
+            bare, tokens, clients=32, duration=opts.duration, warmup=opts.warmup))
+    with app_server(app_env(db, BENCH_RESPONSE_CACHE="off"), name="app-nocache") as server:
+        results.add(("catalog", "uncached"), catalog.catalog_point(
+            server, tokens, clients=32, duration=opts.duration, warmup=opts.warmup))
 
 
 @_step("app: checkout with the localstripe emulator as the gateway")
@@ -171,10 +183,11 @@ def run_isolation(db: str, results: Results, opts: argparse.Namespace,
                                         duration=opts.duration, isolation="SERIALIZABLE"))
 
 
-@_step("fan-out: one change to 1/100/1,000 WebSocket subscribers")
+@_step("fan-out: one change to 1/100/1,000 WebSocket subscribers, and the bare ceiling")
 def run_fanout(db: str, results: Results, opts: argparse.Namespace) -> None:
     for count in opts.subscribers:
         results.add(("fanout", count), fanout.fanout_point(db, count))
+        results.add(("fanout-bare", count), fanout.bare_point(db, count))
 
 
 @_step("flash sale: hot-product checkouts while 0/100/1,000 clients watch its stock")
@@ -282,16 +295,19 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
     if oversell.rows:
         out.append(oversell)
     fan = Table("Live fan-out: stockUpdated to N subscribers (commit -> socket read, ms)",
-                ["subscribers", "delivered", "p50", "p99", "first event p99",
-                 "KiB/subscriber", "KiB/connection", "SQL per stock fan-out",
-                 "SQL per order fan-out", "order fan-out p99"])
+                ["subscribers", "delivered", "p50", "p99", "bare ws p99", "p99 / bare",
+                 "first event p99", "KiB/subscriber", "KiB/connection",
+                 "SQL per stock fan-out", "SQL per order fan-out", "order fan-out p99"])
     for count in opts.subscribers:
         key = ("fanout", count)
         if key not in r.points:
             continue
         delivered = r.get(key, "stock", "delivered_pct")
+        p99, bare99 = r.get(key, "stock", "p99_ms"), r.get(("fanout-bare", count), "stock",
+                                                           "p99_ms")
         fan.add(count, None if delivered is None else f"{delivered:.1f}%",
-                r.get(key, "stock", "p50_ms"), r.get(key, "stock", "p99_ms"),
+                r.get(key, "stock", "p50_ms"), p99, bare99,
+                f"{p99 / bare99:.1f}x" if p99 and bare99 else None,
                 r.get(key, "stock", "first_event", "p99_ms"),
                 r.get(key, "kib_per_subscriber"), r.get(key, "kib_per_connection"),
                 r.get(key, "statements_per_stock_fanout"),
@@ -315,15 +331,67 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
         out.append(flash)
     if ("catalog",) in r.points:
         cat = Table("Catalog page (20 products with stock, anonymous, 32 clients)",
-                    ["req/s", "p50", "p99", "SQL statements/request", "server CPU ms/request",
-                     "noise"])
-        key = ("catalog",)
-        cat.add(r.get(key, "throughput"), r.get(key, "latency", "p50_ms"),
-                r.get(key, "latency", "p99_ms"), r.get(key, "statements_per_request"),
-                r.get(key, "server_cpu_ms_per_request"), r.spread(key, "throughput"))
+                    ["server", "req/s", "vs bare", "p50", "p99", "SQL statements/request",
+                     "server CPU ms/request", "noise"])
+        bare = r.get(("catalog", "bare"), "throughput")
+        for label, key in (("app (response cache)", ("catalog",)),
+                           ("app, no response cache", ("catalog", "uncached")),
+                           ("bare Starlette + psycopg (ceiling)", ("catalog", "bare"))):
+            if key not in r.points:
+                continue
+            tput = r.get(key, "throughput")
+            cat.add(label, tput, _pct(tput, bare), r.get(key, "latency", "p50_ms"),
+                    r.get(key, "latency", "p99_ms"), r.get(key, "statements_per_request"),
+                    r.get(key, "server_cpu_ms_per_request"), r.spread(key, "throughput"))
         out.append(cat)
     out.append(targets(results))
+    out.append(targets_12(results))
     return out
+
+
+def targets_12(r: Results) -> Table:
+    table = Table("Targets (issue 12)", ["target", "measured", "goal", "verdict"])
+
+    def check(name: str, shown: str | None, goal: str, ok: bool | None) -> None:
+        table.add(name, shown, goal, "-" if ok is None else ("met" if ok else "MISSED"))
+
+    alone, crowd = r.get(("flashsale", 0), "throughput"), r.get(("flashsale", 1000),
+                                                                "throughput")
+    share = crowd / alone * 100 if crowd and alone else None
+    check("1. flash sale: checkouts with 1,000 watchers vs none", None if share is None else
+          f"{share:.0f}% ({crowd:.0f} of {alone:.0f}/s)", ">= 80%",
+          None if share is None else share >= 80)
+    p0, p1 = r.get(("flashsale", 0), "latency", "p99_ms"), r.get(("flashsale", 1000),
+                                                                "latency", "p99_ms")
+    check("1. flash sale: p99 with 1,000 watchers vs none", None if not (p0 and p1) else
+          f"{p1 / p0:.1f}x ({p1:.0f} vs {p0:.0f} ms)", "<= 2x",
+          None if not (p0 and p1) else p1 <= 2 * p0)
+    events = r.get(("flashsale", 1000), "stock_events_received")
+    deliveries = r.get(("flashsale", 1000), "deliveries")
+    errors = r.get(("flashsale", 1000), "subscriber_errors")
+    check("1. flash sale: every watcher got every (coalesced) change, 0 errors",
+          None if events is None else f"{deliveries:.0f} = {events:.0f} x 1,000, "
+          f"{errors:.0f} errors", "all, 0",
+          None if events is None else deliveries == events * 1000 and errors == 0)
+    cat, bare = r.get(("catalog",), "throughput"), r.get(("catalog", "bare"), "throughput")
+    check("3. catalog page vs bare Starlette (same SQL, same JSON)",
+          None if not (cat and bare) else f"{cat / bare * 100:.0f}% ({cat:.0f} of "
+          f"{bare:.0f}/s)", ">= 50%", None if not (cat and bare) else cat >= bare / 2)
+    repeat = r.get(("catalog", "repeat"), "repeat_status")
+    check("3. catalog repeat visit with its ETag", None if repeat is None else
+          f"{repeat:.0f}", "304", None if repeat is None else repeat == 304)
+    f99, b99 = r.get(("fanout", 1000), "stock", "p99_ms"), r.get(("fanout-bare", 1000),
+                                                                 "stock", "p99_ms")
+    check("4. fan-out to 1,000: p99 vs bare WebSocket broadcast", None if not (f99 and b99)
+          else f"{f99 / b99:.1f}x ({f99:.0f} vs {b99:.0f} ms)", "<= 2x",
+          None if not (f99 and b99) else f99 <= 2 * b99)
+    kib = r.get(("fanout", 1000), "kib_per_subscriber")
+    check("4. KiB per idle subscription", None if kib is None else f"{kib:.1f}", "<= 64",
+          None if kib is None else kib <= 64)
+    delivered = r.get(("fanout", 1000), "stock", "delivered_pct")
+    check("4. fan-out to 1,000: delivered", None if delivered is None else
+          f"{delivered:.1f}%", "100%", None if delivered is None else delivered == 100)
+    return table
 
 
 def targets(r: Results) -> Table:
@@ -442,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_raw(db, results, opts)
             if suites & {"app", "catalog", "oversell"}:
                 run_app(db, results, opts, suites)
+            if "catalog" in suites:
+                run_catalog_ceilings(db, results, opts)
             if "stripe" in suites:
                 run_stripe(db, results, opts)
             if "isolation" in suites:

@@ -9,6 +9,8 @@ Overrides(...))` with settings from the environment. Bench-only knobs (environme
   (point STRIPE_API_BASE at localstripe).
 - BENCH_WS_DEFLATE=on: serve WebSockets with permessage-deflate (default: off, as
   `ordergraph serve` does).
+- BENCH_RESPONSE_CACHE=off: no response cache for anonymous catalog reads (the app before
+  it; for side-by-side numbers).
 
 Under /_bench/ (never part of the app) the benchmarks can:
 - GET  /_bench/statements            SQL statements the app has executed so far (counting
@@ -84,6 +86,8 @@ class Instruments:
 
     def attach(self, app: Starlette) -> None:
         self.app = app
+        if os.environ.get("BENCH_RESPONSE_CACHE", "on") == "off":
+            app.state.response_cache = None  # the catalog as it was before the cache
         hub = app.state.hub
         publish = hub.publish
 

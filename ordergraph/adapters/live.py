@@ -33,12 +33,18 @@ from broadcaster import Broadcast
 
 from ordergraph.adapters import metrics
 from ordergraph.adapters.broadcast import create_broadcast
-from ordergraph.adapters.publisher import ALL_ORDERS_CHANNEL, ALL_STOCK_CHANNEL, ALL_USERS_CHANNEL
+from ordergraph.adapters.publisher import (
+    ALL_ORDERS_CHANNEL,
+    ALL_PRODUCTS_CHANNEL,
+    ALL_STOCK_CHANNEL,
+    ALL_USERS_CHANNEL,
+)
 from ordergraph.domain.ports import LiveMessage
 
 log = logging.getLogger(__name__)
 
-TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL}
+TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL_USERS_CHANNEL,
+          "products": ALL_PRODUCTS_CHANNEL}
 # Hub to hub: "I could not publish for a while; everyone re-read" (not for subscribers).
 CONTROL_TOPIC = "control"
 CHANNELS = {**TOPICS, CONTROL_TOPIC: "hub:control"}
@@ -48,6 +54,12 @@ QUEUE_SIZE = 256
 # the hot product's stock, and fanning each change out to every watcher would starve the
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
+# One event reaches this many subscribers per turn of the event loop; the rest are offered on
+# the next turns, in order. Each subscriber offered an event runs its whole send on the loop
+# (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
+# for as long (bench/RESULTS.md, flash sale): in batches, checkouts run between them.
+DELIVERY_BATCH = 50
+DELIVERY_PAUSE = 0.0  # seconds between batches (tests slow a fan-out down with it)
 HEALTH_CHECK_SECONDS = 1.0
 # Each hub sends itself a heartbeat through the broadcast every check: a connection that
 # stays open but delivers nothing (a network partition, a wedged Redis) ends no task, so
@@ -76,6 +88,11 @@ def _is_resync(item: object) -> bool:
     return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
 
 
+# (message, done) -> whether it was taken; see Subscription.deliver_directly. done(message)
+# hands the message back to the reader (the direct way turned out impossible).
+DirectDelivery = Callable[[LiveMessage, Callable[..., None]], bool]
+
+
 class SubscriberOverflow(Exception):
     """The subscriber fell too far behind; it should resubscribe (and refetch)."""
 
@@ -92,15 +109,49 @@ class Subscription:
     hold (bench/RESULTS.md).
     """
 
-    __slots__ = ("_backlog", "_size", "_waiter", "wants")
+    __slots__ = ("_backlog", "_busy", "_direct", "_size", "_waiter", "wants")
 
     def __init__(self, wants: Callable[[dict[str, Any]], bool], size: int) -> None:
         self.wants = wants
         self._size = size
         self._backlog: deque[Any] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # A message being handled (its reader resumes, or a direct send is out): the next
+        # waits in the backlog, so this subscriber's messages never overtake each other.
+        self._busy = False
+        self._direct: DirectDelivery | None = None
+
+    def deliver_directly(self, handler: DirectDelivery | None) -> None:
+        """From now on offer each message to `handler(message, done)` first, when nothing is
+        in the backlog or on its way: it returns True when it took the message (and calls
+        `done()` once the message is out, or dropped on purpose, or `done(message)` to hand
+        it to the reader after all), False to leave it to the reader (the usual way). The
+        reader must be past everything it sent before."""
+        self._direct = handler
+
+    def _sent(self, undelivered: LiveMessage | None = None) -> None:
+        """The direct delivery is over; `undelivered`: it could not be made after all, so
+        the reader gets the message the usual way, before anything that came since."""
+        self._busy = False
+        if undelivered is not None and not (self._backlog and self._backlog[0] in
+                                            (_OVERFLOW, _CLOSED)):
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.appendleft(undelivered)
+        if self._backlog:
+            self._wake()
 
     def offer(self, message: LiveMessage) -> None:
+        if self._direct is not None and not self._busy and not self._backlog:
+            self._busy = True
+            try:
+                taken = self._direct(message, self._sent)
+            except Exception:
+                log.exception("a direct live delivery failed")
+                taken = False
+            if taken:
+                return
+            self._busy = False
         if self._backlog is None:
             self._backlog = deque()
         if len(self._backlog) >= self._size:
@@ -130,7 +181,7 @@ class Subscription:
 
     async def __aiter__(self) -> AsyncIterator[LiveMessage]:
         while True:
-            while not self._backlog:
+            while not self._backlog or (self._busy and self._backlog[0] is not _CLOSED):
                 self._waiter = asyncio.get_running_loop().create_future()
                 try:
                     await self._waiter
@@ -141,7 +192,12 @@ class Subscription:
                 return
             if item is _OVERFLOW:
                 raise SubscriberOverflow("Too many updates were missed; subscribe again.")
-            yield item
+            if self._direct is None:
+                yield item
+                continue
+            self._busy = True
+            yield item  # the reader resumes this once it has sent what the item became
+            self._busy = False
 
 
 async def _close(broadcast: Broadcast) -> None:
@@ -205,6 +261,11 @@ class LiveHub:
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
             {topic: [] for topic in TOPICS}
+        self._change_listeners: list[tuple[frozenset[str], Callable[[str], None]]] = []
+        # Fan-outs waiting for their turn, oldest first (see _drain): (topic or None for a
+        # resync, the message, its subscribers still to be offered it once started).
+        self._deliveries: deque[list[Any]] = deque()
+        self._draining = False
         self._pumps: list[asyncio.Task[None]] = []
         self._ready = {topic: asyncio.Event() for topic in CHANNELS}
         self._supervisor: asyncio.Task[None] | None = None
@@ -236,6 +297,7 @@ class LiveHub:
             await asyncio.wait([self._supervisor], timeout=CONNECT_TIMEOUT)
             if not self._supervisor.done():  # shutdown must not hang on it
                 log.warning("the live hub's supervisor did not stop in time")
+        self._deliveries.clear()
         for subscribers in self._subscribers.values():
             for subscription in subscribers:
                 subscription.close()
@@ -382,11 +444,9 @@ class LiveHub:
         self.resync_subscribers()
 
     def resync_subscribers(self) -> None:
-        """Tell every subscriber of this process to re-read what it shows."""
-        message = LiveMessage(payload={"kind": RESYNC_KIND}, cache={})
-        for subscribers in self._subscribers.values():
-            for subscription in list(subscribers):
-                subscription.resync(message)
+        """Tell every subscriber of this process to re-read what it shows (after the events
+        already on their way to them)."""
+        self._enqueue(None, LiveMessage(payload={"kind": RESYNC_KIND}, cache={}))
         metrics.LIVE_RESYNCS.inc()
 
     async def _announce_resync(self) -> None:
@@ -412,7 +472,11 @@ class LiveHub:
 
     async def publish(self, channel: str, message: str) -> None:
         """Publish, or drop the message while the broadcast is down (the change itself is
-        committed; subscribers get a fresh snapshot once the hub reconnects)."""
+        committed; subscribers get a fresh snapshot once the hub reconnects). This process's
+        change listeners hear of it first, at once."""
+        for topic, name in TOPICS.items():
+            if channel == self._prefix + name:
+                self._changed(topic)
         if self._stopped:
             return  # shutting down: nobody is listening any more
         if self._broadcast is None or self._down_since is not None:
@@ -452,6 +516,7 @@ class LiveHub:
         if topic == CONTROL_TOPIC:
             self._heard_from_hub(payload)
             return
+        self._changed(topic)
         if topic == "stock" and self._coalesce > 0:
             self._coalesce_stock(payload)
             return
@@ -480,26 +545,87 @@ class LiveHub:
             self._held_stock[product] = None
             asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
 
+    def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
+        """Call `listener(topic)` as soon as an event of one of the topics is published here
+        or heard from the broadcast, before any coalescing or queueing (a cache of what the
+        event changed must forget it at once)."""
+        self._change_listeners.append((frozenset(topics), listener))
+
+    def _changed(self, topic: str) -> None:
+        for topics, listener in self._change_listeners:
+            if topic in topics:
+                try:
+                    listener(topic)
+                except Exception:
+                    log.exception("a live change listener failed")
+
     def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call `listener` with each of the topic's events as it arrives, synchronously (so
         it has run before any event published after it reaches a subscriber)."""
         self._listeners[topic].append(listener)
 
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        self._enqueue(topic, LiveMessage(payload=payload, cache={}))
+
+    def _enqueue(self, topic: str | None, message: LiveMessage) -> None:
+        """Fan a message out after every message before it, in batches of DELIVERY_BATCH
+        subscribers per turn of the loop. A fan-out that fits one batch, with nothing queued
+        before it, is done before this returns."""
+        self._deliveries.append([topic, message, None])
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Offer the oldest fan-outs to up to DELIVERY_BATCH subscribers; come back on the
+        next turn of the loop for the rest. One queue for every topic, so each subscriber
+        gets its messages in the order the hub heard them, and a topic's listeners hear an
+        event before any later event reaches a subscriber."""
+        self._draining = True
+        budget = DELIVERY_BATCH
+        try:
+            while self._deliveries and budget > 0:
+                delivery = self._deliveries[0]
+                topic, message, pending = delivery
+                if pending is None:  # its turn has come: listeners first, then subscribers
+                    pending = delivery[2] = self._starting(topic, message)
+                while pending and budget > 0:
+                    subscription = pending.pop()
+                    if topic is None:
+                        subscription.resync(message)
+                        budget -= 1
+                    elif self._wanted(subscription, message.payload):
+                        subscription.offer(message)
+                        budget -= 1
+                if not pending:
+                    self._deliveries.popleft()
+        finally:
+            if self._deliveries and not self._stopped:
+                loop = asyncio.get_running_loop()
+                if DELIVERY_PAUSE:
+                    loop.call_later(DELIVERY_PAUSE, self._drain)
+                else:
+                    loop.call_soon(self._drain)
+            else:
+                self._draining = False
+
+    def _starting(self, topic: str | None, message: LiveMessage) -> list[Subscription]:
+        if topic is None:
+            return [subscription for subscribers in self._subscribers.values()
+                    for subscription in subscribers]
         for listener in self._listeners[topic]:
             try:
-                listener(payload)
+                listener(message.payload)
             except Exception:
                 log.exception("a live listener failed")
-        message = LiveMessage(payload=payload, cache={})
-        for subscription in list(self._subscribers[topic]):
-            try:
-                wanted = subscription.wants(payload)
-            except Exception:
-                log.exception("a live filter failed")
-                continue
-            if wanted:
-                subscription.offer(message)
+        return list(self._subscribers[topic])
+
+    @staticmethod
+    def _wanted(subscription: Subscription, payload: dict[str, Any]) -> bool:
+        try:
+            return subscription.wants(payload)
+        except Exception:
+            log.exception("a live filter failed")
+            return False
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]

@@ -2,9 +2,10 @@
 
 Channels (ARCHITECTURE.md): order:<id>, orders:user:<customer_id>, orders:all for order
 events; stock:<product_id>, stock:all for stock events; users:all for role changes (every
-instance re-checks its live subscribers' rights when it hears one). The payload carries the
-event id, its type and a snapshot of the changed state, so subscribers need no query to show
-it.
+instance re-checks its live subscribers' rights when it hears one); products:all for product
+changes (every instance forgets its cached catalog pages, web/response_cache.py). The
+payload carries the event id, its type and a snapshot of the changed state, so subscribers
+need no query to show it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from ordergraph.domain.events import (
     DomainEvent,
     OrderEvent,
     OrderStatusChanged,
+    ProductCreated,
+    ProductUpdated,
     StockChanged,
     UserRoleChanged,
 )
@@ -37,6 +40,8 @@ def customer_orders_channel(customer_id: int) -> str:
 ALL_ORDERS_CHANNEL = "orders:all"
 ALL_STOCK_CHANNEL = "stock:all"
 ALL_USERS_CHANNEL = "users:all"
+# Product changes (name, price, on sale or not): what cached catalog pages must forget.
+ALL_PRODUCTS_CHANNEL = "products:all"
 
 
 def stock_channel(product_id: int) -> str:
@@ -51,6 +56,8 @@ def channels_for(event: DomainEvent) -> list[str]:
         return [stock_channel(event.product_id), ALL_STOCK_CHANNEL]
     if isinstance(event, UserRoleChanged):
         return [ALL_USERS_CHANNEL]
+    if isinstance(event, ProductCreated | ProductUpdated):
+        return [ALL_PRODUCTS_CHANNEL]
     return []
 
 
@@ -66,6 +73,10 @@ def payload_for(event: DomainEvent) -> dict[str, Any] | None:
                 "updated_at": event.at.isoformat()}
     if isinstance(event, UserRoleChanged):
         return {**base, "kind": "user", "user_id": event.user_id, "role": event.after}
+    if isinstance(event, ProductCreated):
+        return {**base, "kind": "product", "product_id": event.product["id"]}
+    if isinstance(event, ProductUpdated):
+        return {**base, "kind": "product", "product_id": event.product_id}
     return None
 
 

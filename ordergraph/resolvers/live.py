@@ -186,12 +186,22 @@ async def order_events(ctx: RequestContext, *,
                 yield update
 
 
-async def stock_updates(ctx: RequestContext, *,
-                        product_ids: Sequence[str] | None) -> AsyncIterator[StockUpdate]:
+# A transport's way to write a shared live result straight to one subscriber: (the event's
+# shared cache, done, the message) -> whether it took it (schema/live_execution.py:
+# direct_delivery).
+DirectSend = Callable[[dict[str, Any], Callable[..., None], LiveMessage], bool]
+
+
+async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | None,
+                        direct: DirectSend | None = None) -> AsyncIterator[StockUpdate]:
     """Stock changes of some products (all when None). Public; starts with SNAPSHOTs.
 
     Products off sale are left out for everyone but admins, in the snapshots and in the
     changes, as if they did not exist.
+
+    With `direct`, a public subscriber's changes skip this generator when what it would
+    yield is already known for everyone of its audience (bench/RESULTS.md: a flash sale's
+    crowd): see `_direct_stock` for when.
     """
     viewer = await ctx.viewer()
     wanted: set[int] | None = None
@@ -209,6 +219,9 @@ async def stock_updates(ctx: RequestContext, *,
         async with ctx.services.live.subscribe("stock", wants) as subscription:
             for snapshot in await _stock_snapshots(ctx, viewer, wanted):
                 yield snapshot
+            # Only now: every snapshot is out, so no change can go out before one.
+            if direct is not None and (viewer is None or not viewer.is_admin):
+                subscription.deliver_directly(_direct_stock(ctx, direct))  # type: ignore[attr-defined]
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
                 current = await access.current()
@@ -220,6 +233,50 @@ async def stock_updates(ctx: RequestContext, *,
                         not await _on_sale(ctx.services.reader, message):
                     continue
                 yield _stock_update(message)
+
+
+def _direct_stock(ctx: RequestContext, send: DirectSend) -> _DirectStock:
+    expires_at = ctx.services.tokens.expires_at(ctx.token) if ctx.token is not None else None
+    return _DirectStock(send, expires_at, ctx.services.clock, ctx.services.reader)
+
+
+class _DirectStock:
+    """What the loop in stock_updates would do for a public subscriber, when it can be known
+    without running it: a change (not a resync) while the session lasts, of a product whose
+    on-sale read for this event is done: off sale, dropped; on sale, the group's shared
+    result written as it is. A non-admin's view never changes while they listen (LiveViewer
+    re-reads admins only), so it is the same for everyone of the audience. Anything else goes
+    the usual way. (Slots: a crowd holds thousands of these.)"""
+
+    __slots__ = ("clock", "expires_at", "reader", "send")
+
+    def __init__(self, send: DirectSend, expires_at: datetime | None, clock: Any,
+                 reader: ReadStore) -> None:
+        self.send, self.expires_at, self.clock, self.reader = send, expires_at, clock, reader
+
+    def __call__(self, message: LiveMessage, done: Callable[..., None]) -> bool:
+        if _is_resync(message) or (self.expires_at is not None and
+                                   self.clock.now() >= self.expires_at):
+            return False
+        lookup = _on_sale_lookup(self.reader, message)
+        if lookup.done():
+            return self._decide(message, lookup, done)
+
+        def then(_: asyncio.Future[bool]) -> None:
+            if not self._decide(message, lookup, done):
+                done(message)  # the usual way after all
+
+        lookup.add_done_callback(then)
+        return True
+
+    def _decide(self, message: LiveMessage, lookup: asyncio.Future[bool],
+                done: Callable[..., None]) -> bool:
+        if lookup.cancelled() or lookup.exception() is not None:
+            return False
+        if not lookup.result():  # off sale: the public sees nothing of it
+            done()
+            return True
+        return self.send(message.cache, done, message)
 
 
 async def _order_after_gap(ctx: RequestContext, message: LiveMessage,
@@ -270,12 +327,16 @@ ON_SALE = "product_on_sale"
 async def _on_sale(reader: ReadStore, message: LiveMessage) -> bool:
     """Whether a stock event's product is on sale now: read once per event for all of its
     public subscribers in this process, whatever their number."""
+    # Shielded: one subscriber leaving must not cancel the read the others wait for.
+    return await asyncio.shield(_on_sale_lookup(reader, message))
+
+
+def _on_sale_lookup(reader: ReadStore, message: LiveMessage) -> asyncio.Future[bool]:
     lookup: asyncio.Future[bool] | None = message.cache.get(ON_SALE)
     if lookup is None:
         lookup = asyncio.ensure_future(_is_on_sale(reader, int(message.payload["product_id"])))
         message.cache[ON_SALE] = lookup
-    # Shielded: one subscriber leaving must not cancel the read the others wait for.
-    return await asyncio.shield(lookup)
+    return lookup
 
 
 async def _is_on_sale(reader: ReadStore, product_id: int) -> bool:

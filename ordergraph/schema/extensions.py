@@ -27,6 +27,16 @@ class ErrorPolicy(MaskErrors):
       with code INTERNAL_SERVER_ERROR and the request id, so an operator can find the log line.
     """
 
+    # Not per streamed result through strawberry's hook: building the hook's context managers
+    # for every event of every subscriber cost more than a live event's whole execution
+    # (bench/RESULTS.md). OrdergraphSchema applies the policy to each streamed result instead
+    # (schema/schema.py: _handle_execution_result).
+    on_stream_result = SchemaExtension.on_stream_result
+
+    def process_streamed(self, result: object) -> None:
+        self._stream_result_processed = True
+        self._process_result(result)
+
     def _process_result(self, result: object) -> None:
         # MaskErrors checks results against a runtime Protocol, which costs more than the
         # rest of this hook; it runs once per result, for every subscriber of every event.

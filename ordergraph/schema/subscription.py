@@ -11,6 +11,7 @@ from strawberry import UNSET
 
 from ordergraph.resolvers import live
 from ordergraph.schema.enums import OrderStatus
+from ordergraph.schema.live_execution import direct_delivery
 from ordergraph.schema.types import Info, Order, Stock, opt
 
 T = TypeVar("T")
@@ -77,7 +78,8 @@ class Subscription:
                                          "sale, only for admins. Starts with SNAPSHOTs.")
     async def stock_updated(self, info: Info, product_ids: list[strawberry.ID] | None = UNSET
                             ) -> AsyncGenerator[StockEvent, None]:
-        async for update in live.stock_updates(info.context, product_ids=opt(product_ids)):
+        async for update in live.stock_updates(info.context, product_ids=opt(product_ids),
+                                               direct=direct_delivery(info)):
             info.context.use_shared_loaders(update.cache)
             yield _once(update, StockEvent.of)
 

@@ -57,6 +57,7 @@ from ordergraph.web.middleware import (
     web_client_policy,
 )
 from ordergraph.web.request_id import RequestIdMiddleware
+from ordergraph.web.response_cache import ResponseCache
 from ordergraph.web.webhooks import stripe_webhook
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,9 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     # event (a demoted admin stops seeing everyone's orders at once).
     hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
     PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
+    # Anonymous catalog reads are answered from memory until a stock or product change.
+    app.state.response_cache = ResponseCache()
+    hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
     app.state.engine, app.state.hub, app.state.services = engine, hub, services
     stop_metrics = None if settings.metrics_port is None else \
         serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)

@@ -8,14 +8,21 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 
 from ordergraph.domain.errors import Unauthenticated
 from ordergraph.resolvers.context import RequestContext, Services
+from ordergraph.schema.live_execution import LIVE_OPERATION, SharedData
+from ordergraph.web import response_cache
 from ordergraph.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,24 @@ class QuietWebSocket(ASGIWebSocketAdapter):
                                                             self.ws.client_state):
             return
         try:
-            await super().send_json(message)
+            shared = _shared_next(message, self.view.encode_json)
+            if shared is not None:  # a live event's result: the same bytes for its group
+                await self.ws.send_text(shared)
+            else:
+                await super().send_json(message)
         except (WebSocketDisconnected, WebSocketDisconnect, OSError, RuntimeError) as error:
             # RuntimeError: the ASGI server's "send after close" (its socket is closed).
+            self.closing = True
+            log.debug("dropped a message to a closing WebSocket: %s", error)
+
+    async def send_text_quietly(self, text: str) -> None:
+        """Text as it is, dropped like send_json's when the socket is closing."""
+        if self.closing or WebSocketState.DISCONNECTED in (self.ws.application_state,
+                                                            self.ws.client_state):
+            return
+        try:
+            await self.ws.send_text(text)
+        except (WebSocketDisconnect, OSError, RuntimeError) as error:
             self.closing = True
             log.debug("dropped a message to a closing WebSocket: %s", error)
 
@@ -55,8 +77,34 @@ class QuietWebSocket(ASGIWebSocketAdapter):
             log.debug("closing a closed WebSocket: %s", error)
 
 
+def _shared_next(message: Mapping[str, object], encode: Any) -> str | None:
+    """A `next` message carrying only a shared live result, encoded once for every subscriber
+    (schema/live_execution.py); None for anything else."""
+    if message.get("type") != "next":
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or len(payload) != 1:
+        return None
+    data = payload.get("data")
+    if type(data) is not SharedData:
+        return None
+    return data.next_message(str(message["id"]), encode)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """graphql-transport-ws, telling each operation's task how to write to its socket (the
+    direct delivery of shared live results, schema/live_execution.py)."""
+
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        websocket = self.websocket
+        if isinstance(websocket, QuietWebSocket):
+            LIVE_OPERATION.set((websocket, operation.id))
+        await super().run_operation(operation)
+
+
 class GraphQLApp(GraphQL[RequestContext, None]):
     websocket_adapter_class = QuietWebSocket  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, schema: Any, *, graphiql: bool, allowed_origins: tuple[str, ...] = (),
                  **kwargs: Any) -> None:
@@ -67,6 +115,20 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             allowed_origins=allowed_origins,
             **kwargs,
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache = getattr(scope["app"].state, "response_cache", None) \
+            if scope["type"] == "http" and "app" in scope else None
+        if cache is None:
+            await super().__call__(scope, receive, send)
+            return
+        metrics = scope["app"].state.services.metrics
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await GraphQL.__call__(self, scope, receive, send)
+
+        await response_cache.serve(cache, app, scope, receive, send, record=lambda name,
+                                   seconds: metrics.graphql(name, "ok", seconds))
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
