@@ -15,7 +15,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from ordergraph.domain.errors import Unauthenticated
-from ordergraph.resolvers.context import RequestContext, Services
+from ordergraph.schema.context import Deps, RequestContext
 from ordergraph.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
-        services: Services = request.app.state.services
+        services: Deps = request.app.state.services
         return RequestContext(
             services=services,
             request_id=request_id_of(request.scope),

@@ -18,10 +18,6 @@ MAX_ATTEMPTS = 20
 BASE_BACKOFF_SECONDS = 0.005
 MAX_BACKOFF_SECONDS = 0.25
 
-# Observers of retries (metrics); called with the attempt number that failed.
-retry_listeners: list[Callable[[int], None]] = []
-
-
 async def in_transaction(uow: UnitOfWork, work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` inside `uow` and commit; retry the whole of it on a RetryableConflict.
 
@@ -35,8 +31,6 @@ async def in_transaction(uow: UnitOfWork, work: Callable[[], Awaitable[T]]) -> T
                 await uow.commit()
                 return result
         except RetryableConflict as conflict:
-            for listener in retry_listeners:
-                listener(attempt)
             if attempt == MAX_ATTEMPTS:
                 log.warning("transaction still conflicting after %d attempts: %s",
                             attempt, conflict)
