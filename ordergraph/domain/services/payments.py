@@ -39,7 +39,7 @@ from ordergraph.domain.services.reservations import (
     restock_order,
     sell_reservation,
 )
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import in_transaction, retrying
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,11 @@ async def settle_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                          update: PaymentUpdate, *, actor: Actor = PAYMENT_PROVIDER,
                          reason: str | None = None) -> Settlement:
     """Apply the provider's news to its order; refund money we will not keep."""
-    settlement = await in_transaction(
-        uow, lambda: apply_payment_status(uow, clock, update, actor=actor, reason=reason))
+    async for attempt in retrying(uow):
+        async with attempt:
+            settlement = await apply_payment_status(uow, clock, update, actor=actor,
+                                                    reason=reason)
+            await uow.commit()
     if settlement.refund_intent_id is not None:
         # The debt is on record (same transaction as the news): if this attempt fails,
         # the sweeper retries it.
