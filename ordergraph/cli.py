@@ -7,15 +7,14 @@ import asyncio
 import getpass
 import logging
 import os
-import secrets
 import sys
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from ordergraph import __version__
-from ordergraph.adapters.localstripe import LocalStripe, register_webhook
 from ordergraph.adapters.logs import configure_logging
+from ordergraph.adapters.stripe.emulator import wire_local_stripe
 from ordergraph.db import migrate as migrations
 from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import SYSTEM, Role
@@ -148,7 +147,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     emulator = None
     if settings.local_payments:
         # Local payments mode: the same code path as production, against an emulator.
-        emulator = _wire_local_stripe(settings, host, port)
+        emulator = wire_local_stripe(settings, host, port)
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     try:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
@@ -165,30 +164,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if emulator is not None:
             emulator.stop()
     return 0
-
-
-def _wire_local_stripe(settings: Settings, host: str, port: int) -> LocalStripe | None:
-    """Start the emulator unless STRIPE_API_BASE names one, and register our webhook with it
-    (STRIPE_WEBHOOK_URL, or this server's own address). Settings reach the workers through
-    the environment."""
-    emulator, api_base = None, settings.stripe_api_base
-    if api_base is None:
-        emulator = LocalStripe.start()
-        api_base = emulator.api_base
-    secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
-    url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-    webhook_url = settings.stripe_webhook_url or f"http://{url_host}:{port}/webhooks/stripe"
-    try:
-        register_webhook(api_base, webhook_url, secret)
-    except Exception:
-        if emulator is not None:
-            emulator.stop()
-        raise
-    os.environ["STRIPE_API_BASE"] = api_base
-    os.environ["STRIPE_WEBHOOK_SECRET"] = secret
-    log.info("local payments mode: Stripe emulator at %s, webhooks to %s", api_base,
-             webhook_url)
-    return emulator
 
 
 def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:

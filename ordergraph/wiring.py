@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordergraph import __version__
-from ordergraph.adapters import localstripe
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.mail.sink import MailSink
@@ -27,7 +26,10 @@ from ordergraph.adapters.metrics import PrometheusMetrics
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
 from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter, throttles_from
-from ordergraph.adapters.stripe_gateway import StripeGateway
+from ordergraph.adapters.stripe import PROVIDER as STRIPE
+from ordergraph.adapters.stripe import emulator as localstripe
+from ordergraph.adapters.stripe.gateway import StripeGateway
+from ordergraph.adapters.stripe.webhooks import SIGNALS as STRIPE_EVENTS
 from ordergraph.adapters.tokens import JwtTokenIssuer
 from ordergraph.adapters.tracing import Tracing
 from ordergraph.adapters.tracing import build_tracing as tracing_from
@@ -94,7 +96,7 @@ class Adapters:
 
 def build_metrics() -> PrometheusMetrics:
     """One per process (the collectors are the process's registry)."""
-    return PrometheusMetrics()
+    return PrometheusMetrics(webhook_types=STRIPE_EVENTS)
 
 
 def build_tracing(settings: Settings, overrides: Overrides | None = None) -> Tracing | None:
@@ -107,12 +109,12 @@ def build_tracing(settings: Settings, overrides: Overrides | None = None) -> Tra
 def payment_settings(settings: Settings) -> PaymentSettings:
     if settings.local_payments:
         api_base = settings.stripe_api_base or ""
-        return PaymentSettings(provider="stripe", mode="local",
+        return PaymentSettings(provider=STRIPE, mode="local",
                                publishable_key=localstripe.PUBLISHABLE_KEY,
                                stripe_js_url=settings.stripe_js_url or
                                f"{api_base}/js.stripe.com/v3/",
                                webhook_secret=settings.stripe_webhook_secret)
-    return PaymentSettings(provider="stripe", mode="stripe",
+    return PaymentSettings(provider=STRIPE, mode="stripe",
                            publishable_key=settings.stripe_publishable_key,
                            stripe_js_url=settings.stripe_js_url or STRIPE_JS_URL,
                            webhook_secret=settings.stripe_webhook_secret)

@@ -12,7 +12,7 @@ import hmac
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from http.server import ThreadingHTTPServer
 from typing import Any, ParamSpec, TypeVar
 
@@ -116,8 +116,6 @@ RATE_LIMIT_FALLBACKS = Counter(
     "ordergraph_rate_limit_fallbacks_total", "Throttling steps (attempt, uncount, reset) done "
     "in this process because Redis was unreachable.", ["step"], registry=REGISTRY)
 
-_WEBHOOK_TYPES = {"payment_intent.succeeded", "payment_intent.payment_failed",
-                  "payment_intent.canceled", "payment_intent.processing", "charge.refunded"}
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_NAMES = 200
 _operation_names: set[str] = set()
@@ -137,6 +135,10 @@ def operation_label(name: str | None) -> str:
 
 
 class PrometheusMetrics:
+    def __init__(self, *, webhook_types: Iterable[str] = ()) -> None:
+        # The provider's event names we label by (wiring passes them); others are "other".
+        self._webhook_types = frozenset(webhook_types)
+
     def checkout(self, outcome: str) -> None:
         CHECKOUTS.labels(outcome).inc()
 
@@ -145,7 +147,8 @@ class PrometheusMetrics:
         RETRIES.inc()
 
     def webhook(self, event_type: str, outcome: str) -> None:
-        WEBHOOKS.labels(event_type if event_type in _WEBHOOK_TYPES else "other", outcome).inc()
+        WEBHOOKS.labels(event_type if event_type in self._webhook_types else "other",
+                        outcome).inc()
 
     def sweep(self, *, changed: dict[str, int], failed: bool) -> None:
         SWEEPS.labels("error" if failed else "ok").inc()

@@ -7,7 +7,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ordergraph.adapters.stripe_webhooks import InvalidWebhook, parse_event
+from ordergraph.adapters.stripe.webhooks import InvalidWebhook, parse_event
 from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.domain.model import PAYMENT_PROVIDER
 from ordergraph.domain.services.payments import settle_payment
