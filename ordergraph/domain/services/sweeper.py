@@ -1,9 +1,11 @@
 """The sweeper: expires unpaid reservations, retries refunds owed, finishes stalled refunds.
 
 Runs in the app every SWEEP_INTERVAL and as `ordergraph sweep`. Several instances may run it
-at once: candidates are taken with SKIP LOCKED, owed refunds are claimed one by one, and the
-finalizer moves each order once. An order or refund that keeps failing is backed off, so it
-never stands in front of the others.
+at once: candidates are listed in a short transaction with SKIP LOCKED (rows another
+sweeper holds at that moment are passed over; the locks end with that transaction), each
+order is then moved in a transaction of its own under its row lock, re-checked there, so it
+changes once however many sweepers listed it; owed refunds are claimed one by one. An order
+or refund that keeps failing is backed off, so it never stands in front of the others.
 """
 
 from __future__ import annotations
