@@ -19,13 +19,8 @@ from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
-from ordergraph.domain.services.payments import (
-    STALE_REFUND_REQUEST,
-    close_lost_payment,
-    refund_owed,
-    resume_refund,
-    settle_payment,
-)
+from ordergraph.domain.services.payments import close_lost_payment, settle_payment
+from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import in_transaction
 
