@@ -369,8 +369,9 @@ async def sync_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
 
 
 async def _visible_order(uow: UnitOfWork, order_id: int, viewer: User) -> Order:
-    async with uow:
-        order = await uow.orders.get(order_id)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id)
     if order is None or not order.visible_to(viewer):
         raise NotFound(f"Order {order_id} not found.", field="id")
     return order
