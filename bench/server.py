@@ -45,7 +45,8 @@ from ordergraph.domain.ports import PaymentIntent
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
 from ordergraph.web import app as app_module
-from ordergraph.web.app import Overrides, create_app
+from ordergraph.web.app import create_app
+from ordergraph.wiring import Overrides
 
 
 class NullGateway:

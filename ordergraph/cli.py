@@ -7,64 +7,35 @@ import asyncio
 import getpass
 import logging
 import os
-import secrets
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordergraph import __version__
-from ordergraph.adapters.clock import SystemClock
-from ordergraph.adapters.live import LiveHub
-from ordergraph.adapters.localstripe import LocalStripe, register_webhook
 from ordergraph.adapters.logs import configure_logging
-from ordergraph.adapters.passwords import Argon2PasswordHasher
-from ordergraph.adapters.publisher import BroadcastPublisher
+from ordergraph.adapters.stripe.emulator import wire_local_stripe
 from ordergraph.db import migrate as migrations
-from ordergraph.db.engine import create_engine
-from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import SYSTEM, Role
-from ordergraph.domain.ports import EventPublisher, UnitOfWork
 from ordergraph.domain.services.auth import create_user, set_role_by_email
 from ordergraph.domain.services.mail import DeliveryReport, deliver_mail
 from ordergraph.domain.services.sweeper import SweepReport, sweep
 from ordergraph.seed import seed_shop
 from ordergraph.settings import Settings, SettingsError
+from ordergraph.wiring import Adapters, open_adapters, password_hasher
 
 log = logging.getLogger("ordergraph")
 
 
-@dataclass
-class Tools:
-    """What the commands share: the unit of work and the adapters, on the configured DB."""
-
-    uow: Callable[[], UnitOfWork]
-    settings: Settings
-    engine: AsyncEngine
-
-
 @asynccontextmanager
-async def _tools(settings: Settings, *, live: bool = False) -> AsyncIterator[Tools]:
-    """`live`: publish the changes like the server does (BROADCAST_URL), so what a command
+async def _tools(settings: Settings, *, live: bool = False, payments: bool = False
+                 ) -> AsyncIterator[Adapters]:
+    """The adapters a command needs, from the one composition root (ordergraph/wiring.py).
+    `live`: publish the changes like the server does (BROADCAST_URL), so what a command
     changes (the sweeper's expiries, say) reaches the live subscribers of every instance."""
-    engine = create_engine(settings.database_url,
-                           isolation_level=settings.database_isolation_level, pool_size=2)
-    hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix) if live else None
-    publisher: EventPublisher = NullPublisher()
-    try:
-        if hub is not None:
-            await hub.start()
-            publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
-        yield Tools(uow=lambda: SqlAlchemyUnitOfWork(engine, publisher), settings=settings,
-                    engine=engine)
-    finally:
-        if hub is not None:
-            await hub.stop()
-        await engine.dispose()
+    async with open_adapters(settings, live=live, payments=payments, pool_size=2) as adapters:
+        yield adapters
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -100,7 +71,7 @@ def _check_migrations(settings: Settings) -> int:
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         async with _tools(settings) as tools:
-            return await seed_shop(tools.uow, SystemClock(), Argon2PasswordHasher(),
+            return await seed_shop(tools.uow, tools.clock, password_hasher(),
                                    currency=settings.currency)
 
     created = asyncio.run(run())
@@ -113,7 +84,7 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with _tools(settings) as tools:
-            clock, hasher = SystemClock(), Argon2PasswordHasher()
+            clock, hasher = tools.clock, password_hasher()
             promoted = await set_role_by_email(tools.uow(), clock, email=args.email,
                                                role=Role.ADMIN, actor=SYSTEM)
             if promoted:
@@ -127,22 +98,14 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
-    from ordergraph.adapters.mail.smtp import SmtpMailer
-    from ordergraph.web.app import build_gateway, load_installation_id
-
     async def run() -> tuple[SweepReport, DeliveryReport | None]:
-        async with _tools(settings, live=True) as tools:
-            gateway = build_gateway(settings, await load_installation_id(settings, tools.engine))
-            try:
-                report = await sweep(tools.uow(), gateway, SystemClock())
-            finally:
-                await gateway.aclose()
-            if settings.smtp_url is None:
+        async with _tools(settings, live=True, payments=True) as tools:
+            assert tools.gateway is not None
+            report = await sweep(tools.uow(), tools.gateway, tools.clock)
+            if tools.mailer is None:  # no SMTP_URL
                 return report, None
             # Then the email that is due, the sweep's own (expiries, refunds) included.
-            mailer = SmtpMailer(settings.smtp_url, sender=settings.mail_from,
-                                public_url=settings.links_base)
-            return report, await deliver_mail(tools.uow(), mailer, SystemClock())
+            return report, await deliver_mail(tools.uow(), tools.mailer, tools.clock)
 
     report, mail = asyncio.run(run())
     print(f"sweep: {report.expired} expired, {report.paid_at_expiry} paid at expiry, "
@@ -184,7 +147,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     emulator = None
     if settings.local_payments:
         # Local payments mode: the same code path as production, against an emulator.
-        emulator = _wire_local_stripe(settings, host, port)
+        emulator = wire_local_stripe(settings, host, port)
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     try:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
@@ -201,30 +164,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if emulator is not None:
             emulator.stop()
     return 0
-
-
-def _wire_local_stripe(settings: Settings, host: str, port: int) -> LocalStripe | None:
-    """Start the emulator unless STRIPE_API_BASE names one, and register our webhook with it
-    (STRIPE_WEBHOOK_URL, or this server's own address). Settings reach the workers through
-    the environment."""
-    emulator, api_base = None, settings.stripe_api_base
-    if api_base is None:
-        emulator = LocalStripe.start()
-        api_base = emulator.api_base
-    secret = settings.stripe_webhook_secret or "whsec_" + secrets.token_urlsafe(24)
-    url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-    webhook_url = settings.stripe_webhook_url or f"http://{url_host}:{port}/webhooks/stripe"
-    try:
-        register_webhook(api_base, webhook_url, secret)
-    except Exception:
-        if emulator is not None:
-            emulator.stop()
-        raise
-    os.environ["STRIPE_API_BASE"] = api_base
-    os.environ["STRIPE_WEBHOOK_SECRET"] = secret
-    log.info("local payments mode: Stripe emulator at %s, webhooks to %s", api_base,
-             webhook_url)
-    return emulator
 
 
 def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:

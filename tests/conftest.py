@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.db import migrate
 from tests.support import Api, Customer, psycopg_dsn, running_api, settings_for, truncate_all
 

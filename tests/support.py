@@ -139,7 +139,7 @@ async def live_server(settings: Settings, overrides: Overrides | None = None
 
     import uvicorn
 
-    from ordergraph.adapters.localstripe import free_port
+    from ordergraph.adapters.stripe.emulator import free_port
 
     port = free_port()
     app = create_app(settings, overrides or Overrides(run_sweeper=False))

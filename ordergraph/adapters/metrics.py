@@ -12,7 +12,7 @@ import hmac
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from http.server import ThreadingHTTPServer
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,7 +30,6 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
-from ordergraph.domain.services import transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -117,10 +116,6 @@ RATE_LIMIT_FALLBACKS = Counter(
     "ordergraph_rate_limit_fallbacks_total", "Throttling steps (attempt, uncount, reset) done "
     "in this process because Redis was unreachable.", ["step"], registry=REGISTRY)
 
-transaction.retry_listeners.append(lambda attempt: RETRIES.inc())
-
-_WEBHOOK_TYPES = {"payment_intent.succeeded", "payment_intent.payment_failed",
-                  "payment_intent.canceled", "payment_intent.processing", "charge.refunded"}
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_NAMES = 200
 _operation_names: set[str] = set()
@@ -140,11 +135,20 @@ def operation_label(name: str | None) -> str:
 
 
 class PrometheusMetrics:
+    def __init__(self, *, webhook_types: Iterable[str] = ()) -> None:
+        # The provider's event names we label by (wiring passes them); others are "other".
+        self._webhook_types = frozenset(webhook_types)
+
     def checkout(self, outcome: str) -> None:
         CHECKOUTS.labels(outcome).inc()
 
+    def transaction_retried(self) -> None:
+        """A unit of work met a serialization failure or deadlock (it is run again)."""
+        RETRIES.inc()
+
     def webhook(self, event_type: str, outcome: str) -> None:
-        WEBHOOKS.labels(event_type if event_type in _WEBHOOK_TYPES else "other", outcome).inc()
+        WEBHOOKS.labels(event_type if event_type in self._webhook_types else "other",
+                        outcome).inc()
 
     def sweep(self, *, changed: dict[str, int], failed: bool) -> None:
         SWEEPS.labels("error" if failed else "ok").inc()

@@ -1,11 +1,11 @@
 """The EventPublisher on broadcaster: each event as JSON on the channels that want it.
 
-Channels (ARCHITECTURE.md): order:<id>, orders:user:<customer_id>, orders:all for order
-events; stock:<product_id>, stock:all for stock events; users:all for role changes (every
-instance re-checks its live subscribers' rights when it hears one); products:all for product
-changes (every instance forgets its cached catalog pages, web/response_cache.py). The
-payload carries the event id, its type and a snapshot of the changed state, so subscribers
-need no query to show it.
+Channels (docs/ARCHITECTURE.md): orders:all for order events, stock:all for stock events,
+users:all for role changes (every instance re-checks its live subscribers' rights when it
+hears one), products:all for product changes (every instance forgets its cached catalog pages,
+web/response_cache.py). These are the channels the live hub (adapters/live.py) listens to; it
+filters per subscriber in process. The payload carries the event id, its type and a snapshot
+of the changed state, so subscribers need no query to show it.
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ class Broadcaster(Protocol):
     async def publish(self, channel: str, message: Any) -> None: ...
 
 
-def order_channel(order_id: int) -> str:
-    return f"order:{order_id}"
-
-
-def customer_orders_channel(customer_id: int) -> str:
-    return f"orders:user:{customer_id}"
-
-
 ALL_ORDERS_CHANNEL = "orders:all"
 ALL_STOCK_CHANNEL = "stock:all"
 ALL_USERS_CHANNEL = "users:all"
@@ -44,16 +36,11 @@ ALL_USERS_CHANNEL = "users:all"
 ALL_PRODUCTS_CHANNEL = "products:all"
 
 
-def stock_channel(product_id: int) -> str:
-    return f"stock:{product_id}"
-
-
 def channels_for(event: DomainEvent) -> list[str]:
     if isinstance(event, OrderEvent):
-        return [order_channel(event.order_id), customer_orders_channel(event.customer_id),
-                ALL_ORDERS_CHANNEL]
+        return [ALL_ORDERS_CHANNEL]
     if isinstance(event, StockChanged):
-        return [stock_channel(event.product_id), ALL_STOCK_CHANNEL]
+        return [ALL_STOCK_CHANNEL]
     if isinstance(event, UserRoleChanged):
         return [ALL_USERS_CHANNEL]
     if isinstance(event, ProductCreated | ProductUpdated):

@@ -1,9 +1,10 @@
-"""The unit of work: one transaction, rolled back unless committed, events after commit."""
+"""The unit of work: one transaction, rolled back unless committed; its events are published
+after the commit, once the connection is back in the pool."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -48,12 +49,15 @@ class SqlAlchemyUnitOfWork:
     A unit of work may be entered again after it exits: each entry is a new transaction.
     """
 
-    def __init__(self, engine: AsyncEngine, publisher: EventPublisher) -> None:
+    def __init__(self, engine: AsyncEngine, publisher: EventPublisher, *,
+                 on_conflict: Callable[[], None] | None = None) -> None:
         self._engine = engine
         self._publisher = publisher
+        self._on_conflict = on_conflict  # counts the retries (metrics)
         self._conn: AsyncConnection | None = None
         self._seen: list[Any] = []
         self._committed = False
+        self._published: list[DomainEvent] = []
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
@@ -62,7 +66,7 @@ class SqlAlchemyUnitOfWork:
         except BaseException:
             await self._conn.close()
             raise
-        self._seen = []
+        self._seen, self._published = [], []
         self._committed = False
         track = self._seen.append
         self.users = SqlUserRepository(self._conn, track)
@@ -80,24 +84,33 @@ class SqlAlchemyUnitOfWork:
                         tb: TracebackType | None) -> None:
         conn, self._conn = self._conn, None
         assert conn is not None
+        committed, self._committed = self._committed, False
+        published, self._published = self._published, []
         try:
-            if not self._committed:
+            if not committed:
                 await conn.rollback()
         finally:
             await conn.close()
             self._seen = []
-        if exc is not None and is_retryable(exc):
-            raise RetryableConflict(str(exc)) from exc
+        # The connection is back in the pool: only now are the committed events handed to
+        # the publisher, so a slow broadcast never holds a database connection.
+        await self._publish(published)
+        if exc is not None and (isinstance(exc, RetryableConflict) or is_retryable(exc)):
+            if self._on_conflict is not None:
+                self._on_conflict()
+            if not isinstance(exc, RetryableConflict):
+                raise RetryableConflict(str(exc)) from exc
 
     async def commit(self) -> None:
-        """Write the audit rows, stock movements and outbox email of the events raised,
-        commit, publish."""
+        """Write the audit rows, stock movements and outbox email of the events raised and
+        commit; the events are published once the block exits and the connection is
+        released."""
         assert self._conn is not None, "commit() outside `async with`"
         events = self._collect_events()
         await self._record(events)
         await self._conn.commit()
         self._committed = True
-        await self._publish(events)
+        self._published = events
 
     def _collect_events(self) -> list[DomainEvent]:
         events: dict[str, DomainEvent] = {}

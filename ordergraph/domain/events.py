@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ordergraph.domain.model import Actor
+    from ordergraph.domain.actors import Actor
 
 
 def new_event_id() -> str:
@@ -81,7 +81,7 @@ class OrderEvent(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderPlaced(OrderEvent):
+class OrderCreated(OrderEvent):
     @property
     def type(self) -> str:
         return "ORDER_CREATED"

@@ -1,98 +1,23 @@
-"""What a resolver gets: the app's services and, per request, the viewer and the loaders."""
+"""What a resolver gets, per request: the app's dependencies, the viewer and the loaders."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from ordergraph.domain.errors import Forbidden, Unauthenticated
-from ordergraph.domain.model import Product, Stock, User
-from ordergraph.domain.ports import (
-    AuditRecord,
-    Clock,
-    LiveFeed,
-    LocalMailbox,
-    Mailer,
-    Metrics,
-    NullMetrics,
-    PasswordHasher,
-    PaymentGateway,
-    RateLimiter,
-    ReadStore,
-    TokenIssuer,
-    UnitOfWork,
-)
+from ordergraph.domain.model import User
 from ordergraph.domain.services.auth import user_for_token
-from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
-from ordergraph.domain.shipping import ShippingRates
-from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots
+from ordergraph.resolvers.deps import Deps, Loaders, PaymentSettings
 
-K = TypeVar("K", contravariant=True)
-V = TypeVar("V", covariant=True)
-
-
-class Loader(Protocol, Generic[K, V]):
-    """A per-request batching loader (Strawberry's DataLoader fits)."""
-
-    def load(self, key: K) -> Awaitable[V]: ...
-    def load_many(self, keys: Sequence[K]) -> Awaitable[list[V]]: ...
-    def prime_many(self, data: Mapping[K, V]) -> None: ...
-
-
-@dataclass
-class Loaders:
-    product: Loader[int, Product | None]
-    stock: Loader[int, Stock | None]
-    user: Loader[int, User | None]
-    order_history: Loader[str, list[AuditRecord]]
-
-
-@dataclass(frozen=True)
-class PaymentSettings:
-    provider: str
-    mode: str  # "stripe" or "local"
-    publishable_key: str | None
-    stripe_js_url: str
-    webhook_secret: str | None
-
-
-@dataclass
-class Services:
-    """Everything the resolvers call, built once by the app's composition root."""
-
-    uow: Callable[[], UnitOfWork]
-    reader: ReadStore
-    gateway: PaymentGateway
-    clock: Clock
-    passwords: PasswordHasher
-    tokens: TokenIssuer
-    reservation_ttl: timedelta
-    currency: str
-    payment: PaymentSettings
-    make_loaders: Callable[[], Loaders]
-    live: LiveFeed
-    metrics: Metrics = field(default_factory=NullMetrics)
-    rate_limiter: RateLimiter | None = None
-    checkout_limits: CheckoutLimits = field(default_factory=CheckoutLimits)
-    payment_provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE
-    shipping: ShippingRates = field(default_factory=ShippingRates)
-    # Namespaces what we store at the payment provider; None until the database gave it.
-    installation_id: str | None = ""
-    role_changes: RoleChanges = field(default_factory=RoleChanges)
-    subscription_slots: SubscriptionSlots = field(default_factory=SubscriptionSlots)
-    extras: dict[str, Any] = field(default_factory=dict)
-    # Customer email: the outbox's sender, and in local mail mode the sink it sends to.
-    mailer: Mailer | None = None
-    local_mailbox: LocalMailbox | None = None
+__all__ = ["Deps", "Loaders", "PaymentSettings", "RequestContext"]
 
 
 @dataclass
 class RequestContext:
     """One per HTTP request or WebSocket connection (Strawberry's `info.context`)."""
 
-    services: Services
+    services: Deps
     request_id: str
     authorization: str | None = None  # the "Bearer <jwt>" header or connection_init value
     client_address: str | None = None

@@ -6,7 +6,7 @@ from ordergraph.domain.errors import DomainError, NotFound, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, User
 from ordergraph.domain.ports import AuditRecord
 from ordergraph.domain.services import orders as order_services
-from ordergraph.domain.services import payments
+from ordergraph.domain.services import payments, refunds
 from ordergraph.domain.services.checkout import CheckoutResult
 from ordergraph.domain.services.checkout import checkout as checkout_service
 from ordergraph.domain.services.payments import PayResult
@@ -125,7 +125,7 @@ async def sync_payment(ctx: RequestContext, *, id: str) -> Order:
 async def refund_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
     s = ctx.services
-    return await payments.refund_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
+    return await refunds.refund_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
                                        viewer=viewer)
 
 

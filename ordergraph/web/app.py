@@ -1,4 +1,5 @@
-"""The app factory: the composition root. Engines and clients are built in the lifespan."""
+"""The app factory: routes and middleware over the adapters ordergraph/wiring.py builds (in
+the lifespan)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -22,28 +20,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from ordergraph import __version__
-from ordergraph.adapters import localstripe
-from ordergraph.adapters.clock import SystemClock
-from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.logs import configure_logging
-from ordergraph.adapters.mail.sink import MailSink
-from ordergraph.adapters.mail.smtp import SmtpMailer
-from ordergraph.adapters.metrics import PrometheusMetrics, authorized, exposition, serve_metrics
-from ordergraph.adapters.passwords import Argon2PasswordHasher
-from ordergraph.adapters.publisher import BroadcastPublisher
-from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter, throttles_from
-from ordergraph.adapters.stripe_gateway import StripeGateway
-from ordergraph.adapters.tokens import JwtTokenIssuer
-from ordergraph.adapters.tracing import build_tracing
-from ordergraph.db.engine import create_engine
-from ordergraph.db.installation import installation_id
-from ordergraph.db.readstore import SqlReadStore
-from ordergraph.db.uow import SqlAlchemyUnitOfWork
-from ordergraph.domain.ports import Clock, PasswordHasher, PaymentGateway, RateLimiter
-from ordergraph.domain.services.checkout import CheckoutLimits
-from ordergraph.domain.shipping import ShippingRates
-from ordergraph.resolvers.context import PaymentSettings, Services
-from ordergraph.resolvers.live_access import SubscriptionSlots
+from ordergraph.adapters.metrics import authorized, exposition, serve_metrics
 from ordergraph.schema.schema import build_schema
 from ordergraph.settings import Settings
 from ordergraph.web.background import background
@@ -59,193 +37,61 @@ from ordergraph.web.middleware import (
 from ordergraph.web.request_id import RequestIdMiddleware
 from ordergraph.web.response_cache import ResponseCache
 from ordergraph.web.webhooks import stripe_webhook
+from ordergraph.wiring import (
+    Overrides,
+    build_deps,
+    build_metrics,
+    build_tracing,
+    learn_installation_id,
+    open_adapters,
+    payment_settings,
+)
+
+__all__ = ["Overrides", "create_app", "serve_app"]
 
 log = logging.getLogger(__name__)
 
-STRIPE_JS_URL = "https://js.stripe.com/v3/"
 STATIC_DIR = Path(__file__).parent / "static"
-
-
-@dataclass
-class Overrides:
-    """Test seams: replace an adapter without touching the composition."""
-
-    gateway: PaymentGateway | None = None
-    clock: Clock | None = None
-    passwords: PasswordHasher | None = None
-    rate_limiter: RateLimiter | None = None
-    # Load tests open hundreds of subscriptions from one address.
-    subscription_slots: SubscriptionSlots | None = None
-    run_sweeper: bool = True
-    # Tracing to this (in-memory) span exporter, whatever the settings say.
-    span_exporter: Any = None
-    run_mail_sender: bool | None = None  # None: as run_sweeper
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def payment_settings(settings: Settings) -> PaymentSettings:
-    if settings.local_payments:
-        api_base = settings.stripe_api_base or ""
-        return PaymentSettings(provider="stripe", mode="local",
-                               publishable_key=localstripe.PUBLISHABLE_KEY,
-                               stripe_js_url=settings.stripe_js_url or
-                               f"{api_base}/js.stripe.com/v3/",
-                               webhook_secret=settings.stripe_webhook_secret)
-    return PaymentSettings(provider="stripe", mode="stripe",
-                           publishable_key=settings.stripe_publishable_key,
-                           stripe_js_url=settings.stripe_js_url or STRIPE_JS_URL,
-                           webhook_secret=settings.stripe_webhook_secret)
-
-
-def build_gateway(settings: Settings, installation: str | None) -> StripeGateway:
-    if settings.local_payments and not settings.stripe_api_base:
-        log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
-                    "`ordergraph serve` starts the local Stripe emulator for you")
-    key = settings.stripe_secret_key or localstripe.SECRET_KEY
-    return StripeGateway(key, installation_id=installation, api_base=settings.stripe_api_base)
-
-
-async def load_installation_id(settings: Settings, engine: AsyncEngine) -> str:
-    return settings.installation_id or await installation_id(engine)
-
-
-async def _installation_or_none(settings: Settings, engine: AsyncEngine) -> str | None:
-    """The id, or None while the database cannot be reached (the app still starts)."""
-    try:
-        return await load_installation_id(settings, engine)
-    except Exception as error:  # any database failure: learn it later
-        log.warning("installation id not readable yet (%s); payments wait for it", error)
-        return None
-
-
-async def _learn_installation_id(settings: Settings, engine: AsyncEngine,
-                                 services: Services) -> None:
-    """Started without the database: read the id once it answers, then hand it out."""
-    while services.installation_id is None:
-        await asyncio.sleep(1.0)
-        found = await _installation_or_none(settings, engine)
-        if found is not None:
-            services.installation_id = found
-            if isinstance(services.gateway, StripeGateway):
-                services.gateway.installation_id = found
-
-
-def build_rate_limiter(settings: Settings) -> RateLimiter:
-    """Shared through Redis when the instances share Redis; per process otherwise."""
-    throttles = throttles_from(settings)
-    if urlparse(settings.broadcast_url).scheme in ("redis", "rediss"):
-        return RedisRateLimiter(settings.broadcast_url, throttles=throttles,
-                                prefix=f"{settings.broadcast_prefix}ratelimit:")
-    return MemoryRateLimiter(throttles)
-
-
-def build_services(settings: Settings, engine: AsyncEngine, hub: LiveHub,
-                   overrides: Overrides, *, installation: str | None) -> Services:
-    clock = overrides.clock or SystemClock()
-    reader = SqlReadStore(engine)
-    gateway = overrides.gateway or build_gateway(settings, installation)
-    if isinstance(gateway, StripeGateway):  # a test's own: it works for this installation too
-        gateway.installation_id = installation
-    publisher = BroadcastPublisher(hub, prefix=settings.broadcast_prefix)
-    return Services(
-        uow=lambda: SqlAlchemyUnitOfWork(engine, publisher),
-        reader=reader,
-        gateway=gateway,
-        installation_id=installation,
-        clock=clock,
-        passwords=overrides.passwords or Argon2PasswordHasher(),
-        # Tokens live on real time even when tests move the services' clock.
-        tokens=JwtTokenIssuer(settings.jwt_secret, lifetime=settings.jwt_expiration,
-                              clock=SystemClock()),
-        reservation_ttl=settings.reservation_ttl,
-        checkout_limits=CheckoutLimits(max_open_orders=settings.max_unpaid_orders,
-                                       max_reserved_units=settings.max_unpaid_units),
-        payment_provider_deadline=settings.payment_provider_deadline,
-        shipping=ShippingRates(flat_cents=settings.shipping_flat_cents,
-                               free_over_cents=settings.free_shipping_over_cents,
-                               required=settings.shipping_required),
-        currency=settings.currency,
-        payment=payment_settings(settings),
-        make_loaders=lambda: make_loaders(reader),
-        live=hub,
-        metrics=PrometheusMetrics(),
-        rate_limiter=overrides.rate_limiter or build_rate_limiter(settings),
-        subscription_slots=overrides.subscription_slots or SubscriptionSlots(),
-        extras=dict(overrides.extras),
-    )
-
-
-async def _start_local_mail(settings: Settings) -> MailSink | None:
-    """Local mail mode: like the Stripe emulator, the same path as production (the outbox
-    over real SMTP), to a sink of our own that the admin Mail page reads."""
-    sink = MailSink()
-    try:
-        await sink.start()
-    except ImportError:
-        log.warning("local mail mode needs aiosmtpd (the `local` extra): customer email "
-                    "stays in the outbox until SMTP_URL is set")
-        return None
-    return sink
 
 
 @contextlib.asynccontextmanager
 async def _running(app: Starlette, settings: Settings, overrides: Overrides
                    ) -> AsyncIterator[None]:
-    """Everything the app holds open: database pool, live hub, clients, the sweeper."""
-    engine = create_engine(settings.database_url,
-                           isolation_level=settings.database_isolation_level,
-                           pool_size=settings.database_pool_size)
+    """Everything the app holds open: the adapters (ordergraph/wiring.py), the sweeper and
+    the mail sender."""
     tracing = app.state.tracing
+    async with open_adapters(settings, overrides, server=True, metrics=app.state.metrics,
+                             tracing=tracing) as adapters:
+        services = build_deps(settings, adapters, overrides, make_loaders=make_loaders)
+        learning = None if adapters.installation_id is not None else \
+            asyncio.create_task(learn_installation_id(settings, adapters, services))
+        # Role changes from every instance: live subscribers' rights are re-checked on the
+        # next event (a demoted admin stops seeing everyone's orders at once).
+        assert adapters.hub is not None
+        adapters.hub.on_event("users",
+                              lambda change: services.role_changes.heard(int(change["user_id"])))
+        # Anonymous catalog reads are answered from memory until a stock or product change.
+        app.state.response_cache = ResponseCache()
+        adapters.hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
+        app.state.engine, app.state.hub, app.state.services = \
+            adapters.engine, adapters.hub, services
+        stop_metrics = None if settings.metrics_port is None else \
+            serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
+        run_mail = overrides.run_sweeper if overrides.run_mail_sender is None \
+            else overrides.run_mail_sender
+        try:
+            async with background(services, settings.sweep_interval,
+                                  sweeper=overrides.run_sweeper, mail=run_mail):
+                yield
+        finally:
+            # In-flight requests have finished (uvicorn waits for them); the adapters close
+            # as open_adapters exits.
+            if learning is not None:
+                learning.cancel()
+            if stop_metrics is not None:
+                stop_metrics()
     if tracing is not None:
-        tracing.instrument_engine(engine)
-    PrometheusMetrics().watch_pool(engine.pool)
-    hub = LiveHub(settings.broadcast_url, prefix=settings.broadcast_prefix)
-    await hub.start()
-    installation = await _installation_or_none(settings, engine)
-    services = build_services(settings, engine, hub, overrides, installation=installation)
-    if tracing is not None and getattr(services.gateway, "http_client", None) is not None:
-        tracing.instrument_http_client(services.gateway.http_client)  # type: ignore[attr-defined]
-    sink = await _start_local_mail(settings) if settings.local_mail else None
-    mail_url = sink.url if sink is not None else settings.smtp_url
-    if sink is not None:
-        services.local_mailbox = sink
-    if mail_url is not None:
-        services.mailer = SmtpMailer(mail_url, sender=settings.mail_from,
-                                     public_url=settings.links_base)
-    learning = None if installation is not None else \
-        asyncio.create_task(_learn_installation_id(settings, engine, services))
-    # Role changes from every instance: live subscribers' rights are re-checked on the next
-    # event (a demoted admin stops seeing everyone's orders at once).
-    hub.on_event("users", lambda change: services.role_changes.heard(int(change["user_id"])))
-    PrometheusMetrics().watch_subscriptions(lambda: hub.subscriber_count)
-    # Anonymous catalog reads are answered from memory until a stock or product change.
-    app.state.response_cache = ResponseCache()
-    hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
-    app.state.engine, app.state.hub, app.state.services = engine, hub, services
-    stop_metrics = None if settings.metrics_port is None else \
-        serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
-    run_mail = overrides.run_sweeper if overrides.run_mail_sender is None \
-        else overrides.run_mail_sender
-    try:
-        async with background(services, settings.sweep_interval,
-                              sweeper=overrides.run_sweeper, mail=run_mail):
-            yield
-    finally:
-        # In-flight requests have finished (uvicorn waits for them); close what we opened.
-        if learning is not None:
-            learning.cancel()
-        await hub.stop()
-        if sink is not None:
-            await sink.stop()
-        for closeable in (services.gateway, services.rate_limiter):
-            close = getattr(closeable, "aclose", None)
-            if close is not None:
-                await close()
-        await engine.dispose()
-        if stop_metrics is not None:
-            stop_metrics()
-        if tracing is not None:
-            tracing.shutdown()
+        tracing.shutdown()
 
 
 class WebClientFiles(StaticFiles):
@@ -306,9 +152,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         async with _running(app, settings, overrides):
             yield
 
-    tracing = build_tracing(endpoint=settings.otel_endpoint, service_version=__version__,
-                            exporter=overrides.span_exporter)
-    PrometheusMetrics().build(version=__version__, commit=settings.build_commit)
+    tracing = build_tracing(settings, overrides)
+    meter = build_metrics()
+    meter.build(version=__version__, commit=settings.build_commit)
     schema = build_schema(introspection=settings.introspection,
                           tracing=tracing.schema_extension() if tracing else None)
     graphql = GraphQLApp(schema, graphiql=settings.graphiql,
@@ -332,7 +178,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
                    policy=web_client_policy(stripe_js_url=payment.stripe_js_url,
                                             real_stripe=payment.mode == "stripe"),
                    payment_origin=origin_of(payment.stripe_js_url)),
-        Middleware(AccessLogMiddleware, record=PrometheusMetrics().http),
+        Middleware(AccessLogMiddleware, record=meter.http),
         Middleware(BodyLimitMiddleware),
     ]
     if settings.cors_origins:
@@ -345,7 +191,7 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         middleware_class, options = tracing.asgi_middleware()
         middleware.insert(0, Middleware(middleware_class, **options))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.settings, app.state.tracing = settings, tracing
+    app.state.settings, app.state.tracing, app.state.metrics = settings, tracing, meter
     return app
 
 

@@ -12,12 +12,12 @@ from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.domain.ports import Mailer
 from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.domain.services.sweeper import sweep
-from ordergraph.resolvers.context import Services
+from ordergraph.schema.context import Deps
 
 log = logging.getLogger(__name__)
 
 
-async def run_sweeper(services: Services, interval: timedelta) -> None:
+async def run_sweeper(services: Deps, interval: timedelta) -> None:
     """Sweep now and then every `interval`, until cancelled. A failed pass is logged, and the
     next one runs as usual."""
     while True:
@@ -47,7 +47,7 @@ async def run_sweeper(services: Services, interval: timedelta) -> None:
 MAIL_POLL_SECONDS = 1.0
 
 
-async def run_mail_sender(services: Services, mailer: Mailer,
+async def run_mail_sender(services: Deps, mailer: Mailer,
                           poll_seconds: float = MAIL_POLL_SECONDS) -> None:
     """Deliver due email, then wait `poll_seconds`, until cancelled."""
     while True:
@@ -65,7 +65,7 @@ async def run_mail_sender(services: Services, mailer: Mailer,
 
 
 @contextlib.asynccontextmanager
-async def background(services: Services, interval: timedelta, *, sweeper: bool = True,
+async def background(services: Deps, interval: timedelta, *, sweeper: bool = True,
                      mail: bool = True) -> AsyncIterator[list[asyncio.Task]]:
     tasks = []
     if sweeper:

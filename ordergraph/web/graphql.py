@@ -20,7 +20,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from ordergraph.domain.errors import Unauthenticated
-from ordergraph.resolvers.context import RequestContext, Services
+from ordergraph.schema.context import Deps, RequestContext
 from ordergraph.schema.live_execution import LIVE_OPERATION, SharedData
 from ordergraph.web import response_cache
 from ordergraph.web.request_id import request_id_of
@@ -132,7 +132,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
-        services: Services = request.app.state.services
+        services: Deps = request.app.state.services
         return RequestContext(
             services=services,
             request_id=request_id_of(request.scope),

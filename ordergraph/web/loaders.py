@@ -8,7 +8,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from ordergraph.domain.ports import ReadStore
-from ordergraph.resolvers.context import Loaders
+from ordergraph.schema.context import Loaders
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

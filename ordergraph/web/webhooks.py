@@ -7,16 +7,16 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ordergraph.adapters.stripe_webhooks import InvalidWebhook, parse_event
+from ordergraph.adapters.stripe.webhooks import InvalidWebhook, parse_event
 from ordergraph.domain.errors import ServiceUnavailable
 from ordergraph.domain.model import PAYMENT_PROVIDER
 from ordergraph.domain.services.payments import settle_payment
-from ordergraph.resolvers.context import Services
+from ordergraph.schema.context import Deps
 
 log = logging.getLogger(__name__)
 
 async def stripe_webhook(request: Request) -> JSONResponse:
-    services: Services = request.app.state.services
+    services: Deps = request.app.state.services
     secret = services.payment.webhook_secret
     if not secret:
         log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
 from ordergraph.adapters.ratelimit import DEFAULT_THROTTLES, MemoryRateLimiter
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.resolvers.catalog import MAX_SEARCH_LENGTH
 from ordergraph.web.app import Overrides
 from tests.support import LOGIN, Api, running_api, settings_for

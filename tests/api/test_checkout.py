@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.web.app import Overrides
 from tests.support import (
     ORDER,

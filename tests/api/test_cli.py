@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import free_port
+from ordergraph.adapters.stripe.emulator import free_port
 from tests.support import rows
 
 ORDERGRAPH = [sys.executable, "-m", "ordergraph.cli"]

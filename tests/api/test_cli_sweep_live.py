@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from tests.support import Api, execute, live_server, settings_for
 from tests.ws import GraphQLWebSocket
 

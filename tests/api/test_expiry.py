@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.domain.services.sweeper import sweep
 from ordergraph.web.app import Overrides
 from tests.support import (

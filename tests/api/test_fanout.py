@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import event
 
 from ordergraph.adapters.clock import SystemClock
-from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.adapters.passwords import Argon2PasswordHasher
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.db.engine import create_engine
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.model import SYSTEM, Role

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
 from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.web.app import Overrides
 from tests.support import (
     CHECKOUT,

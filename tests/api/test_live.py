@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.settings import Settings
 from tests.support import (
     ADJUST_STOCK,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ordergraph.adapters.live import STOCK_COALESCE_SECONDS
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.resolvers.live_access import (
     MAX_SUBSCRIPTIONS_PER_ADDRESS,
     MAX_SUBSCRIPTIONS_PER_CONNECTION,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.adapters.mail.smtp import SmtpMailer
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.domain.mail import QueuedMail
 from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.domain.services.sweeper import sweep

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe
-from ordergraph.adapters.stripe_gateway import StripeGateway
+from ordergraph.adapters.stripe.emulator import LocalStripe
+from ordergraph.adapters.stripe.gateway import StripeGateway
 from ordergraph.db import migrate
 from ordergraph.domain.errors import PaymentFailed
 from ordergraph.domain.model import Money

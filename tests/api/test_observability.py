@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ordergraph import __version__
-from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from tests.api.test_cli import ORDERGRAPH, _wait_for, run
 from tests.support import (
     CARD_DECLINED,

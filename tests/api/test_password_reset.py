@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.web.app import Overrides
 from tests.support import USER_ERROR, Api, rows, running_api, settings_for

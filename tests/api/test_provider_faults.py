@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe
-from ordergraph.adapters.stripe_gateway import StripeGateway
+from ordergraph.adapters.stripe.emulator import LocalStripe
+from ordergraph.adapters.stripe.gateway import StripeGateway
 from ordergraph.domain.errors import PaymentFailed
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent

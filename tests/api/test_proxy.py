@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from tests.support import LOGIN
 
 # More failed logins than one address may make (20 free, then a doubling block); the loop

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from tests.support import (
     CANCEL,
     CARD_OK,

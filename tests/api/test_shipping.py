@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from tests.support import (
     ORDER,
     PAY,

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.settings import Settings, SettingsError
 from tests.support import LOGIN, REGISTER, TEST_JWT_SECRET, Api, running_api
 

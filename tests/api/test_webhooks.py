@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe, free_port
-from ordergraph.adapters.stripe_gateway import StripeGateway
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
+from ordergraph.adapters.stripe.gateway import StripeGateway
 from ordergraph.domain.errors import PaymentFailed
 from ordergraph.domain.services.sweeper import sweep
 from ordergraph.web.app import Overrides

@@ -91,7 +91,7 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        from ordergraph.adapters.localstripe import free_port
+        from ordergraph.adapters.stripe.emulator import free_port
 
         self._client = httpx.AsyncClient(timeout=30)
         app = web.Application(client_max_size=4 * 1024 * 1024)

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.db import migrate
 from tests.support import (
     CHECKOUT,

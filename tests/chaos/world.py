@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ordergraph.adapters import stripe_gateway
 from ordergraph.adapters.clock import OffsetClock
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe import gateway as stripe_gateway
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.domain.shipping import ShippingRates
 from ordergraph.web.app import Overrides
 from tests.chaos.faults import FaultProxy

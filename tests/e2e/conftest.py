@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from ordergraph.adapters.localstripe import free_port
+from ordergraph.adapters.stripe.emulator import free_port
 from tests.e2e.support import (
     CHROMIUM,
     CHROMIUM_ARGS,

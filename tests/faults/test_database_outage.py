@@ -35,7 +35,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from ordergraph.adapters.localstripe import LocalStripe, free_port
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.db import migrate, outage
 from tests.support import Api, running_api, settings_for, stock_invariant_violations
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordergraph.adapters.localstripe import free_port
+from ordergraph.adapters.stripe.emulator import free_port
 from ordergraph.db import migrate
 from tests.support import (
     CHECKOUT,

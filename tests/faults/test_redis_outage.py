@@ -29,9 +29,9 @@ import pytest
 import redis
 
 from ordergraph.adapters.clock import SystemClock
-from ordergraph.adapters.localstripe import LocalStripe, free_port
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.ratelimit import DEFAULT_THROTTLES, RedisRateLimiter
+from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.db.engine import create_engine
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.model import SYSTEM, Role

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from starlette.websockets import WebSocketState
 
-from ordergraph.adapters.localstripe import LocalStripe
+from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.web.app import Overrides
 from ordergraph.web.graphql import QuietWebSocket

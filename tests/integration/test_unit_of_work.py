@@ -121,6 +121,31 @@ async def test_events_are_audited_with_the_change_and_published_after_commit(
                         "LIMIT 1") == [("STOCK_ADJUSTED", "restock")]
 
 
+async def test_events_are_published_after_the_connection_is_back_in_the_pool(
+        engine, pg_url: str) -> None:
+    product_id = await add_product(engine)
+    publisher = RecordingPublisher()
+    uow = SqlAlchemyUnitOfWork(engine, publisher)
+    checked_out_when_published: list[int] = []
+    original_publish = publisher.publish
+
+    async def publish(events: Sequence[DomainEvent]) -> None:
+        checked_out_when_published.append(engine.pool.checkedout())
+        await original_publish(events)
+
+    publisher.publish = publish  # type: ignore[method-assign]
+    async with uow:
+        stocks = await uow.inventory.lock([product_id])
+        stocks[product_id].adjust(2, actor=SYSTEM, at=datetime.now(UTC), note="restock")
+        await uow.inventory.save(list(stocks.values()))
+        await uow.commit()
+        assert publisher.published == []  # committed, but the connection is still held
+        assert engine.pool.checkedout() == 1
+
+    assert checked_out_when_published == [0]
+    assert [e.type for e in publisher.published] == ["STOCK_CHANGED"]
+
+
 async def test_the_database_refuses_to_oversell_whatever_the_code_does(
         engine, pg_url: str) -> None:
     await add_product(engine, stock=2)

@@ -32,7 +32,7 @@ from ordergraph.domain.ports import (
     TokenIssuer,
     UnitOfWork,
 )
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 MAX_NAME_LENGTH = 200
 
@@ -69,20 +69,21 @@ async def create_user(uow: UnitOfWork, passwords: PasswordHasher, clock: Clock, 
                                    field="name")
     password_hash = await passwords.hash(password)
 
-    async def store() -> User:
-        if await uow.users.get_by_email(email) is not None:
-            raise EmailTaken()
-        now = clock.now()
-        user = User(id=0, email=email, name=name, role=role, password_hash=password_hash,
-                    created_at=now)
-        # A racing registration of the same email fails the unique index; the retry then
-        # finds the row and says EMAIL_TAKEN.
-        await uow.users.add(user)
-        user.events.append(ev.UserRegistered(at=now, actor=actor or Actor.user(user.id),
-                                             user_id=user.id, email=email, role=role.value))
-        return user
-
-    return await in_transaction(uow, store)
+    async for attempt in retrying(uow):
+        async with attempt:
+            if await uow.users.get_by_email(email) is not None:
+                raise EmailTaken()
+            now = clock.now()
+            user = User(id=0, email=email, name=name, role=role, password_hash=password_hash,
+                        created_at=now)
+            # A racing registration of the same email fails the unique index; the retry
+            # then finds the row and says EMAIL_TAKEN.
+            await uow.users.add(user)
+            user.events.append(ev.UserRegistered(at=now, actor=actor or Actor.user(user.id),
+                                                 user_id=user.id, email=email,
+                                                 role=role.value))
+            await uow.commit()
+    return user
 
 
 # Verified against when the email is unknown, so both failures take the same time.
@@ -97,10 +98,9 @@ async def login(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
     except ValidationFailed:
         raise InvalidCredentials() from None
 
-    async def find() -> User | None:
-        return await uow.users.get_by_email(email)
-
-    user = await in_transaction(uow, find)
+    async for attempt in retrying(uow):
+        async with attempt:
+            user = await uow.users.get_by_email(email)
     if user is None:
         await passwords.verify(await _dummy_hash(passwords), password)
         raise InvalidCredentials()
@@ -126,13 +126,13 @@ async def _rehash(uow: UnitOfWork, passwords: PasswordHasher, user_id: int,
     """The hashing parameters changed since this hash was made: store a fresh one."""
     new_hash = await passwords.hash(password)
 
-    async def store() -> None:
-        user = await uow.users.get(user_id, for_update=True)
-        if user is not None:
-            user.password_hash = new_hash
-            await uow.users.save(user)
-
-    await in_transaction(uow, store)
+    async for attempt in retrying(uow):
+        async with attempt:
+            user = await uow.users.get(user_id, for_update=True)
+            if user is not None:
+                user.password_hash = new_hash
+                await uow.users.save(user)
+                await uow.commit()
 
 
 async def user_for_token(reader: ReadStore, tokens: TokenIssuer, token: str) -> User:
@@ -176,21 +176,21 @@ async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str,
         return
     token = secrets.token_urlsafe(32)
 
-    async def store() -> None:
-        user = await uow.users.get_by_email(email)
-        if user is None:
-            return
-        now = clock.now()
-        expires_at = now + RESET_TOKEN_LIFETIME
-        await uow.password_resets.add(user_id=user.id, token_hash=reset_token_hash(token),
-                                      created_at=now, expires_at=expires_at)
-        # The unit of work turns this into the email, in this transaction.
-        # Anyone may ask (the link goes to the account's own address): not the user's act.
-        user.events.append(ev.PasswordResetRequested(
-            at=now, actor=SYSTEM, user_id=user.id, token=token, expires_at=expires_at,
-            requested_from=requested_from))
-
-    await in_transaction(uow, store)
+    async for attempt in retrying(uow):
+        async with attempt:
+            user = await uow.users.get_by_email(email)
+            if user is not None:
+                now = clock.now()
+                expires_at = now + RESET_TOKEN_LIFETIME
+                await uow.password_resets.add(user_id=user.id,
+                                              token_hash=reset_token_hash(token),
+                                              created_at=now, expires_at=expires_at)
+                # The unit of work turns this into the email, in this transaction. Anyone
+                # may ask (the link goes to the account's own address): not the user's act.
+                user.events.append(ev.PasswordResetRequested(
+                    at=now, actor=SYSTEM, user_id=user.id, token=token,
+                    expires_at=expires_at, requested_from=requested_from))
+                await uow.commit()
 
 
 async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
@@ -206,28 +206,29 @@ async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: Tok
         raise InvalidToken()
     token_hash = reset_token_hash(token)
     # Refused before the costly hashing: guessed tokens cost the server next to nothing.
-    if not await in_transaction(uow, lambda: uow.password_resets.usable(token_hash,
-                                                                       now=clock.now())):
+    async for attempt in retrying(uow):
+        async with attempt:
+            usable = await uow.password_resets.usable(token_hash, now=clock.now())
+    if not usable:
         raise InvalidToken()
     new_hash = await passwords.hash(new_password)
 
-    async def change() -> User:
-        now = clock.now()
-        user_id = await uow.password_resets.use(token_hash, now=now)
-        if user_id is None:
-            raise InvalidToken()
-        user = await uow.users.get(user_id, for_update=True)
-        if user is None:
-            raise InvalidToken()
-        user.password_hash = new_hash
-        user.password_changed_at = _whole_milliseconds(now)
-        await uow.password_resets.revoke_all(user.id, now=now)
-        user.events.append(ev.PasswordReset(at=now, actor=Actor.user(user.id),
-                                            user_id=user.id))
-        await uow.users.save(user)
-        return user
-
-    user = await in_transaction(uow, change)
+    async for attempt in retrying(uow):
+        async with attempt:
+            now = clock.now()
+            user_id = await uow.password_resets.use(token_hash, now=now)
+            if user_id is None:
+                raise InvalidToken()
+            user = await uow.users.get(user_id, for_update=True)
+            if user is None:
+                raise InvalidToken()
+            user.password_hash = new_hash
+            user.password_changed_at = _whole_milliseconds(now)
+            await uow.password_resets.revoke_all(user.id, now=now)
+            user.events.append(ev.PasswordReset(at=now, actor=Actor.user(user.id),
+                                                user_id=user.id))
+            await uow.users.save(user)
+            await uow.commit()
     return _issue(tokens, user)
 
 
@@ -237,15 +238,15 @@ async def set_user_role(uow: UnitOfWork, clock: Clock, *, viewer: User, user_id:
     if user_id == viewer.id:
         raise ValidationFailed("You cannot change your own role.", field="userId")
 
-    async def change() -> User:
-        user = await uow.users.get(user_id, for_update=True)
-        if user is None:
-            raise NotFound(f"User {user_id} not found.", field="userId")
-        user.change_role(role, actor=Actor.user(viewer.id), at=clock.now())
-        await uow.users.save(user)
-        return user
-
-    return await in_transaction(uow, change)
+    async for attempt in retrying(uow):
+        async with attempt:
+            user = await uow.users.get(user_id, for_update=True)
+            if user is None:
+                raise NotFound(f"User {user_id} not found.", field="userId")
+            user.change_role(role, actor=Actor.user(viewer.id), at=clock.now())
+            await uow.users.save(user)
+            await uow.commit()
+    return user
 
 
 async def set_role_by_email(uow: UnitOfWork, clock: Clock, *, email: str, role: Role,
@@ -253,12 +254,11 @@ async def set_role_by_email(uow: UnitOfWork, clock: Clock, *, email: str, role: 
     """Give an existing account a role (the `create-admin` command); False if none exists."""
     email = normalise_email(email)
 
-    async def change() -> bool:
-        user = await uow.users.get_by_email(email)
-        if user is None:
-            return False
-        user.change_role(role, actor=actor, at=clock.now())
-        await uow.users.save(user)
-        return True
-
-    return await in_transaction(uow, change)
+    async for attempt in retrying(uow):
+        async with attempt:
+            user = await uow.users.get_by_email(email)
+            if user is not None:
+                user.change_role(role, actor=actor, at=clock.now())
+                await uow.users.save(user)
+                await uow.commit()
+    return user is not None

@@ -30,7 +30,7 @@ from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 from ordergraph.domain.shipping import Address, ShippingRates
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,13 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
         )
     actor = Actor.user(customer_id)
 
-    order, products = await in_transaction(
-        uow, lambda: _reserve_cart(uow, clock, cart, customer_id, idempotency_key, actor,
-                                   reservation_ttl, limits, ship_to, shipping)
-    )
+    # Transaction 1: the order, its lines and the reserved stock.
+    async for attempt in retrying(uow):
+        async with attempt:
+            order, products = await _reserve_cart(uow, clock, cart, customer_id,
+                                                  idempotency_key, actor, reservation_ttl,
+                                                  limits, ship_to, shipping)
+            await uow.commit()
     if order.status is not OrderStatus.CREATED:  # the same key and cart again: that order
         return CheckoutResult(order, _client_secret(order))
     # CREATED: ours, or one whose first checkout died (or is still running) before opening
@@ -111,11 +114,14 @@ async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, cu
                       client_secret=intent.client_secret, status=intent.status)
     # First try the order as transaction 1 committed it, without reading it again (its
     # version guards the update); if it changed meanwhile, the retry reads it under lock.
-    unread = [order]
-    order = await in_transaction(
-        uow, lambda: _open_payment(uow, clock, order.id, payment, reservation_ttl, actor,
-                                   known=unread.pop() if unread else None)
-    )
+    # Transaction 2: the payment on the order (PAYMENT_PENDING).
+    known: Order | None = order
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await _open_payment(uow, clock, order.id, payment, reservation_ttl, actor,
+                                        known=known)
+            await uow.commit()
+        known = None
     if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is None or \
             order.payment.intent_id != intent.id:
         # Cancelled while we were talking to the provider: do not leave the intent open.
@@ -166,7 +172,10 @@ async def _give_up_on_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: C
                               order_id: int, failure: BaseException,
                               deadline: timedelta, receipt_email: str | None) -> None:
     """The stock must not stay held by an order that cannot be paid."""
-    closed = await in_transaction(uow, lambda: _cancel_unopened(uow, clock, order_id))
+    async for attempt in retrying(uow):
+        async with attempt:
+            closed = await _cancel_unopened(uow, clock, order_id)
+            await uow.commit()
     refused = isinstance(failure, PaymentFailed) and failure.code == PaymentFailed.DECLINED
     if closed is not None and not refused and not isinstance(failure, asyncio.CancelledError):
         # The provider may have opened the intent before its answer was lost. Closing it

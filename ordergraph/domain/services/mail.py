@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ordergraph.domain.ports import Clock, Mailer, UnitOfWork
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,11 @@ async def deliver_mail(uow: UnitOfWork, mailer: Mailer, clock: Clock, *,
     """One pass: send every email that is due now."""
     report = DeliveryReport()
     now = clock.now()
-    claimed = await in_transaction(uow, lambda: uow.outbox.claim(
-        now=now, limit=batch, retry_at=lambda attempts: now + retry_delay(attempts)))
+    async for attempt in retrying(uow):
+        async with attempt:
+            claimed = await uow.outbox.claim(
+                now=now, limit=batch, retry_at=lambda attempts: now + retry_delay(attempts))
+            await uow.commit()
     loop = asyncio.get_running_loop()
     # A send may start only while a whole SEND_DEADLINE is left of the lease.
     start_by = loop.time() + (FIRST_RETRY - SEND_DEADLINE).total_seconds()
@@ -66,12 +69,15 @@ async def deliver_mail(uow: UnitOfWork, mailer: Mailer, clock: Clock, *,
                         "; giving up" if give_up else "", reason)
             report.failed += 1
             report.errors.append(f"email {mail.id}: {reason}")
-            await in_transaction(uow, lambda mail=mail, reason=reason, give_up=give_up:
-                                 uow.outbox.failed(mail.id, attempts=mail.attempts,
-                                                   error=reason, at=clock.now(),
-                                                   give_up=give_up))
+            async for attempt in retrying(uow):
+                async with attempt:
+                    await uow.outbox.failed(mail.id, attempts=mail.attempts, error=reason,
+                                            at=clock.now(), give_up=give_up)
+                    await uow.commit()
             continue
         report.sent += 1
-        await in_transaction(uow, lambda mail=mail: uow.outbox.sent(
-            mail.id, attempts=mail.attempts, at=clock.now()))
+        async for attempt in retrying(uow):
+            async with attempt:
+                await uow.outbox.sent(mail.id, attempts=mail.attempts, at=clock.now())
+                await uow.commit()
     return report

@@ -11,7 +11,7 @@ from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +31,16 @@ async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     """
     actor = Actor.user(viewer.id)
 
-    async def cancel() -> Order:
-        order = await _locked_visible_order(uow, order_id, viewer)
-        now = clock.now()
-        order.transition(OrderStatus.CANCELLED, actor=actor, at=now,
-                         reason="cancelled by admin" if viewer.is_admin and
-                         viewer.id != order.customer_id else "cancelled by customer")
-        await release_reservation(uow, order, actor=actor, at=now)
-        await uow.orders.save(order)
-        return order
-
-    order = await in_transaction(uow, cancel)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await _locked_visible_order(uow, order_id, viewer)
+            now = clock.now()
+            order.transition(OrderStatus.CANCELLED, actor=actor, at=now,
+                             reason="cancelled by admin" if viewer.is_admin and
+                             viewer.id != order.customer_id else "cancelled by customer")
+            await release_reservation(uow, order, actor=actor, at=now)
+            await uow.orders.save(order)
+            await uow.commit()
     # After commit, outside the transaction: close the intent so it cannot be paid any more.
     if order.payment is None or not order.payment.intent_id:
         await close_unrecorded_intent(uow, gateway, clock, order)
@@ -66,16 +65,16 @@ async def fulfil_order(uow: UnitOfWork, clock: Clock, *, order_id: int, viewer: 
     """PAID -> FULFILLED (admins)."""
     actor = Actor.user(viewer.id)
 
-    async def fulfil() -> Order:
-        order = await _locked_visible_order(uow, order_id, viewer)
-        refund = order.payment.refund_status if order.payment else None
-        if refund in (RefundStatus.REQUESTED, RefundStatus.REQUIRED):
-            # A refund under way wins: its money may already be gone, so the goods stay.
-            raise InvalidTransition(from_status=order.status.value,
-                                    to_status=OrderStatus.FULFILLED.value,
-                                    why="a refund of this order is under way")
-        order.transition(OrderStatus.FULFILLED, actor=actor, at=clock.now())
-        await uow.orders.save(order)
-        return order
-
-    return await in_transaction(uow, fulfil)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await _locked_visible_order(uow, order_id, viewer)
+            refund = order.payment.refund_status if order.payment else None
+            if refund in (RefundStatus.REQUESTED, RefundStatus.REQUIRED):
+                # A refund under way wins: its money may already be gone, so the goods stay.
+                raise InvalidTransition(from_status=order.status.value,
+                                        to_status=OrderStatus.FULFILLED.value,
+                                        why="a refund of this order is under way")
+            order.transition(OrderStatus.FULFILLED, actor=actor, at=clock.now())
+            await uow.orders.save(order)
+            await uow.commit()
+    return order

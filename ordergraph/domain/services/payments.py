@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ordergraph.domain.errors import (
     IntentNotFound,
@@ -34,20 +34,15 @@ from ordergraph.domain.model import (
 )
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
+from ordergraph.domain.services.refunds import refund_owed
 from ordergraph.domain.services.reservations import (
     release_reservation,
     restock_order,
     sell_reservation,
 )
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 log = logging.getLogger(__name__)
-
-# A refund an admin asked for that has shown no result for this long may be asked again
-# (the first request died between our record and the provider's answer); the sweeper
-# finishes it. Longer than one provider call can take.
-STALE_REFUND_REQUEST = timedelta(minutes=2)
-
 
 class Outcome(enum.Enum):
     APPLIED = "applied"                # the order moved (or recorded news)
@@ -69,8 +64,11 @@ async def settle_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                          update: PaymentUpdate, *, actor: Actor = PAYMENT_PROVIDER,
                          reason: str | None = None) -> Settlement:
     """Apply the provider's news to its order; refund money we will not keep."""
-    settlement = await in_transaction(
-        uow, lambda: apply_payment_status(uow, clock, update, actor=actor, reason=reason))
+    async for attempt in retrying(uow):
+        async with attempt:
+            settlement = await apply_payment_status(uow, clock, update, actor=actor,
+                                                    reason=reason)
+            await uow.commit()
     if settlement.refund_intent_id is not None:
         # The debt is on record (same transaction as the news): if this attempt fails,
         # the sweeper retries it.
@@ -240,77 +238,26 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
     return Outcome.UNCHANGED
 
 
-# A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
-FIRST_REFUND_RETRY = timedelta(seconds=30)
-MAX_REFUND_RETRY = timedelta(hours=1)
-
-
-def refund_retry_delay(attempts: int) -> timedelta:
-    return min(MAX_REFUND_RETRY, FIRST_REFUND_RETRY * 2 ** max(0, attempts - 1))
-
-
-async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
-                      intent_id: str) -> Order | None:
-    """Send back money we owe, if it is due and nobody else is sending it right now.
-
-    The claim moves the debt's next attempt into the future before the provider is called,
-    so a concurrent sweeper (or webhook) leaves it alone, and a failure needs no second write
-    to back off. Returns the order once the provider accepted the refund, else None.
-    """
-    now = clock.now()
-    debt = await in_transaction(uow, lambda: uow.owed_refunds.claim(
-        intent_id, now=now, retry_at=lambda attempts: now + refund_retry_delay(attempts)))
-    if debt is None:
-        return None
-    try:
-        refund_id = await gateway.refund(intent_id, idempotency_key=f"refund-{intent_id}")
-    except PaymentFailed as failure:
-        log.error("refund of %s for order %s failed (attempt %d: %s); retrying later",
-                  intent_id, debt.order_id, debt.attempts, failure.message)
-        error = failure.message
-        await in_transaction(uow, lambda: uow.owed_refunds.failed(
-            intent_id, error=error, at=clock.now()))
-        return None
-
-    async def record() -> Order | None:
-        at = clock.now()
-        await uow.owed_refunds.settled(intent_id, refund_id=refund_id, at=at)
-        order = await uow.orders.get(debt.order_id, for_update=True)
-        if order is None:
-            return None
-        if order.payment is not None and order.payment.intent_id == intent_id:
-            order.update_payment(actor=PAYMENT_PROVIDER, at=at,
-                                 refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
-                                 reason="payment refunded automatically")
-        else:
-            order.update_payment(actor=PAYMENT_PROVIDER, at=at,
-                                 last_error=f"second payment {intent_id} refunded "
-                                            f"({refund_id})",
-                                 reason="second payment refunded automatically")
-        await uow.orders.save(order)
-        return order
-
-    return await in_transaction(uow, record)
-
-
 async def close_lost_payment(uow: UnitOfWork, clock: Clock, *, order_id: int,
                              intent_id: str) -> Order | None:
     """The provider no longer knows the order's intent: nobody can pay it, so the order is
     CANCELLED and its stock released (once; the error is logged once, with the order)."""
-    async def close() -> Order | None:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or not order.holds_reservation or order.payment is None or \
-                order.payment.intent_id != intent_id:
-            return None
-        now = clock.now()
-        await release_reservation(uow, order, actor=SYSTEM, at=now)
-        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
-                         reason=f"the payment provider does not know payment {intent_id}",
-                         last_error="payment unknown to the provider")
-        await uow.orders.save(order)
-        return order
-
-    order = await in_transaction(uow, close)
+    order: Order | None = None
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None or not order.holds_reservation or order.payment is None or \
+                    order.payment.intent_id != intent_id:
+                order = None  # paid, closed or moved on meanwhile: nothing to change
+            else:
+                now = clock.now()
+                await release_reservation(uow, order, actor=SYSTEM, at=now)
+                order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                                 reason=f"the payment provider does not know payment "
+                                        f"{intent_id}",
+                                 last_error="payment unknown to the provider")
+                await uow.orders.save(order)
+                await uow.commit()
     if order is not None:
         log.error("order %s cancelled: the payment provider does not know its intent %s "
                   "(deleted? another account's keys?)", order_id, intent_id)
@@ -421,111 +368,10 @@ async def sync_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     return settlement.order or await _visible_order(uow, order_id, viewer)
 
 
-async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
-                       order_id: int, viewer: User) -> Order:
-    """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
-
-    The request is recorded under the row lock before the provider is called, so a second or
-    racing call sees it and returns the order as it stands instead of refunding again, and
-    fulfilment waits until the refund has an answer (never both shipped and refunded).
-    """
-    actor = Actor.user(viewer.id)
-
-    async def request() -> tuple[Order, bool]:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or not order.visible_to(viewer):
-            raise NotFound(f"Order {order_id} not found.", field="id")
-        payment, now = order.payment, clock.now()
-        if order.status is not OrderStatus.PAID or payment is None or payment.intent_id is None:
-            raise InvalidTransition(from_status=order.status.value,
-                                    to_status=OrderStatus.REFUNDED.value)
-        if payment.refund_status is RefundStatus.REQUESTED and payment.refund_requested_at \
-                and now - payment.refund_requested_at < STALE_REFUND_REQUEST:
-            return order, False  # someone is refunding it right now
-        order.update_payment(actor=actor, at=now, refund_status=RefundStatus.REQUESTED,
-                             refund_requested_at=now, reason="refund requested")
-        await uow.orders.save(order)
-        return order, True
-
-    order, ours = await in_transaction(uow, request)
-    if not ours:
-        return order
-    return await _refund_requested(uow, gateway, clock, order, actor)
-
-
-async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
-                            order: Order, actor: Actor) -> Order:
-    """The provider call of a recorded refund request, and its answer recorded."""
-    assert order.payment is not None and order.payment.intent_id is not None
-    try:
-        refund_id = await gateway.refund(order.payment.intent_id,
-                                         idempotency_key=f"order-{order.id}-refund")
-    except PaymentFailed as failure:
-        if failure.code == PaymentFailed.DECLINED:
-            # A definite no: nothing was refunded, the order can be fulfilled again.
-            await in_transaction(uow, lambda: _forget_refund_request(uow, clock, order.id,
-                                                                     actor))
-        # Otherwise we cannot know whether the provider did it: the request stays, blocking
-        # fulfilment, and the sweeper finishes it (the gateway never refunds twice).
-        raise
-
-    async def record() -> Order:
-        locked = await uow.orders.get(order.id, for_update=True)
-        assert locked is not None
-        if locked.status is OrderStatus.PAID:
-            now = clock.now()
-            await restock_order(uow, locked, actor=actor, at=now)
-            locked.transition(OrderStatus.REFUNDED, actor=actor, at=now,
-                              reason="refunded at the provider",
-                              refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id)
-            await uow.orders.save(locked)
-        return locked
-
-    return await in_transaction(uow, record)
-
-
-async def resume_refund(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
-                        order_id: int) -> Order | None:
-    """Finish an admin's refund whose request has had no answer for STALE_REFUND_REQUEST
-    (the process died, or the provider's answer was lost). The sweeper calls it."""
-    async def reclaim() -> Order | None:
-        order = await uow.orders.get(order_id, for_update=True)
-        now = clock.now()
-        if order is None or order.status is not OrderStatus.PAID or order.payment is None \
-                or order.payment.refund_status is not RefundStatus.REQUESTED \
-                or order.payment.refund_requested_at is None \
-                or now - order.payment.refund_requested_at < STALE_REFUND_REQUEST:
-            return None
-        order.update_payment(actor=SYSTEM, at=now, refund_requested_at=now,
-                             reason="refund request resumed")
-        await uow.orders.save(order)
-        return order
-
-    order = await in_transaction(uow, reclaim)
-    if order is None:
-        return None
-    try:
-        return await _refund_requested(uow, gateway, clock, order, SYSTEM)
-    except PaymentFailed as failure:
-        log.error("resuming the refund of order %s failed: %s", order_id, failure.message)
-        return None
-
-
-async def _forget_refund_request(uow: UnitOfWork, clock: Clock, order_id: int,
-                                 actor: Actor) -> None:
-    order = await uow.orders.get(order_id, for_update=True)
-    if order is not None and order.payment is not None and \
-            order.payment.refund_status is RefundStatus.REQUESTED:
-        order.update_payment(actor=actor, at=clock.now(), refund_status=None,
-                             refund_requested_at=None, reason="refund failed at the provider")
-        await uow.orders.save(order)
-
-
 async def _visible_order(uow: UnitOfWork, order_id: int, viewer: User) -> Order:
-    async def load() -> Order | None:
-        return await uow.orders.get(order_id)
-
-    order = await in_transaction(uow, load)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id)
     if order is None or not order.visible_to(viewer):
         raise NotFound(f"Order {order_id} not found.", field="id")
     return order

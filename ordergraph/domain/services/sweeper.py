@@ -1,9 +1,11 @@
 """The sweeper: expires unpaid reservations, retries refunds owed, finishes stalled refunds.
 
 Runs in the app every SWEEP_INTERVAL and as `ordergraph sweep`. Several instances may run it
-at once: candidates are taken with SKIP LOCKED, owed refunds are claimed one by one, and the
-finalizer moves each order once. An order or refund that keeps failing is backed off, so it
-never stands in front of the others.
+at once: candidates are listed in a short transaction with SKIP LOCKED (rows another
+sweeper holds at that moment are passed over; the locks end with that transaction), each
+order is then moved in a transaction of its own under its row lock, re-checked there, so it
+changes once however many sweepers listed it; owed refunds are claimed one by one. An order
+or refund that keeps failing is backed off, so it never stands in front of the others.
 """
 
 from __future__ import annotations
@@ -17,15 +19,10 @@ from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
-from ordergraph.domain.services.payments import (
-    STALE_REFUND_REQUEST,
-    close_lost_payment,
-    refund_owed,
-    resume_refund,
-    settle_payment,
-)
+from ordergraph.domain.services.payments import close_lost_payment, settle_payment
+from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
 from ordergraph.domain.services.reservations import release_reservation
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +56,12 @@ async def sweep(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
 
 async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                                report: SweepReport, batch: int) -> None:
-    async def candidates() -> list[tuple[int, str | None]]:
-        expired = await uow.orders.lock_expired(now=clock.now(), limit=batch)
-        return [(o.id, o.payment.intent_id if o.payment else None) for o in expired]
-
-    for order_id, intent_id in await in_transaction(uow, candidates):
+    async for attempt in retrying(uow):
+        async with attempt:
+            expired = await uow.orders.lock_expired(now=clock.now(), limit=batch)
+            await uow.commit()
+    candidates = [(o.id, o.payment.intent_id if o.payment else None) for o in expired]
+    for order_id, intent_id in candidates:
         if intent_id is None:
             await _expire_unopened(uow, gateway, clock, report, order_id)
             continue
@@ -99,37 +97,41 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
 async def _expire_unopened(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                            report: SweepReport, order_id: int) -> None:
     """A CREATED order past its deadline: its checkout died before recording the payment."""
-    async def cancel() -> Order | None:
-        order = await uow.orders.get(order_id, for_update=True)
-        now = clock.now()
-        if order is None or order.status is not OrderStatus.CREATED or \
-                order.reserved_until is None or order.reserved_until > now:
-            return None  # its checkout finished (or someone closed it) meanwhile
-        await release_reservation(uow, order, actor=SYSTEM, at=now)
-        order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
-                         reason="reservation expired before its payment was opened")
-        await uow.orders.save(order)
-        return order
-
-    order = await in_transaction(uow, cancel)
+    order: Order | None
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id, for_update=True)
+            now = clock.now()
+            if order is None or order.status is not OrderStatus.CREATED or \
+                    order.reserved_until is None or order.reserved_until > now:
+                order = None  # its checkout finished (or someone closed it) meanwhile
+            else:
+                await release_reservation(uow, order, actor=SYSTEM, at=now)
+                order.transition(OrderStatus.CANCELLED, actor=SYSTEM, at=now,
+                                 reason="reservation expired before its payment was opened")
+                await uow.orders.save(order)
+                await uow.commit()
     if order is not None:
         report.abandoned += 1
         await close_unrecorded_intent(uow, gateway, clock, order)
 
 
 async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
-    async def postpone() -> None:
-        order = await uow.orders.get(order_id)
-        attempts = order.expiry_attempts if order is not None else 0
-        delay = min(MAX_EXPIRY_RETRY, FIRST_EXPIRY_RETRY * 2 ** attempts)
-        await uow.orders.postpone_expiry(order_id, until=clock.now() + delay)
-
-    await in_transaction(uow, postpone)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id)
+            attempts = order.expiry_attempts if order is not None else 0
+            delay = min(MAX_EXPIRY_RETRY, FIRST_EXPIRY_RETRY * 2 ** attempts)
+            await uow.orders.postpone_expiry(order_id, until=clock.now() + delay)
+            await uow.commit()
 
 
 async def _retry_owed_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                               report: SweepReport, batch: int) -> None:
-    due = await in_transaction(uow, lambda: uow.owed_refunds.due(now=clock.now(), limit=batch))
+    async for attempt in retrying(uow):
+        async with attempt:
+            due = await uow.owed_refunds.due(now=clock.now(), limit=batch)
+            await uow.commit()
     for intent_id in due:
         if await refund_owed(uow, gateway, clock, intent_id=intent_id) is not None:
             report.refunds_retried += 1
@@ -139,8 +141,11 @@ async def _retry_owed_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: C
 
 async def _resume_stalled_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
                                   report: SweepReport, batch: int) -> None:
-    stalled = await in_transaction(uow, lambda: uow.orders.stale_refund_requests(
-        before=clock.now() - STALE_REFUND_REQUEST, limit=batch))
+    async for attempt in retrying(uow):
+        async with attempt:
+            stalled = await uow.orders.stale_refund_requests(
+                before=clock.now() - STALE_REFUND_REQUEST, limit=batch)
+            await uow.commit()
     for order in stalled:
         resumed = await resume_refund(uow, gateway, clock, order_id=order.id)
         if resumed is not None and resumed.status is OrderStatus.REFUNDED:

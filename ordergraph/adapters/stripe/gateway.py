@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import stripe
 
 from ordergraph.adapters.metrics import stripe_call
+from ordergraph.adapters.stripe import PROVIDER
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import Money
 from ordergraph.domain.ports import PaymentIntent
@@ -26,7 +27,7 @@ class StripeGateway:
     idempotency key prefixed with it: two shops on one Stripe account never collide, and an
     intent that is not ours is read with no order id (the domain then ignores it)."""
 
-    provider = "stripe"
+    provider = PROVIDER
 
     def __init__(self, secret_key: str, *, installation_id: str | None = "",
                  api_base: str | None = None, max_network_retries: int = 2) -> None:

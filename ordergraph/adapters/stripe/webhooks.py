@@ -6,7 +6,7 @@ from typing import Any
 
 import stripe
 
-from ordergraph.adapters.stripe_gateway import INSTALLATION_KEY, intent_from_stripe
+from ordergraph.adapters.stripe.gateway import INSTALLATION_KEY, intent_from_stripe
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import PaymentIntent
 

@@ -1,0 +1,190 @@
+"""Refunds: money owed back (sent after the commit that owes it, retried by the sweeper) and
+an admin's refund of a PAID order (recorded before the provider is called, so never twice)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed
+from ordergraph.domain.model import (
+    PAYMENT_PROVIDER,
+    SYSTEM,
+    Actor,
+    Order,
+    OrderStatus,
+    RefundStatus,
+    User,
+)
+from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.reservations import restock_order
+from ordergraph.domain.services.transaction import retrying
+
+log = logging.getLogger(__name__)
+
+# A refund an admin asked for that has shown no result for this long may be asked again
+# (the first request died between our record and the provider's answer); the sweeper
+# finishes it. Longer than one provider call can take.
+STALE_REFUND_REQUEST = timedelta(minutes=2)
+
+# A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
+FIRST_REFUND_RETRY = timedelta(seconds=30)
+MAX_REFUND_RETRY = timedelta(hours=1)
+
+
+def refund_retry_delay(attempts: int) -> timedelta:
+    return min(MAX_REFUND_RETRY, FIRST_REFUND_RETRY * 2 ** max(0, attempts - 1))
+
+
+async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+                      intent_id: str) -> Order | None:
+    """Send back money we owe, if it is due and nobody else is sending it right now.
+
+    The claim moves the debt's next attempt into the future before the provider is called,
+    so a concurrent sweeper (or webhook) leaves it alone, and a failure needs no second write
+    to back off. Returns the order once the provider accepted the refund, else None.
+    """
+    now = clock.now()
+    async for attempt in retrying(uow):
+        async with attempt:
+            debt = await uow.owed_refunds.claim(
+                intent_id, now=now,
+                retry_at=lambda attempts: now + refund_retry_delay(attempts))
+            await uow.commit()
+    if debt is None:
+        return None
+    try:
+        refund_id = await gateway.refund(intent_id, idempotency_key=f"refund-{intent_id}")
+    except PaymentFailed as failure:
+        log.error("refund of %s for order %s failed (attempt %d: %s); retrying later",
+                  intent_id, debt.order_id, debt.attempts, failure.message)
+        async for attempt in retrying(uow):
+            async with attempt:
+                await uow.owed_refunds.failed(intent_id, error=failure.message,
+                                              at=clock.now())
+                await uow.commit()
+        return None
+
+    async for attempt in retrying(uow):
+        async with attempt:
+            at = clock.now()
+            await uow.owed_refunds.settled(intent_id, refund_id=refund_id, at=at)
+            order = await uow.orders.get(debt.order_id, for_update=True)
+            if order is not None and order.payment is not None and \
+                    order.payment.intent_id == intent_id:
+                order.update_payment(actor=PAYMENT_PROVIDER, at=at,
+                                     refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
+                                     reason="payment refunded automatically")
+            elif order is not None:
+                order.update_payment(actor=PAYMENT_PROVIDER, at=at,
+                                     last_error=f"second payment {intent_id} refunded "
+                                                f"({refund_id})",
+                                     reason="second payment refunded automatically")
+            if order is not None:
+                await uow.orders.save(order)
+            await uow.commit()
+    return order
+
+
+async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+                       order_id: int, viewer: User) -> Order:
+    """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
+
+    The request is recorded under the row lock before the provider is called, so a second or
+    racing call sees it and returns the order as it stands instead of refunding again, and
+    fulfilment waits until the refund has an answer (never both shipped and refunded).
+    """
+    actor = Actor.user(viewer.id)
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None or not order.visible_to(viewer):
+                raise NotFound(f"Order {order_id} not found.", field="id")
+            payment, now = order.payment, clock.now()
+            if order.status is not OrderStatus.PAID or payment is None or \
+                    payment.intent_id is None:
+                raise InvalidTransition(from_status=order.status.value,
+                                        to_status=OrderStatus.REFUNDED.value)
+            # Someone is refunding it right now: the order as it stands.
+            ours = not (payment.refund_status is RefundStatus.REQUESTED and
+                        payment.refund_requested_at is not None and
+                        now - payment.refund_requested_at < STALE_REFUND_REQUEST)
+            if ours:
+                order.update_payment(actor=actor, at=now, refund_status=RefundStatus.REQUESTED,
+                                     refund_requested_at=now, reason="refund requested")
+                await uow.orders.save(order)
+                await uow.commit()
+    if not ours:
+        return order
+    return await _refund_requested(uow, gateway, clock, order, actor)
+
+
+async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                            order: Order, actor: Actor) -> Order:
+    """The provider call of a recorded refund request, and its answer recorded."""
+    assert order.payment is not None and order.payment.intent_id is not None
+    try:
+        refund_id = await gateway.refund(order.payment.intent_id,
+                                         idempotency_key=f"order-{order.id}-refund")
+    except PaymentFailed as failure:
+        if failure.code == PaymentFailed.DECLINED:
+            # A definite no: nothing was refunded, the order can be fulfilled again.
+            await _forget_refund_request(uow, clock, order.id, actor)
+        # Otherwise we cannot know whether the provider did it: the request stays, blocking
+        # fulfilment, and the sweeper finishes it (the gateway never refunds twice).
+        raise
+
+    async for attempt in retrying(uow):
+        async with attempt:
+            locked = await uow.orders.get(order.id, for_update=True)
+            assert locked is not None
+            if locked.status is OrderStatus.PAID:
+                now = clock.now()
+                await restock_order(uow, locked, actor=actor, at=now)
+                locked.transition(OrderStatus.REFUNDED, actor=actor, at=now,
+                                  reason="refunded at the provider",
+                                  refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id)
+                await uow.orders.save(locked)
+            await uow.commit()
+    return locked
+
+
+async def resume_refund(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+                        order_id: int) -> Order | None:
+    """Finish an admin's refund whose request has had no answer for STALE_REFUND_REQUEST
+    (the process died, or the provider's answer was lost). The sweeper calls it."""
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id, for_update=True)
+            now = clock.now()
+            if order is None or order.status is not OrderStatus.PAID or order.payment is None \
+                    or order.payment.refund_status is not RefundStatus.REQUESTED \
+                    or order.payment.refund_requested_at is None \
+                    or now - order.payment.refund_requested_at < STALE_REFUND_REQUEST:
+                order = None  # answered, or still fresh: nothing to resume
+            else:
+                order.update_payment(actor=SYSTEM, at=now, refund_requested_at=now,
+                                     reason="refund request resumed")
+                await uow.orders.save(order)
+                await uow.commit()
+    if order is None:
+        return None
+    try:
+        return await _refund_requested(uow, gateway, clock, order, SYSTEM)
+    except PaymentFailed as failure:
+        log.error("resuming the refund of order %s failed: %s", order_id, failure.message)
+        return None
+
+
+async def _forget_refund_request(uow: UnitOfWork, clock: Clock, order_id: int,
+                                 actor: Actor) -> None:
+    async for attempt in retrying(uow):
+        async with attempt:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is not None and order.payment is not None and \
+                    order.payment.refund_status is RefundStatus.REQUESTED:
+                order.update_payment(actor=actor, at=clock.now(), refund_status=None,
+                                     refund_requested_at=None,
+                                     reason="refund failed at the provider")
+                await uow.orders.save(order)
+                await uow.commit()
