@@ -71,8 +71,10 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
         adapters.hub.on_event("users",
                               lambda change: services.role_changes.heard(int(change["user_id"])))
         # Anonymous catalog reads are answered from memory until a stock or product change.
-        app.state.response_cache = ResponseCache()
-        adapters.hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
+        hub = adapters.hub
+        app.state.response_cache = ResponseCache(
+            hearing=lambda: hub.reconnects if hub.healthy else None)
+        hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
         app.state.engine, app.state.hub, app.state.services = \
             adapters.engine, adapters.hub, services
         stop_metrics = None if settings.metrics_port is None else \

@@ -9,7 +9,8 @@ the same variables and operation name, was answered before and nothing has chang
   publishes (at once, before it goes out) or hears from the live hub (other instances, the
   sweeper) empties the cache. A response computed while a change went by is not stored (the
   generation it started in is over), so what the cache holds is never older than the last
-  change it heard of.
+  change it heard of. While the hub cannot hear (Redis away) the cache is bypassed, and after
+  it reconnects it starts empty: the changes of the gap were never heard.
 - **Only what every anonymous caller would get.** Requests with an Authorization header are
   never answered from the cache and never fill it, so nothing an admin or a customer sees
   can reach anyone else; a response with any error is not stored.
@@ -54,7 +55,12 @@ def _etag(body: bytes) -> bytes:
 class ResponseCache:
     """Anonymous catalog responses of this process, emptied by every catalog change."""
 
-    def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, *, max_entries: int = MAX_ENTRIES,
+                 hearing: Callable[[], object] | None = None) -> None:
+        """`hearing()` names the hub's current unbroken connection (None while it hears
+        nothing): the cache is trusted only while that stays the same."""
+        self._hearing = hearing or (lambda: 0)
+        self._heard_on: object = self._hearing()
         self._entries: OrderedDict[tuple[str, str, str | None], Entry] = OrderedDict()
         self._documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
         self._max = max_entries
@@ -67,7 +73,17 @@ class ResponseCache:
         self.generation += 1
         self._entries.clear()
 
+    def _trusted(self) -> bool:
+        """Whether every change since the entries were stored has been heard."""
+        connection = self._hearing()
+        if connection is None or connection != self._heard_on:
+            self._heard_on = connection
+            self.invalidate()
+        return connection is not None
+
     def get(self, key: tuple[str, str, str | None]) -> Entry | None:
+        if not self._trusted():
+            return None
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
@@ -75,7 +91,7 @@ class ResponseCache:
 
     def put(self, key: tuple[str, str, str | None], generation: int, body: bytes) -> Entry:
         entry = Entry(body=body, etag=_etag(body))
-        if generation == self.generation:  # nothing changed while it was computed
+        if self._trusted() and generation == self.generation:  # nothing changed meanwhile
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:

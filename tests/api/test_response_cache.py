@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ordergraph.web.response_cache import ResponseCache
-from tests.support import ADJUST_STOCK, Api, Customer
+from tests.support import ADJUST_STOCK, Api, Customer, execute
 
 CATALOG = """
 query Catalog($first: Int) {
@@ -113,3 +113,42 @@ def test_a_response_computed_while_a_change_went_by_is_not_stored() -> None:
     assert not cache.cacheable("query { products { totalCount } me { id } }", None)
     assert not cache.cacheable("query { ...F } fragment F on Query { me { id } }", None)
     assert not cache.cacheable("mutation { logout }", None)
+
+
+async def test_while_the_hub_hears_nothing_the_cache_is_bypassed_and_then_starts_empty(
+        api: Api, admin: str, monkeypatch) -> None:
+    """Another instance's changes reach this one only through the hub: with Redis away they
+    go unheard, so a cached page could be stale for as long as the outage lasts."""
+    product = await api.create_product(admin, sku="lamp", stock=9)
+    url = api.settings.database_url
+    hub = api.app.state.hub
+    hearing = {"up": True}
+    monkeypatch.setattr(type(hub), "healthy", property(lambda self: hearing["up"]))
+
+    async def available() -> int:
+        return _stock((await _get(api, CATALOG, {"first": 20})).json())["lamp"]["available"]
+
+    assert await available() == 9
+    assert await available() == 9  # cached from here on
+    # Redis goes away; another instance sells 2 (this one hears nothing of it).
+    hearing["up"] = False
+    execute(url, "UPDATE inventory SET available = 7 WHERE product_id = %s", (int(product),))
+    assert await available() == 7  # bypassed: read from the database
+    execute(url, "UPDATE inventory SET available = 6 WHERE product_id = %s", (int(product),))
+    assert await available() == 6  # and nothing read during the outage was kept
+    # The hub reconnects: the gap's changes were never heard, so the cache starts empty.
+    hub.reconnects += 1
+    hearing["up"] = True
+    execute(url, "UPDATE inventory SET available = 5 WHERE product_id = %s", (int(product),))
+    assert await available() == 5
+    assert await available() == 5
+
+
+def test_a_new_connection_of_the_hub_empties_the_cache() -> None:
+    connection = {"id": 0}
+    cache = ResponseCache(hearing=lambda: connection["id"])
+    key = ("query { products { totalCount } }", "{}", None)
+    cache.put(key, cache.generation, b"{}")
+    assert cache.get(key) is not None
+    connection["id"] = 1  # reconnected since it was stored
+    assert cache.get(key) is None
