@@ -40,12 +40,17 @@ MAX_ENTRIES = 256
 MAX_DOCUMENTS = 1024  # remembered cacheable-or-not decisions (one parse per document)
 MAX_BODY = 1 << 20
 CACHE_CONTROL = b"public, no-cache"
+# The longest a stored response is answered: a bound on staleness from a change this process
+# could not hear (a cron `ordergraph sweep` on the in-memory broadcast), short enough not to
+# matter, long enough that a crowd reading the page is still answered from memory.
+MAX_AGE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     body: bytes
     etag: bytes
+    stored_at: float = 0.0  # time.monotonic()
 
 
 def _etag(body: bytes) -> bytes:
@@ -85,12 +90,15 @@ class ResponseCache:
         if not self._trusted():
             return None
         entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry.stored_at > MAX_AGE_SECONDS:
+            del self._entries[key]
+            return None
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
 
     def put(self, key: tuple[str, str, str | None], generation: int, body: bytes) -> Entry:
-        entry = Entry(body=body, etag=_etag(body))
+        entry = Entry(body=body, etag=_etag(body), stored_at=time.monotonic())
         if self._trusted() and generation == self.generation:  # nothing changed meanwhile
             self._entries[key] = entry
             self._entries.move_to_end(key)

@@ -152,3 +152,18 @@ def test_a_new_connection_of_the_hub_empties_the_cache() -> None:
     assert cache.get(key) is not None
     connection["id"] = 1  # reconnected since it was stored
     assert cache.get(key) is None
+
+
+def test_a_response_is_answered_from_memory_for_a_few_seconds_at_most(monkeypatch) -> None:
+    """A bound on a change no instance could hear (a cron sweep on the in-memory broadcast)."""
+    from ordergraph.web import response_cache
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(response_cache.time, "monotonic", lambda: now["t"])
+    cache = ResponseCache()
+    key = ("query { products { totalCount } }", "{}", None)
+    cache.put(key, cache.generation, b"{}")
+    now["t"] += response_cache.MAX_AGE_SECONDS - 0.1
+    assert cache.get(key) is not None
+    now["t"] += 0.2
+    assert cache.get(key) is None
