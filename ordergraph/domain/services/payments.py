@@ -97,7 +97,7 @@ async def apply_payment_status(uow: UnitOfWork, clock: Clock, update: PaymentUpd
 
     if order.status is OrderStatus.CREATED and order.payment is None:
         # Checkout opened this intent but died before recording it: adopt it.
-        order.open_payment(Payment(provider="stripe", intent_id=intent.id,
+        order.open_payment(Payment(provider=intent.provider, intent_id=intent.id,
                                    client_secret=intent.client_secret, status=intent.status),
                            reserved_until=now, actor=actor, at=now)
 
@@ -154,7 +154,7 @@ async def _apply_mismatch(uow: UnitOfWork, order: Order, update: PaymentUpdate, 
                             "from the order)")
         return Outcome.MISMATCH
     if update.signal is not PaymentSignal.SUCCEEDED:
-        order.update_payment(actor=actor, at=at, last_error=error,
+        order.update_payment(actor=actor, at=at, last_error=error, provider=intent.provider,
                              reason=f"refused {update.signal.value}: amount or currency "
                                     "differ from the order")
         return Outcome.MISMATCH
@@ -180,7 +180,8 @@ async def _owe_refund(uow: UnitOfWork, order: Order, intent: PaymentIntent, *, a
 async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor: Actor,
                  at: datetime, reason: str | None) -> Outcome:
     signal, intent, status = update.signal, update.intent, order.status
-    payment_news = {"status": intent.status, "last_error": intent.last_error}
+    payment_news = {"status": intent.status, "last_error": intent.last_error,
+                    "provider": intent.provider}  # the provider: for a first payment only
 
     if signal is PaymentSignal.SUCCEEDED:
         if status is OrderStatus.PAYMENT_PENDING:
@@ -194,7 +195,7 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
                 return Outcome.UNCHANGED  # known, and owed or refunded already
             order.update_payment(
                 actor=actor, at=at, intent_id=intent.id, status=intent.status,
-                refund_status=RefundStatus.REQUIRED,
+                provider=intent.provider, refund_status=RefundStatus.REQUIRED,
                 reason=f"payment succeeded after the order was {status.value}: refunding it")
             return Outcome.REFUND_REQUIRED
         return Outcome.UNCHANGED  # PAID, FULFILLED, REFUNDED: already settled

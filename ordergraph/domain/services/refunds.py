@@ -76,7 +76,7 @@ async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
                                      refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
                                      reason="payment refunded automatically")
             elif order is not None:
-                order.update_payment(actor=PAYMENT_PROVIDER, at=at,
+                order.update_payment(actor=PAYMENT_PROVIDER, at=at, provider=gateway.provider,
                                      last_error=f"second payment {intent_id} refunded "
                                                 f"({refund_id})",
                                      reason="second payment refunded automatically")
