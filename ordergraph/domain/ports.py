@@ -22,6 +22,7 @@ from ordergraph.domain.model import (
     Order,
     OrderStatus,
     OwedRefund,
+    Payment,
     Product,
     Stock,
     User,
@@ -275,6 +276,19 @@ class PaymentGateway(Protocol):
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent: ...
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
         """Refund the intent's charge in full; returns the refund id."""
+        ...
+
+
+class Gateways(PaymentGateway, Protocol):
+    """The payment gateways by provider name (ordergraph/wiring.py lists them). Itself the
+    default gateway, where new checkouts open their payments; a payment that exists is acted
+    on through its own provider's."""
+
+    def for_provider(self, provider: str) -> PaymentGateway:
+        """The gateway of that name; raises PaymentFailed (a provider error) if none."""
+        ...
+    def for_payment(self, payment: Payment | None) -> PaymentGateway:
+        """The payment's provider's gateway; the default one for no payment."""
         ...
 
 

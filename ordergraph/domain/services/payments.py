@@ -33,7 +33,7 @@ from ordergraph.domain.model import (
     User,
 )
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import Clock, PaymentGateway, PaymentIntent, UnitOfWork
+from ordergraph.domain.ports import Clock, Gateways, PaymentIntent, UnitOfWork
 from ordergraph.domain.services.refunds import refund_owed
 from ordergraph.domain.services.reservations import (
     release_reservation,
@@ -60,7 +60,7 @@ class Settlement:
     refund_intent_id: str | None = None
 
 
-async def settle_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def settle_payment(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                          update: PaymentUpdate, *, actor: Actor = PAYMENT_PROVIDER,
                          reason: str | None = None) -> Settlement:
     """Apply the provider's news to its order; refund money we will not keep."""
@@ -72,7 +72,7 @@ async def settle_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
     if settlement.refund_intent_id is not None:
         # The debt is on record (same transaction as the news): if this attempt fails,
         # the sweeper retries it.
-        order = await refund_owed(uow, gateway, clock, intent_id=settlement.refund_intent_id)
+        order = await refund_owed(uow, gateways, clock, intent_id=settlement.refund_intent_id)
         return Settlement(settlement.outcome, order or settlement.order,
                           settlement.refund_intent_id)
     return settlement
@@ -275,7 +275,7 @@ class PayResult:
     client_secret: str | None
 
 
-async def pay_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, order_id: int,
+async def pay_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *, order_id: int,
                     viewer: User, payment_method_id: str) -> PayResult:
     """The owner pays a pending order with a payment method; the server confirms it.
 
@@ -297,23 +297,24 @@ async def pay_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, o
     assert order.payment is not None and order.payment.intent_id is not None
     intent_id = order.payment.intent_id
     try:
-        intent = await gateway.confirm_intent(
+        intent = await gateways.for_payment(order.payment).confirm_intent(
             intent_id, payment_method_id=payment_method_id,
             idempotency_key=f"order-{order.id}-pay-{payment_method_id}")
     except PaymentFailed as failure:
-        return await _settle_refused_confirmation(uow, gateway, clock, order, failure)
-    return await _pay_result(uow, gateway, clock, order, intent)
+        return await _settle_refused_confirmation(uow, gateways, clock, order, failure)
+    return await _pay_result(uow, gateways, clock, order, intent)
 
 
 _PAID = (OrderStatus.PAID, OrderStatus.FULFILLED)
 
 
-async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def _settle_refused_confirmation(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                                        order: Order, failure: PaymentFailed) -> PayResult:
     """The provider refused to confirm: read what the intent really is and settle by that."""
     assert order.payment is not None and order.payment.intent_id is not None
     try:
-        intent = await gateway.retrieve_intent(order.payment.intent_id)
+        intent = await gateways.for_payment(order.payment).retrieve_intent(
+            order.payment.intent_id)
     except IntentNotFound as missing:
         await close_lost_payment(uow, clock, order_id=order.id, intent_id=missing.intent_id)
         raise
@@ -323,10 +324,10 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway,
         raise PaymentFailed.provider_error() from failure
     update = PaymentUpdate.from_intent(intent)
     if update.signal in (PaymentSignal.SUCCEEDED, PaymentSignal.ACTION_REQUIRED):
-        return await _pay_result(uow, gateway, clock, order, intent)
+        return await _pay_result(uow, gateways, clock, order, intent)
     declined = update.signal is PaymentSignal.FAILED
     settlement = await settle_payment(
-        uow, gateway, clock, update,
+        uow, gateways, clock, update,
         reason=f"card declined ({failure.decline_code})" if declined else None)
     order = settlement.order or order
     if order.status in _PAID:
@@ -338,9 +339,9 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateway: PaymentGateway,
     raise failure
 
 
-async def _pay_result(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, order: Order,
+async def _pay_result(uow: UnitOfWork, gateways: Gateways, clock: Clock, order: Order,
                       intent: PaymentIntent) -> PayResult:
-    settlement = await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent))
+    settlement = await settle_payment(uow, gateways, clock, PaymentUpdate.from_intent(intent))
     order = settlement.order or order
     if order.status not in (*_PAID, OrderStatus.PAYMENT_PENDING):
         # Cancelled or expired while the payment went through: the money is on its way back.
@@ -352,19 +353,20 @@ async def _pay_result(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, or
                      client_secret=intent.client_secret if requires_action else None)
 
 
-async def sync_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def sync_payment(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                        order_id: int, viewer: User) -> Order:
     """Ask the provider for the intent's status now and apply it (a missed webhook)."""
     order = await _visible_order(uow, order_id, viewer)
     if order.payment is None or order.payment.intent_id is None:
         return order
     try:
-        intent = await gateway.retrieve_intent(order.payment.intent_id)
+        intent = await gateways.for_payment(order.payment).retrieve_intent(
+            order.payment.intent_id)
     except IntentNotFound as missing:
         closed = await close_lost_payment(uow, clock, order_id=order.id,
                                           intent_id=missing.intent_id)
         return closed or await _visible_order(uow, order_id, viewer)
-    settlement = await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent),
+    settlement = await settle_payment(uow, gateways, clock, PaymentUpdate.from_intent(intent),
                                       reason="synchronised with the provider")
     return settlement.order or await _visible_order(uow, order_id, viewer)
 
