@@ -150,7 +150,8 @@ class StripeGateway:
         return f"{installation}-{idempotency_key}" if installation else idempotency_key
 
     def _intent(self, data: dict[str, Any]) -> PaymentIntent:
-        return intent_from_stripe(data, installation_id=self._installation())
+        return intent_from_stripe(data, installation_id=self._installation(),
+                                  provider=self.provider)
 
 
 async def _call(request: Awaitable[T]) -> T:
@@ -203,7 +204,8 @@ def payment_state(status: str, *, failed: bool = False) -> PaymentState:
     return STATES.get(status, PaymentState.PENDING)
 
 
-def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> PaymentIntent:
+def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "",
+                       provider: str = PROVIDER) -> PaymentIntent:
     """A PaymentIntent from Stripe's JSON (an API response or a webhook's data.object).
 
     Its order id is read only from intents this installation opened: another shop's intent
@@ -215,7 +217,7 @@ def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> Pa
     status, last_error = data.get("status") or "unknown", error.get("message") or error.get("code")
     return PaymentIntent(
         id=data["id"], status=status, state=payment_state(status, failed=bool(last_error)),
-        provider=PROVIDER,
+        provider=provider,
         amount=int(data.get("amount") or 0), currency=str(data.get("currency") or "").lower(),
         client_secret=data.get("client_secret"),
         last_error=last_error,
