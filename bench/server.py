@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from ordergraph.adapters.logs import configure_logging
 from ordergraph.domain.model import Money
-from ordergraph.domain.ports import PaymentIntent
+from ordergraph.domain.ports import PaymentIntent, PaymentState
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
 from ordergraph.web import app as app_module
@@ -57,20 +57,22 @@ class NullGateway:
     async def create_intent(self, *, order_id: int, amount: Money, idempotency_key: str,
                             **details: object) -> PaymentIntent:
         return PaymentIntent(id=f"pi_null_{order_id}", status="requires_payment_method",
-                             amount=amount.amount, currency=amount.currency,
+                             provider=self.provider, amount=amount.amount, currency=amount.currency,
                              client_secret=f"pi_null_{order_id}_secret_bench",
                              order_id=order_id)
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
         return PaymentIntent(id=intent_id, status="requires_payment_method", amount=0,
-                             currency="usd")
+                             currency="usd", provider=self.provider)
 
     async def confirm_intent(self, intent_id: str, *, payment_method_id: str,
                              idempotency_key: str) -> PaymentIntent:
-        return PaymentIntent(id=intent_id, status="succeeded", amount=0, currency="usd")
+        return PaymentIntent(id=intent_id, status="succeeded", state=PaymentState.SUCCEEDED,
+                             provider=self.provider, amount=0, currency="usd")
 
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent:
-        return PaymentIntent(id=intent_id, status="canceled", amount=0, currency="usd")
+        return PaymentIntent(id=intent_id, status="canceled", state=PaymentState.CANCELED,
+                             provider=self.provider, amount=0, currency="usd")
 
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
         return f"re_null_{intent_id}"

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordergraph import __version__
 from ordergraph.adapters.clock import SystemClock
+from ordergraph.adapters.gateways import GatewayRegistry
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.mail.sink import MailSink
 from ordergraph.adapters.mail.smtp import SmtpMailer
@@ -40,6 +41,7 @@ from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
 from ordergraph.domain.ports import (
     Clock,
     EventPublisher,
+    Gateways,
     Mailer,
     PasswordHasher,
     PaymentGateway,
@@ -83,7 +85,7 @@ class Adapters:
     publisher: EventPublisher
     metrics: PrometheusMetrics
     hub: LiveHub | None = None
-    gateway: PaymentGateway | None = None
+    gateway: Gateways | None = None  # every provider's, by name; itself the default one
     rate_limiter: RateLimiter | None = None
     mailer: Mailer | None = None
     mail_sink: MailSink | None = None
@@ -120,7 +122,20 @@ def payment_settings(settings: Settings) -> PaymentSettings:
                            webhook_secret=settings.stripe_webhook_secret)
 
 
-def build_gateway(settings: Settings, installation: str | None) -> StripeGateway:
+def build_gateways(settings: Settings, installation: str | None,
+                   overrides: Overrides | None = None) -> GatewayRegistry:
+    """One line per payment provider; the first is where new checkouts pay (a test's
+    gateway, or registry, replaces them all)."""
+    if overrides is not None and isinstance(overrides.gateway, GatewayRegistry):
+        return overrides.gateway
+    if overrides is not None and overrides.gateway is not None:
+        return GatewayRegistry(overrides.gateway)
+    return GatewayRegistry(
+        build_stripe_gateway(settings, installation),
+    )
+
+
+def build_stripe_gateway(settings: Settings, installation: str | None) -> StripeGateway:
     if settings.local_payments and not settings.stripe_api_base:
         log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
                     "`ordergraph serve` starts the local Stripe emulator for you")
@@ -155,8 +170,11 @@ def adopt_installation(adapters: Adapters, deps: Deps | None, found: str | None)
     adapters.installation_id = found
     if deps is not None:
         deps.installation_id = found
-    if isinstance(adapters.gateway, StripeGateway):  # a test's own works for it too
-        adapters.gateway.installation_id = found
+    gateways = adapters.gateway.gateways.values() \
+        if isinstance(adapters.gateway, GatewayRegistry) else ()
+    for gateway in gateways:
+        if isinstance(gateway, StripeGateway):  # a test's own works for it too
+            gateway.installation_id = found
 
 
 async def learn_installation_id(settings: Settings, adapters: Adapters,
@@ -215,11 +233,12 @@ async def open_adapters(settings: Settings, overrides: Overrides | None = None, 
         if payments:
             found = await installation_or_none(settings, engine) if server \
                 else await load_installation_id(settings, engine)
-            adapters.gateway = overrides.gateway or build_gateway(settings, found)
+            adapters.gateway = registry = build_gateways(settings, found, overrides)
             adopt_installation(adapters, None, found)
-            http_client = getattr(adapters.gateway, "http_client", None)
-            if tracing is not None and http_client is not None:
-                tracing.instrument_http_client(http_client)
+            for gateway in registry.gateways.values():
+                http_client = getattr(gateway, "http_client", None)
+                if tracing is not None and http_client is not None:
+                    tracing.instrument_http_client(http_client)
         if server:
             adapters.rate_limiter = overrides.rate_limiter or build_rate_limiter(settings)
             if settings.local_mail:

@@ -252,11 +252,12 @@ class Order:
     def transition(self, to_status: OrderStatus, *, actor: Actor, at: datetime,
                    reason: str | None = None, **payment_changes: object) -> None:
         """Move to `to_status` (one version, one event, one audit row); `payment_changes`
-        set Payment attributes as part of the same change (e.g. the provider's status)."""
+        set Payment attributes as part of the same change (e.g. the provider's status; an order
+        without a payment yet also needs `provider=`)."""
         if not can_transition(self.status, to_status):
             raise InvalidTransition(from_status=self.status.value, to_status=to_status.value)
         if payment_changes:
-            payment = self.payment or Payment(provider="stripe")
+            payment = self._payment(payment_changes)
             for name, value in payment_changes.items():
                 setattr(payment, name, value)
             self.payment = payment
@@ -283,7 +284,7 @@ class Order:
     def update_payment(self, *, actor: Actor, at: datetime, reason: str,
                        **changes: object) -> None:
         """Record news about the payment (provider status, refund) without a transition."""
-        payment = self.payment or Payment(provider="stripe")
+        payment = self._payment(changes)
         before = {name: _plain(getattr(payment, name)) for name in changes}
         if all(getattr(payment, name) == value for name, value in changes.items()):
             return
@@ -294,6 +295,16 @@ class Order:
         self.events.append(ev.OrderPaymentUpdated(
             at=at, actor=actor, order=self.snapshot(), before=before, reason=reason,
         ))
+
+    def _payment(self, changes: dict[str, object]) -> Payment:
+        """The order's payment, or a first one, which names its provider among `changes`
+        (as `provider=`, taken out of them; ignored when the order has its payment)."""
+        provider = changes.pop("provider", None)
+        if self.payment is not None:
+            return self.payment
+        if not isinstance(provider, str) or not provider:
+            raise ValueError(f"order {self.id}: a first payment must name its provider")
+        return Payment(provider=provider)
 
     def _changed(self, at: datetime) -> None:
         self.version += 1

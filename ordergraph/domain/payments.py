@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ordergraph.domain.ports import PaymentIntent
+from ordergraph.domain.ports import PaymentIntent, PaymentState
 
 
 class PaymentSignal(enum.Enum):
@@ -16,24 +16,23 @@ class PaymentSignal(enum.Enum):
     CANCELED = "canceled"            # the intent was cancelled: the order is CANCELLED
     REFUNDED = "refunded"            # the charge was refunded: the order is REFUNDED
     PROCESSING = "processing"        # in flight: record it, wait
-    ACTION_REQUIRED = "requires_action"  # 3-D Secure: the customer acts in Stripe.js
+    ACTION_REQUIRED = "requires_action"  # 3-D Secure: the customer acts (e.g. in Stripe.js)
     PENDING = "pending"              # nothing new (no payment method yet)
 
 
+_SIGNALS = {
+    PaymentState.SUCCEEDED: PaymentSignal.SUCCEEDED,
+    PaymentState.CANCELED: PaymentSignal.CANCELED,
+    PaymentState.PROCESSING: PaymentSignal.PROCESSING,
+    PaymentState.ACTION_REQUIRED: PaymentSignal.ACTION_REQUIRED,
+    PaymentState.FAILED: PaymentSignal.FAILED,
+    PaymentState.PENDING: PaymentSignal.PENDING,
+}
+
+
 def signal_for_intent(intent: PaymentIntent) -> PaymentSignal:
-    """Read an intent's status (Stripe's vocabulary) as a signal."""
-    match intent.status:
-        case "succeeded":
-            return PaymentSignal.SUCCEEDED
-        case "canceled":
-            return PaymentSignal.CANCELED
-        case "processing":
-            return PaymentSignal.PROCESSING
-        case "requires_action":
-            return PaymentSignal.ACTION_REQUIRED
-        case "requires_payment_method" if intent.last_error:
-            return PaymentSignal.FAILED
-    return PaymentSignal.PENDING
+    """The news an intent's state carries (the gateway read the provider's status)."""
+    return _SIGNALS[intent.state]
 
 
 @dataclass(frozen=True, slots=True)

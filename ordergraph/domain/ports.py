@@ -6,6 +6,7 @@ payment gateway, the event publisher, password hashing, tokens and the clock.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ordergraph.domain.model import (
     Order,
     OrderStatus,
     OwedRefund,
+    Payment,
     Product,
     Stock,
     User,
@@ -231,18 +233,32 @@ class ReadStore(Protocol):
 # ---- the outside world ------------------------------------------------------------------
 
 
+class PaymentState(enum.Enum):
+    """Where a payment stands at its provider, in the domain's words."""
+
+    PENDING = "pending"              # waiting for a payment method (nothing new)
+    ACTION_REQUIRED = "action_required"  # the customer must act (e.g. 3-D Secure)
+    PROCESSING = "processing"        # in flight
+    SUCCEEDED = "succeeded"          # the money is taken
+    FAILED = "failed"                # the last attempt failed (e.g. declined)
+    CANCELED = "canceled"            # closed: it can no longer be paid
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
-    """The provider's view of a payment."""
+    """The provider's view of a payment: `state` in the domain's words (what the use cases
+    match on), `status` in the provider's own (recorded and shown, never compared)."""
 
     id: str
-    status: str  # requires_payment_method, requires_action, processing, succeeded, canceled...
+    status: str  # the provider's word, e.g. Stripe's requires_action, succeeded, canceled
     amount: int
     currency: str
     client_secret: str | None = None
     last_error: str | None = None
     decline_code: str | None = None
     order_id: int | None = None  # from the intent's metadata
+    state: PaymentState = PaymentState.PENDING  # the gateway reads its provider's status
+    provider: str = ""  # the gateway's provider name, e.g. "stripe"
 
 
 class PaymentGateway(Protocol):
@@ -260,6 +276,19 @@ class PaymentGateway(Protocol):
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent: ...
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
         """Refund the intent's charge in full; returns the refund id."""
+        ...
+
+
+class Gateways(PaymentGateway, Protocol):
+    """The payment gateways by provider name (ordergraph/wiring.py lists them). Itself the
+    default gateway, where new checkouts open their payments; a payment that exists is acted
+    on through its own provider's."""
+
+    def for_provider(self, provider: str) -> PaymentGateway:
+        """The gateway of that name; raises PaymentFailed (a provider error) if none."""
+        ...
+    def for_payment(self, payment: Payment | None) -> PaymentGateway:
+        """The payment's provider's gateway; the default one for no payment."""
         ...
 
 

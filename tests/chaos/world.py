@@ -109,7 +109,7 @@ class World:
                                 shipping_flat_cents=SHIPPING.flat_cents,
                                 free_shipping_over_cents=SHIPPING.free_over_cents)
         overrides = Overrides(clock=self.clock, passwords=PlainPasswords(), run_sweeper=False)
-        # The app builds its own gateway (whatever build_gateway makes of the settings) at
+        # The app builds its own gateway (whatever build_gateways makes of the settings) at
         # startup; only its HTTP timeout is shortened, for the startup only.
         saved = getattr(stripe_gateway, "REQUEST_TIMEOUT_SECONDS", None)
         stripe_gateway.REQUEST_TIMEOUT_SECONDS = GATEWAY_TIMEOUT_SECONDS  # type: ignore[attr-defined]

@@ -82,3 +82,21 @@ def test_snapshots_leave_out_the_client_secret() -> None:
                        reserved_until=NOW, actor=SYSTEM, at=NOW)
     assert "secret!" not in repr(order.snapshot())
     assert "secret!" not in repr([e.audit_entries() for e in order.events])
+
+
+def test_a_first_payment_names_its_provider_and_a_later_change_keeps_it() -> None:
+    order = order_in(S.CANCELLED)
+    with pytest.raises(ValueError, match="provider"):
+        order.update_payment(actor=SYSTEM, at=NOW, reason="news", last_error="late")
+    assert order.payment is None
+    assert (order.version, order.events) == (4, [])
+
+    order.update_payment(actor=SYSTEM, at=NOW, reason="news", provider="acme",
+                         intent_id="pi_1", last_error="late")
+    assert order.payment == Payment(provider="acme", intent_id="pi_1", last_error="late")
+    assert "provider" not in order.events[-1].before  # type: ignore[attr-defined]
+
+    order.update_payment(actor=SYSTEM, at=NOW, reason="news", provider="other",
+                         last_error="later")
+    assert order.payment is not None
+    assert order.payment.provider == "acme"  # a payment's provider never changes

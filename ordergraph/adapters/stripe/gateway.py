@@ -12,7 +12,7 @@ from ordergraph.adapters.metrics import stripe_call
 from ordergraph.adapters.stripe import PROVIDER
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import Money
-from ordergraph.domain.ports import PaymentIntent
+from ordergraph.domain.ports import PaymentIntent, PaymentState
 from ordergraph.domain.shipping import Address
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,8 @@ class StripeGateway:
         return f"{installation}-{idempotency_key}" if installation else idempotency_key
 
     def _intent(self, data: dict[str, Any]) -> PaymentIntent:
-        return intent_from_stripe(data, installation_id=self._installation())
+        return intent_from_stripe(data, installation_id=self._installation(),
+                                  provider=self.provider)
 
 
 async def _call(request: Awaitable[T]) -> T:
@@ -186,7 +187,25 @@ def stripe_shipping(address: Address) -> dict[str, Any]:
             "address": {key: value for key, value in parts.items() if value is not None}}
 
 
-def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> PaymentIntent:
+# Stripe's PaymentIntent statuses in the domain's words; any other is PENDING.
+STATES = {
+    "succeeded": PaymentState.SUCCEEDED,
+    "canceled": PaymentState.CANCELED,
+    "processing": PaymentState.PROCESSING,
+    "requires_action": PaymentState.ACTION_REQUIRED,
+}
+
+
+def payment_state(status: str, *, failed: bool = False) -> PaymentState:
+    """A Stripe status as a PaymentState: back to requires_payment_method with an error is
+    a failed attempt (a decline)."""
+    if status == "requires_payment_method" and failed:
+        return PaymentState.FAILED
+    return STATES.get(status, PaymentState.PENDING)
+
+
+def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "",
+                       provider: str = PROVIDER) -> PaymentIntent:
     """A PaymentIntent from Stripe's JSON (an API response or a webhook's data.object).
 
     Its order id is read only from intents this installation opened: another shop's intent
@@ -195,11 +214,13 @@ def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "") -> Pa
     metadata = data.get("metadata") or {}
     ours = (metadata.get(INSTALLATION_KEY) or "") == installation_id
     order_id = metadata.get("order_id") if ours else None
+    status, last_error = data.get("status") or "unknown", error.get("message") or error.get("code")
     return PaymentIntent(
-        id=data["id"], status=data.get("status") or "unknown",
+        id=data["id"], status=status, state=payment_state(status, failed=bool(last_error)),
+        provider=provider,
         amount=int(data.get("amount") or 0), currency=str(data.get("currency") or "").lower(),
         client_secret=data.get("client_secret"),
-        last_error=error.get("message") or error.get("code"),
+        last_error=last_error,
         decline_code=error.get("decline_code") or error.get("code"),
         order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
     )

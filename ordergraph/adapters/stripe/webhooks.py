@@ -6,9 +6,10 @@ from typing import Any
 
 import stripe
 
+from ordergraph.adapters.stripe import PROVIDER
 from ordergraph.adapters.stripe.gateway import INSTALLATION_KEY, intent_from_stripe
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import PaymentIntent
+from ordergraph.domain.ports import PaymentIntent, PaymentState
 
 # The events we act on; every other type is acknowledged and ignored.
 SIGNALS = {
@@ -63,6 +64,7 @@ def _charge_as_intent(charge: dict[str, Any], installation_id: str) -> PaymentIn
     metadata = charge.get("metadata") or {}
     ours = (metadata.get(INSTALLATION_KEY) or "") == installation_id
     order_id = metadata.get("order_id") if ours else None
-    return PaymentIntent(id=str(intent_id), status="succeeded", amount=int(charge["amount"]),
+    return PaymentIntent(id=str(intent_id), status="succeeded", state=PaymentState.SUCCEEDED,
+                         provider=PROVIDER, amount=int(charge["amount"]),
                          currency=str(charge["currency"]).lower(),
                          order_id=int(order_id) if str(order_id or "").isdigit() else None)

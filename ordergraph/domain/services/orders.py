@@ -7,7 +7,7 @@ import logging
 from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed
 from ordergraph.domain.model import Actor, Order, OrderStatus, RefundStatus, User
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
@@ -23,7 +23,7 @@ async def _locked_visible_order(uow: UnitOfWork, order_id: int, viewer: User) ->
     return order
 
 
-async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def cancel_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                        order_id: int, viewer: User) -> Order:
     """CREATED/PAYMENT_PENDING -> CANCELLED by its owner or an admin; the stock goes back.
 
@@ -43,11 +43,11 @@ async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
             await uow.commit()
     # After commit, outside the transaction: close the intent so it cannot be paid any more.
     if order.payment is None or not order.payment.intent_id:
-        await close_unrecorded_intent(uow, gateway, clock, order)
+        await close_unrecorded_intent(uow, gateways, clock, order)  # the default provider's
         return order
     try:
-        intent = await gateway.cancel_intent(order.payment.intent_id,
-                                             idempotency_key=f"order-{order.id}-cancel")
+        intent = await gateways.for_payment(order.payment).cancel_intent(
+            order.payment.intent_id, idempotency_key=f"order-{order.id}-cancel")
     except PaymentFailed as failure:
         # Should it succeed later, its webhook (or syncPayment) refunds it (see payments).
         log.warning("order %s cancelled; its intent could not be: %s", order.id,
@@ -56,7 +56,7 @@ async def cancel_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
     update = PaymentUpdate.from_intent(intent)
     if update.signal is PaymentSignal.SUCCEEDED:
         # Paid just before the cancel: the money goes straight back.
-        settlement = await settle_payment(uow, gateway, clock, update)
+        settlement = await settle_payment(uow, gateways, clock, update)
         return settlement.order or order
     return order
 

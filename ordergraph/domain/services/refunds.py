@@ -16,7 +16,7 @@ from ordergraph.domain.model import (
     RefundStatus,
     User,
 )
-from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.ports import Clock, Gateways, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.reservations import restock_order
 from ordergraph.domain.services.transaction import retrying
 
@@ -36,7 +36,7 @@ def refund_retry_delay(attempts: int) -> timedelta:
     return min(MAX_REFUND_RETRY, FIRST_REFUND_RETRY * 2 ** max(0, attempts - 1))
 
 
-async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def refund_owed(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                       intent_id: str) -> Order | None:
     """Send back money we owe, if it is due and nobody else is sending it right now.
 
@@ -50,10 +50,13 @@ async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
             debt = await uow.owed_refunds.claim(
                 intent_id, now=now,
                 retry_at=lambda attempts: now + refund_retry_delay(attempts))
+            owner = await uow.orders.get(debt.order_id) if debt is not None else None
             await uow.commit()
     if debt is None:
         return None
     try:
+        # The order's provider took the money (the default one for an order without payment).
+        gateway = gateways.for_payment(owner.payment if owner is not None else None)
         refund_id = await gateway.refund(intent_id, idempotency_key=f"refund-{intent_id}")
     except PaymentFailed as failure:
         log.error("refund of %s for order %s failed (attempt %d: %s); retrying later",
@@ -76,7 +79,7 @@ async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
                                      refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
                                      reason="payment refunded automatically")
             elif order is not None:
-                order.update_payment(actor=PAYMENT_PROVIDER, at=at,
+                order.update_payment(actor=PAYMENT_PROVIDER, at=at, provider=gateway.provider,
                                      last_error=f"second payment {intent_id} refunded "
                                                 f"({refund_id})",
                                      reason="second payment refunded automatically")
@@ -86,7 +89,7 @@ async def refund_owed(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
     return order
 
 
-async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def refund_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                        order_id: int, viewer: User) -> Order:
     """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
 
@@ -116,7 +119,8 @@ async def refund_order(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *
                 await uow.commit()
     if not ours:
         return order
-    return await _refund_requested(uow, gateway, clock, order, actor)
+    return await _refund_requested(uow, gateways.for_payment(order.payment), clock, order,
+                                   actor)
 
 
 async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
@@ -149,7 +153,7 @@ async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clo
     return locked
 
 
-async def resume_refund(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def resume_refund(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                         order_id: int) -> Order | None:
     """Finish an admin's refund whose request has had no answer for STALE_REFUND_REQUEST
     (the process died, or the provider's answer was lost). The sweeper calls it."""
@@ -170,7 +174,8 @@ async def resume_refund(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, 
     if order is None:
         return None
     try:
-        return await _refund_requested(uow, gateway, clock, order, SYSTEM)
+        return await _refund_requested(uow, gateways.for_payment(order.payment), clock, order,
+                                       SYSTEM)
     except PaymentFailed as failure:
         log.error("resuming the refund of order %s failed: %s", order_id, failure.message)
         return None

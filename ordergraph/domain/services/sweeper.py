@@ -17,7 +17,7 @@ from datetime import timedelta
 from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
-from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
 from ordergraph.domain.services.checkout import close_unrecorded_intent
 from ordergraph.domain.services.payments import close_lost_payment, settle_payment
 from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
@@ -45,31 +45,32 @@ class SweepReport:
         return self.expired + self.paid_at_expiry + self.abandoned + self.refunds_retried
 
 
-async def sweep(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *,
+async def sweep(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
                 batch: int = BATCH) -> SweepReport:
     report = SweepReport()
-    await _expire_reservations(uow, gateway, clock, report, batch)
-    await _retry_owed_refunds(uow, gateway, clock, report, batch)
-    await _resume_stalled_refunds(uow, gateway, clock, report, batch)
+    await _expire_reservations(uow, gateways, clock, report, batch)
+    await _retry_owed_refunds(uow, gateways, clock, report, batch)
+    await _resume_stalled_refunds(uow, gateways, clock, report, batch)
     return report
 
 
-async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                                report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
             expired = await uow.orders.lock_expired(now=clock.now(), limit=batch)
             await uow.commit()
-    candidates = [(o.id, o.payment.intent_id if o.payment else None) for o in expired]
-    for order_id, intent_id in candidates:
+    candidates = [(o.id, o.payment, o.payment.intent_id if o.payment else None)
+                  for o in expired]
+    for order_id, payment, intent_id in candidates:
         if intent_id is None:
-            await _expire_unopened(uow, gateway, clock, report, order_id)
+            await _expire_unopened(uow, gateways, clock, report, order_id)
             continue
         try:
             # Cancel at the provider first, outside any transaction: if it says the payment
             # already succeeded, the customer paid in time and the order becomes PAID.
-            intent = await gateway.cancel_intent(intent_id,
-                                                 idempotency_key=f"order-{order_id}-expire")
+            intent = await gateways.for_payment(payment).cancel_intent(
+                intent_id, idempotency_key=f"order-{order_id}-expire")
         except IntentNotFound:
             # Asking again will not help, and nobody can pay it: it expires here and now.
             if await close_lost_payment(uow, clock, order_id=order_id,
@@ -85,7 +86,7 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
             await _postpone(uow, clock, order_id)  # e.g. processing: ask again later
             continue
         settlement = await settle_payment(
-            uow, gateway, clock, update, actor=SYSTEM,
+            uow, gateways, clock, update, actor=SYSTEM,
             reason="reservation expired" if update.signal is PaymentSignal.CANCELED
             else "paid before the reservation expired")
         if settlement.order is not None and settlement.order.status is OrderStatus.PAID:
@@ -94,7 +95,7 @@ async def _expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, clock: 
             report.expired += 1
 
 
-async def _expire_unopened(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def _expire_unopened(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                            report: SweepReport, order_id: int) -> None:
     """A CREATED order past its deadline: its checkout died before recording the payment."""
     order: Order | None
@@ -113,7 +114,7 @@ async def _expire_unopened(uow: UnitOfWork, gateway: PaymentGateway, clock: Cloc
                 await uow.commit()
     if order is not None:
         report.abandoned += 1
-        await close_unrecorded_intent(uow, gateway, clock, order)
+        await close_unrecorded_intent(uow, gateways, clock, order)  # the default's
 
 
 async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
@@ -126,20 +127,20 @@ async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
             await uow.commit()
 
 
-async def _retry_owed_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def _retry_owed_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                               report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
             due = await uow.owed_refunds.due(now=clock.now(), limit=batch)
             await uow.commit()
     for intent_id in due:
-        if await refund_owed(uow, gateway, clock, intent_id=intent_id) is not None:
+        if await refund_owed(uow, gateways, clock, intent_id=intent_id) is not None:
             report.refunds_retried += 1
         else:
             report.errors.append(f"refund of {intent_id}: still failing (backing off)")
 
 
-async def _resume_stalled_refunds(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+async def _resume_stalled_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                                   report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
@@ -147,7 +148,7 @@ async def _resume_stalled_refunds(uow: UnitOfWork, gateway: PaymentGateway, cloc
                 before=clock.now() - STALE_REFUND_REQUEST, limit=batch)
             await uow.commit()
     for order in stalled:
-        resumed = await resume_refund(uow, gateway, clock, order_id=order.id)
+        resumed = await resume_refund(uow, gateways, clock, order_id=order.id)
         if resumed is not None and resumed.status is OrderStatus.REFUNDED:
             report.refunds_retried += 1
         elif resumed is None:
