@@ -103,7 +103,7 @@ class Query:
     @strawberry.field(description="What shipping costs, to show before paying. Public.")
     def shipping_rates(self, info: Info) -> ShippingRates:
         return ShippingRates.of(shipping_fields.rates(info.context),
-                                info.context.services.currency)
+                                info.context.deps.currency)
     @strawberry.field(description="What the local SMTP sink received, newest first: local "
                                   "mail mode only (no SMTP_URL, never in production), null "
                                   "otherwise. Admins.",
@@ -114,4 +114,4 @@ class Query:
 
     @strawberry.field(description="Which Stripe.js to load and with which key. Public.")
     def payment_config(self, info: Info) -> PaymentConfig:
-        return PaymentConfig.of(info.context.services.payment)
+        return PaymentConfig.of(info.context.deps.payment)
