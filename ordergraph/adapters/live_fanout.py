@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from ordergraph.adapters import metrics
-from ordergraph.domain.ports import LiveMessage
+from ordergraph.domain.ports_api import LiveMessage
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from ordergraph.domain.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, Stock, User, order_from_snapshot
-from ordergraph.domain.ports import LiveMessage, LiveSubscription, ReadStore
+from ordergraph.domain.ports import ReadStore
+from ordergraph.domain.ports_api import LiveMessage, LiveSubscription
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.live_access import LiveViewer
 from ordergraph.resolvers.pagination import parse_id

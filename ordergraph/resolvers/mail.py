@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from ordergraph.domain.errors import RateLimited
-from ordergraph.domain.ports import ReceivedMail
+from ordergraph.domain.ports_api import ReceivedMail
 from ordergraph.domain.services import auth
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import page_size
