@@ -10,18 +10,16 @@ from strawberry import UNSET
 
 from ordergraph.resolvers import accounts, catalog, mail, orders, sales
 from ordergraph.resolvers import shipping as shipping_fields
+from ordergraph.schema.connections import AuditEntryConnection, OrderConnection, ProductConnection
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.mail import LocalMail
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
 from ordergraph.schema.sales import Granularity, SalesReport
 from ordergraph.schema.types import (
-    AuditEntryConnection,
     Info,
     Order,
-    OrderConnection,
     PaymentConfig,
     Product,
-    ProductConnection,
     ShippingRates,
     User,
     opt,
