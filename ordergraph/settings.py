@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import ipaddress
 import os
 import re
 import secrets
@@ -14,72 +12,21 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from ordergraph.setting_values import (
+    SettingsError,
+    installed,
+    isolation_level,
+    normalise_database_url,
+    parse_duration,
+    trusted_proxies,
+)
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ordergraph.db"
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
-_UNITS: dict[str | None, float] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400,
-                                   None: 1}
 MIN_JWT_SECRET_BYTES = 32
 MAX_SHIPPING_CENTS = 99_999_999  # as a product's price
 MAX_GRAPHQL_INT = 2**31 - 1
 # The addresses a reverse proxy on this host connects from; anything else must be listed.
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
-# What platforms hand out (Heroku, Render, Fly, RDS consoles) names no driver; SQLAlchemy would
-# pick psycopg2, which is not installed.
-_BARE_POSTGRES_SCHEMES = ("postgres", "postgresql")
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message says which and why, in one line."""
-
-
-def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """"15m", "30s", "2h", "1d", "500ms", or a number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise SettingsError(f"{name}: {text!r} is not a duration like 15m, 30s, 1h or 1d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-def normalise_database_url(url: str) -> str:
-    """`postgres://` and `postgresql://` become `postgresql+psycopg://`; the rest of the URL
-    (credentials, host, query such as `?sslmode=require`) is kept as it is."""
-    scheme, separator, rest = url.partition("://")
-    if separator and scheme.lower() in _BARE_POSTGRES_SCHEMES:
-        return f"postgresql+psycopg://{rest}"
-    return url
-
-
-def _trusted_proxies(text: str) -> tuple[str, ...]:
-    """Comma-separated addresses or CIDR networks, or `*` (every peer: see the README)."""
-    entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
-    if entries == ("*",):
-        return entries
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry)  # an address is a network of one
-        except ValueError:
-            raise SettingsError(
-                f"TRUSTED_PROXIES: {entry!r} is not an IP address or a CIDR network like "
-                "10.0.0.0/8 (or use * alone)") from None
-    if not entries:
-        raise SettingsError("TRUSTED_PROXIES: empty; list at least one address")
-    return entries
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:  # its parent package is missing
-        return False
-
-
-def _isolation_level(text: str) -> str:
-    level = text.strip().upper().replace("_", " ").replace("-", " ")
-    if level not in {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}:
-        raise SettingsError(
-            f"DATABASE_ISOLATION_LEVEL: {text!r} is not READ COMMITTED, REPEATABLE READ or "
-            "SERIALIZABLE")
-    return level
 
 
 @dataclass(frozen=True)
@@ -225,7 +172,7 @@ class Settings:
         development = environment != "production"
         kwargs: dict[str, object] = {
             "database_url": normalise_database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
-            "database_isolation_level": _isolation_level(
+            "database_isolation_level": isolation_level(
                 get("DATABASE_ISOLATION_LEVEL") or "READ COMMITTED"),
             "database_pool_size": integer("DATABASE_POOL_SIZE", 10),
             "jwt_expiration": parse_duration(get("JWT_EXPIRATION") or "1d",
@@ -251,7 +198,7 @@ class Settings:
                                              name="SWEEP_INTERVAL"),
             "cors_origins": tuple(origin.strip() for origin in
                                   (get("CORS_ORIGINS") or "").split(",") if origin.strip()),
-            "trusted_proxies": _trusted_proxies(
+            "trusted_proxies": trusted_proxies(
                 # uvicorn's own name for it is honoured when ours is not set.
                 get("TRUSTED_PROXIES") or get("FORWARDED_ALLOW_IPS")
                 or ",".join(DEFAULT_TRUSTED_PROXIES)),
@@ -325,7 +272,7 @@ class Settings:
         if self.metrics_port is not None and self.workers > 1:
             raise SettingsError("METRICS_PORT needs WEB_CONCURRENCY=1: workers cannot share "
                                 "one metrics port (run one worker per container)")
-        if self.otel_endpoint is not None and not _installed("opentelemetry.sdk"):
+        if self.otel_endpoint is not None and not installed("opentelemetry.sdk"):
             raise SettingsError("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not "
                                 "installed: install the otel extra (ordergraph[otel])")
         if self.log_format not in ("json", "text"):

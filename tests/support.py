@@ -40,8 +40,8 @@ class Api:
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
-    def services(self) -> Any:
-        return self.app.state.services
+    def deps(self) -> Any:
+        return self.app.state.deps
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, *,
                    token: str | None = None, headers: dict[str, str] | None = None
@@ -91,7 +91,7 @@ class Api:
 
     async def create_admin(self, email: str = "boss@example.com",
                            password: str = "admin-password") -> str:
-        s = self.services
+        s = self.deps
         await create_user(s.uow(), s.passwords, s.clock, email=email, password=password,
                           name="Boss", role=Role.ADMIN, actor=SYSTEM)
         return await self.login(email, password)

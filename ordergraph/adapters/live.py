@@ -7,6 +7,8 @@ scale. So the hub subscribes once, at startup, to `orders:all`, `stock:all` and 
 (role changes, which `on_event` listeners hear before any later event is fanned out), parses each
 message once, and hands it to the interested subscribers' bounded queues without waiting: a
 slow subscriber overflows its own queue (and is told to resubscribe); it never holds up others.
+The subscribers' backlogs and that fan-out are `adapters/live_fanout.py`; this module is the
+connection, its supervision and publishing.
 
 No broadcaster backend reconnects by itself, and with Redis the task that dies when the
 connection drops is the backend's own listener (broadcaster's outer listener waits on a queue
@@ -25,21 +27,33 @@ import logging
 import random
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from broadcaster import Broadcast
 
 from ordergraph.adapters import metrics
-from ordergraph.adapters.broadcast import create_broadcast
+from ordergraph.adapters.broadcast import (
+    CLOSE_TIMEOUT,
+    close_broadcast,
+    create_broadcast,
+    listener_tasks,
+    retrieve_error,
+    why_ended,
+)
+from ordergraph.adapters.live_fanout import (
+    QUEUE_SIZE,
+    RESYNC_KIND,
+    STOCK_COALESCE_SECONDS,
+    Fanout,
+    Subscription,
+)
 from ordergraph.adapters.publisher import (
     ALL_ORDERS_CHANNEL,
     ALL_PRODUCTS_CHANNEL,
     ALL_STOCK_CHANNEL,
     ALL_USERS_CHANNEL,
 )
-from ordergraph.domain.ports import LiveMessage
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +62,6 @@ TOPICS = {"orders": ALL_ORDERS_CHANNEL, "stock": ALL_STOCK_CHANNEL, "users": ALL
 # Hub to hub: "I could not publish for a while; everyone re-read" (not for subscribers).
 CONTROL_TOPIC = "control"
 CHANNELS = {**TOPICS, CONTROL_TOPIC: "hub:control"}
-QUEUE_SIZE = 256
-# A product's stock changes reach its subscribers at most this often (the first at once, then
-# the latest level at the end of each interval): during a flash sale every checkout changes
-# the hot product's stock, and fanning each change out to every watcher would starve the
-# checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
-STOCK_COALESCE_SECONDS = 0.25
-# One event reaches this many subscribers per turn of the event loop; the rest are offered on
-# the next turns, in order. Each subscriber offered an event runs its whole send on the loop
-# (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
-# for as long (bench/RESULTS.md, flash sale): in batches, checkouts run between them.
-DELIVERY_BATCH = 50
-DELIVERY_PAUSE = 0.0  # seconds between batches (tests slow a fan-out down with it)
 HEALTH_CHECK_SECONDS = 1.0
 # Each hub sends itself a heartbeat through the broadcast every check: a connection that
 # stays open but delivers nothing (a network partition, a wedged Redis) ends no task, so
@@ -76,172 +78,6 @@ CONNECT_TIMEOUT = 5.0
 # and after one fails, publish nothing for a while (one request per interval pays the wait).
 PUBLISH_TIMEOUT = 1.0
 PUBLISH_RETRY_SECONDS = 1.0
-CLOSE_TIMEOUT = 2.0
-
-# What a subscriber receives when events may have been missed: a message whose payload's
-# "kind" (beside the events' own "order", "stock", "user") says: re-read what you show. One
-# message per round, so its `cache` lets the subscribers of a process share those reads.
-RESYNC_KIND = "resync"
-
-
-def _is_resync(item: object) -> bool:
-    return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
-
-
-# (message, done) -> whether it was taken; see Subscription.deliver_directly. done(message)
-# hands the message back to the reader (the direct way turned out impossible).
-DirectDelivery = Callable[[LiveMessage, Callable[..., None]], bool]
-
-
-class SubscriberOverflow(Exception):
-    """The subscriber fell too far behind; it should resubscribe (and refetch)."""
-
-
-_OVERFLOW = object()
-_CLOSED = object()
-
-
-class Subscription:
-    """One subscriber's bounded backlog of the events it wants.
-
-    A deque and one waiter rather than an asyncio.Queue: a thousand idle subscribers each
-    holding a queue's four deques and an event cost more memory than everything else they
-    hold (bench/RESULTS.md).
-    """
-
-    __slots__ = ("_backlog", "_busy", "_direct", "_size", "_waiter", "wants")
-
-    def __init__(self, wants: Callable[[dict[str, Any]], bool], size: int) -> None:
-        self.wants = wants
-        self._size = size
-        self._backlog: deque[Any] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        # A message being handled (its reader resumes, or a direct send is out): the next
-        # waits in the backlog, so this subscriber's messages never overtake each other.
-        self._busy = False
-        self._direct: DirectDelivery | None = None
-
-    def deliver_directly(self, handler: DirectDelivery | None) -> None:
-        """From now on offer each message to `handler(message, done)` first, when nothing is
-        in the backlog or on its way: it returns True when it took the message (and calls
-        `done()` once the message is out, or dropped on purpose, or `done(message)` to hand
-        it to the reader after all), False to leave it to the reader (the usual way). The
-        reader must be past everything it sent before."""
-        self._direct = handler
-
-    def _sent(self, undelivered: LiveMessage | None = None) -> None:
-        """The direct delivery is over; `undelivered`: it could not be made after all, so
-        the reader gets the message the usual way, before anything that came since."""
-        self._busy = False
-        if undelivered is not None and not (self._backlog and self._backlog[0] in
-                                            (_OVERFLOW, _CLOSED)):
-            if self._backlog is None:
-                self._backlog = deque()
-            self._backlog.appendleft(undelivered)
-        if self._backlog:
-            self._wake()
-
-    def offer(self, message: LiveMessage) -> None:
-        if self._direct is not None and not self._busy and not self._backlog:
-            self._busy = True
-            try:
-                taken = self._direct(message, self._sent)
-            except Exception:
-                log.exception("a direct live delivery failed")
-                taken = False
-            if taken:
-                return
-            self._busy = False
-        if self._backlog is None:
-            self._backlog = deque()
-        if len(self._backlog) >= self._size:
-            # Never wait for a slow reader: drop its backlog and tell it to start over.
-            self._replace_backlog(_OVERFLOW)
-            return
-        self._backlog.append(message)
-        self._wake()
-
-    def resync(self, message: LiveMessage) -> None:
-        """Events may have been missed: have the reader re-read (once, however often asked)."""
-        if self._backlog is not None and any(_is_resync(item) for item in self._backlog):
-            return
-        self.offer(message)
-
-    def close(self) -> None:
-        """End the stream (the server is shutting down): the client sees it complete."""
-        self._replace_backlog(_CLOSED)
-
-    def _replace_backlog(self, item: object) -> None:
-        self._backlog = deque([item])
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def __aiter__(self) -> AsyncIterator[LiveMessage]:
-        while True:
-            while not self._backlog or (self._busy and self._backlog[0] is not _CLOSED):
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-            item = self._backlog.popleft()
-            if item is _CLOSED:
-                return
-            if item is _OVERFLOW:
-                raise SubscriberOverflow("Too many updates were missed; subscribe again.")
-            if self._direct is None:
-                yield item
-                continue
-            self._busy = True
-            yield item  # the reader resumes this once it has sent what the item became
-            self._busy = False
-
-
-async def _close(broadcast: Broadcast) -> None:
-    """Close a Broadcast, broken or not. (Broadcast.disconnect re-raises a dead listener's
-    error before closing its backend, which would leak the Redis connections.)"""
-    listener = getattr(broadcast, "_listener_task", None)
-    if listener is not None:
-        listener.cancel()
-        # asyncio.wait, not `await listener` under suppress(CancelledError): that would also
-        # swallow a cancellation of the task closing it (the supervisor, when the hub stops),
-        # which then never ends.
-        await asyncio.wait([listener], timeout=CLOSE_TIMEOUT)
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await broadcast._backend.disconnect()
-    except Exception:
-        log.debug("closing a broken broadcast connection failed", exc_info=True)
-
-
-def _listener_tasks(broadcast: Broadcast) -> list[asyncio.Task[Any]]:
-    """The tasks that end when a Broadcast stops receiving. broadcaster 0.3.1 (pinned) runs
-    an outer listener on a queue, which never ends, and for Redis the backend's own listener
-    on the connection, which dies (ConnectionError) when the connection drops."""
-    tasks = [getattr(broadcast, "_listener_task", None),
-             getattr(broadcast._backend, "_listener", None)]
-    return [task for task in tasks if isinstance(task, asyncio.Task)]
-
-
-def _retrieve_error(task: asyncio.Task[Any]) -> None:
-    """Mark a connection task's error as seen: the supervisor reports why the connection
-    ended (once), and asyncio would otherwise log each dead task's traceback at exit."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _why_ended(tasks: set[asyncio.Task[Any]]) -> str:
-    """What ended a listener, in a few words (retrieving it also keeps asyncio quiet)."""
-    for task in tasks:
-        if task.cancelled():
-            return "listener cancelled"
-        error = task.exception()
-        if error is not None:
-            return f"{type(error).__name__}: {error}"
-    return "listener ended"
 
 
 class LiveHub:
@@ -252,20 +88,11 @@ class LiveHub:
                  stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS) -> None:
         self._url = url
         self._id = uuid.uuid4().hex
-        self._coalesce = stock_coalesce_seconds
-        self._held_stock: dict[Any, dict[str, Any] | None] = {}
+        self._fanout = Fanout(TOPICS, queue_size=queue_size,
+                              stock_coalesce_seconds=stock_coalesce_seconds)
         self._prefix = prefix
-        self._queue_size = queue_size
         self._factory = factory
         self._broadcast: Broadcast | None = None
-        self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in TOPICS}
-        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
-            {topic: [] for topic in TOPICS}
-        self._change_listeners: list[tuple[frozenset[str], Callable[[str], None]]] = []
-        # Fan-outs waiting for their turn, oldest first (see _drain): (topic or None for a
-        # resync, the message, its subscribers still to be offered it once started).
-        self._deliveries: deque[list[Any]] = deque()
-        self._draining = False
         self._pumps: list[asyncio.Task[None]] = []
         self._ready = {topic: asyncio.Event() for topic in CHANNELS}
         self._supervisor: asyncio.Task[None] | None = None
@@ -297,10 +124,7 @@ class LiveHub:
             await asyncio.wait([self._supervisor], timeout=CONNECT_TIMEOUT)
             if not self._supervisor.done():  # shutdown must not hang on it
                 log.warning("the live hub's supervisor did not stop in time")
-        self._deliveries.clear()
-        for subscribers in self._subscribers.values():
-            for subscription in subscribers:
-                subscription.close()
+        self._fanout.close()
         await self._disconnect()
 
     @property
@@ -323,7 +147,7 @@ class LiveHub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(subscribers) for subscribers in self._subscribers.values())
+        return self._fanout.subscriber_count
 
     async def _connect(self) -> None:
         broadcast = self._factory(self._url)
@@ -335,7 +159,7 @@ class LiveHub:
                                            name=f"live-hub-{topic}")
                        for topic, channel in CHANNELS.items()]
         for task in self._watched():
-            task.add_done_callback(_retrieve_error)
+            task.add_done_callback(retrieve_error)
         await self._until_ready()
         self._heard_at = time.monotonic()
 
@@ -348,7 +172,7 @@ class LiveHub:
         if ready not in done:
             ready.cancel()
             failed = {pump for pump in done if pump is not ready}
-            raise ConnectionError(f"could not subscribe: {_why_ended(failed)}"
+            raise ConnectionError(f"could not subscribe: {why_ended(failed)}"
                                   if failed else "subscribing timed out")
 
     async def _disconnect(self) -> None:
@@ -360,7 +184,7 @@ class LiveHub:
         self._pumps = []
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
-            await _close(broadcast)
+            await close_broadcast(broadcast)
 
     def _listening(self) -> bool:
         return bool(self._pumps) and \
@@ -369,7 +193,7 @@ class LiveHub:
 
     def _watched(self) -> list[asyncio.Task[Any]]:
         """Every task that ends when this connection stops receiving."""
-        listeners = _listener_tasks(self._broadcast) if self._broadcast is not None else []
+        listeners = listener_tasks(self._broadcast) if self._broadcast is not None else []
         return [*self._pumps, *listeners]
 
     # ---- supervision: detect, reconnect, resync ----
@@ -401,7 +225,7 @@ class LiveHub:
             done, _ = await asyncio.wait(watched, timeout=HEALTH_CHECK_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
             if done:
-                return _why_ended(done)
+                return why_ended(done)
             silent = time.monotonic() - self._heard_at
             if silent > HEARTBEAT_TIMEOUT:
                 return f"no heartbeat came back for {silent:.0f} s"
@@ -446,8 +270,7 @@ class LiveHub:
     def resync_subscribers(self) -> None:
         """Tell every subscriber of this process to re-read what it shows (after the events
         already on their way to them)."""
-        self._enqueue(None, LiveMessage(payload={"kind": RESYNC_KIND}, cache={}))
-        metrics.LIVE_RESYNCS.inc()
+        self._fanout.resync()
 
     async def _announce_resync(self) -> None:
         """Every instance's subscribers re-read: events we failed to publish never reached
@@ -468,7 +291,7 @@ class LiveHub:
             return False
         return True
 
-    # ---- publishing and fan-out ----
+    # ---- publishing, and handing what is heard to the fan-out ----
 
     async def publish(self, channel: str, message: str) -> None:
         """Publish, or drop the message while the broadcast is down (the change itself is
@@ -476,7 +299,7 @@ class LiveHub:
         change listeners hear of it first, at once."""
         for topic, name in TOPICS.items():
             if channel == self._prefix + name:
-                self._changed(topic)
+                self._fanout.changed(topic)
         if self._stopped:
             return  # shutting down: nobody is listening any more
         if self._broadcast is None or self._down_since is not None:
@@ -516,11 +339,7 @@ class LiveHub:
         if topic == CONTROL_TOPIC:
             self._heard_from_hub(payload)
             return
-        self._changed(topic)
-        if topic == "stock" and self._coalesce > 0:
-            self._coalesce_stock(payload)
-            return
-        self._deliver(topic, payload)
+        self._fanout.heard(topic, payload)
 
     def _heard_from_hub(self, payload: dict[str, Any]) -> None:
         ours = payload.get("hub") == self._id
@@ -529,110 +348,17 @@ class LiveHub:
         elif payload.get("kind") == RESYNC_KIND and not ours:
             self.resync_subscribers()
 
-    def _coalesce_stock(self, payload: dict[str, Any]) -> None:
-        product = payload.get("product_id")
-        if product in self._held_stock:  # an interval is running: keep only the latest
-            self._held_stock[product] = payload
-            return
-        self._deliver("stock", payload)
-        self._held_stock[product] = None
-        asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
-
-    def _release_stock(self, product: Any) -> None:
-        latest = self._held_stock.pop(product, None)
-        if latest is not None:
-            self._deliver("stock", latest)
-            self._held_stock[product] = None
-            asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
-
     def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
         """Call `listener(topic)` as soon as an event of one of the topics is published here
         or heard from the broadcast, before any coalescing or queueing (a cache of what the
         event changed must forget it at once)."""
-        self._change_listeners.append((frozenset(topics), listener))
-
-    def _changed(self, topic: str) -> None:
-        for topics, listener in self._change_listeners:
-            if topic in topics:
-                try:
-                    listener(topic)
-                except Exception:
-                    log.exception("a live change listener failed")
+        self._fanout.on_change(topics, listener)
 
     def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call `listener` with each of the topic's events as it arrives, synchronously (so
         it has run before any event published after it reaches a subscriber)."""
-        self._listeners[topic].append(listener)
+        self._fanout.on_event(topic, listener)
 
-    def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
-        self._enqueue(topic, LiveMessage(payload=payload, cache={}))
-
-    def _enqueue(self, topic: str | None, message: LiveMessage) -> None:
-        """Fan a message out after every message before it, in batches of DELIVERY_BATCH
-        subscribers per turn of the loop. A fan-out that fits one batch, with nothing queued
-        before it, is done before this returns."""
-        self._deliveries.append([topic, message, None])
-        if not self._draining:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Offer the oldest fan-outs to up to DELIVERY_BATCH subscribers; come back on the
-        next turn of the loop for the rest. One queue for every topic, so each subscriber
-        gets its messages in the order the hub heard them, and a topic's listeners hear an
-        event before any later event reaches a subscriber."""
-        self._draining = True
-        budget = DELIVERY_BATCH
-        try:
-            while self._deliveries and budget > 0:
-                delivery = self._deliveries[0]
-                topic, message, pending = delivery
-                if pending is None:  # its turn has come: listeners first, then subscribers
-                    pending = delivery[2] = self._starting(topic, message)
-                while pending and budget > 0:
-                    subscription = pending.pop()
-                    if topic is None:
-                        subscription.resync(message)
-                        budget -= 1
-                    elif self._wanted(subscription, message.payload):
-                        subscription.offer(message)
-                        budget -= 1
-                if not pending:
-                    self._deliveries.popleft()
-        finally:
-            if self._deliveries and not self._stopped:
-                loop = asyncio.get_running_loop()
-                if DELIVERY_PAUSE:
-                    loop.call_later(DELIVERY_PAUSE, self._drain)
-                else:
-                    loop.call_soon(self._drain)
-            else:
-                self._draining = False
-
-    def _starting(self, topic: str | None, message: LiveMessage) -> list[Subscription]:
-        if topic is None:
-            return [subscription for subscribers in self._subscribers.values()
-                    for subscription in subscribers]
-        for listener in self._listeners[topic]:
-            try:
-                listener(message.payload)
-            except Exception:
-                log.exception("a live listener failed")
-        return list(self._subscribers[topic])
-
-    @staticmethod
-    def _wanted(subscription: Subscription, payload: dict[str, Any]) -> bool:
-        try:
-            return subscription.wants(payload)
-        except Exception:
-            log.exception("a live filter failed")
-            return False
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]
-                        ) -> AsyncIterator[Subscription]:
-        subscription = Subscription(wants, self._queue_size)
-        self._subscribers[topic].add(subscription)
-        try:
-            yield subscription
-        finally:
-            self._subscribers[topic].discard(subscription)
+    def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]
+                  ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        return self._fanout.subscribe(topic, wants)

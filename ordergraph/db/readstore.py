@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db import rows
-from ordergraph.db.repositories import items_by_order
+from ordergraph.db.order_repository import items_by_order
 from ordergraph.db.sales import read_sales
 from ordergraph.db.tables import audit_log, default_addresses, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User

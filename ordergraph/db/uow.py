@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordergraph.db.order_repository import SqlOrderRepository
 from ordergraph.db.outbox import SqlOutboxRepository, SqlPasswordResetRepository, queue_mail
 from ordergraph.db.repositories import (
     SqlAddressBook,
     SqlInventoryRepository,
-    SqlOrderRepository,
     SqlOwedRefundRepository,
     SqlProductRepository,
     SqlUserRepository,

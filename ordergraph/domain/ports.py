@@ -1,14 +1,14 @@
 """What the use cases need from the outside world, as Protocols.
 
 `db/` implements the unit of work, repositories and the read store; `adapters/` implement the
-payment gateway, the event publisher, password hashing, tokens and the clock.
+payment gateway, the event publisher, password hashing, tokens and the clock. What only the
+API side (resolvers/) calls, and no use case, is in `ports_api.py`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -331,74 +331,6 @@ class Mailer(Protocol):
     async def send(self, mail: QueuedMail) -> None:
         """Render and hand the message to the mail server; raises on any failure."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedMail:
-    """What the local mail sink received (local mail mode only)."""
-
-    id: int
-    received_at: datetime
-    sender: str
-    recipients: list[str]
-    subject: str
-    text: str
-    html: str | None
-
-
-class LocalMailbox(Protocol):
-    def messages(self, *, limit: int) -> list[ReceivedMail]:
-        """Newest first."""
-        ...
-
-
-@dataclass(slots=True)
-class LiveMessage:
-    """One published event as a live subscriber receives it.
-
-    `payload` is the event's JSON (parsed once per process, shared by every subscriber);
-    `cache` is shared by every subscriber of this one event (e.g. its dataloaders), so a
-    fan-out costs the same few queries whether ten or a thousand clients listen.
-    """
-
-    payload: dict[str, Any]
-    cache: dict[str, Any]
-
-
-class LiveSubscription(Protocol):
-    def __aiter__(self) -> AsyncIterator[LiveMessage]: ...
-
-
-class LiveFeed(Protocol):
-    """Events published after commit, for live subscribers of this process."""
-
-    def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]
-                  ) -> AbstractAsyncContextManager[LiveSubscription]:
-        """Receive the `topic`'s ("orders" or "stock") events whose payload `wants`."""
-        ...
-
-
-class Metrics(Protocol):
-    """Counters an operator watches (the adapter exports them to Prometheus)."""
-
-    def checkout(self, outcome: str) -> None: ...
-    def webhook(self, event_type: str, outcome: str) -> None: ...
-    def sweep(self, *, changed: dict[str, int], failed: bool) -> None: ...
-    def graphql(self, operation: str | None, outcome: str, seconds: float) -> None: ...
-
-
-class NullMetrics:
-    def checkout(self, outcome: str) -> None:
-        return None
-
-    def webhook(self, event_type: str, outcome: str) -> None:
-        return None
-
-    def sweep(self, *, changed: dict[str, int], failed: bool) -> None:
-        return None
-
-    def graphql(self, operation: str | None, outcome: str, seconds: float) -> None:
-        return None
 
 
 class RateLimiter(Protocol):

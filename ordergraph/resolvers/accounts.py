@@ -23,7 +23,7 @@ def _address_key(ctx: RequestContext, action: str) -> str:
 
 async def register(ctx: RequestContext, *, email: str, password: str,
                    name: str | None) -> auth.Session:
-    s = ctx.services
+    s = ctx.deps
     if s.rate_limiter is not None:
         # Every registration counts against the address, successful or not.
         await s.rate_limiter.attempt([_address_key(ctx, "register")])
@@ -34,7 +34,7 @@ async def register(ctx: RequestContext, *, email: str, password: str,
 async def login(ctx: RequestContext, *, email: str, password: str) -> auth.Session:
     """Counted against the address and the account before the password is checked, so
     concurrent guesses get no more tries than sequential ones."""
-    s = ctx.services
+    s = ctx.deps
     address_key = _address_key(ctx, "login")
     account_key = f"login:email:{email.strip().lower()}"
     if s.rate_limiter is not None:
@@ -54,7 +54,7 @@ async def set_user_role(ctx: RequestContext, *, user_id: str, role: Role) -> Use
     parsed = parse_id(user_id)
     if parsed is None:
         raise NotFound(f"User {user_id!r} not found.", field="userId")
-    s = ctx.services
+    s = ctx.deps
     user = await auth.set_user_role(s.uow(), s.clock, viewer=viewer, user_id=parsed, role=role)
     # This process's live subscriptions re-check at once, even if the broadcast of the
     # change (which tells the other instances) is slow or lost.
@@ -76,7 +76,7 @@ async def audit_log(ctx: RequestContext, *, first: int | None, after: str | None
         actor = parse_id(actor_id)
         if actor is None:
             raise ValidationFailed("actorId is not a user id.", field="actorId")
-    page = await ctx.services.reader.audit_page(
+    page = await ctx.deps.reader.audit_page(
         first=page_size(first, 50), after_id=decode_cursor(AUDIT_CURSOR, after),
         entity_type=entity_type, entity_id=entity_id, actor_id=actor)
     return Connection.from_page(AUDIT_CURSOR, page)

@@ -18,7 +18,7 @@ async def products(ctx: RequestContext, *, first: int | None, after: str | None,
     """Active products for everyone; inactive ones too when an admin asks for them."""
     search = _search_text(search)
     include_inactive = bool(include_inactive) and await ctx.is_admin()
-    page, stocks = await ctx.services.reader.products_page(
+    page, stocks = await ctx.deps.reader.products_page(
         first=page_size(first, 20), after_id=decode_cursor(PRODUCT_CURSOR, after),
         search=search, include_inactive=include_inactive)
     ctx.loaders.stock.prime_many(stocks)  # read with the page: no second query
@@ -40,7 +40,7 @@ async def inventory(ctx: RequestContext, *, first: int | None, after: str | None
                     ) -> tuple[Connection[Product], dict[int, Stock]]:
     """Admins: every product (active or not), optionally only those running low."""
     await ctx.require_admin()
-    page, stocks = await ctx.services.reader.products_page(
+    page, stocks = await ctx.deps.reader.products_page(
         first=page_size(first, 50), after_id=decode_cursor(PRODUCT_CURSOR, after), search=None,
         include_inactive=True, low_stock_below=low_stock_below)
     ctx.loaders.stock.prime_many(stocks)
@@ -54,7 +54,7 @@ async def product(ctx: RequestContext, *, id: str | None, sku: str | None) -> Pr
         product_id = parse_id(id)
         found = await ctx.loaders.product.load(product_id) if product_id else None
     elif sku is not None:
-        found = await ctx.services.reader.product_by_sku(sku)
+        found = await ctx.deps.reader.product_by_sku(sku)
     if found is not None and not found.active and not await ctx.is_admin():
         return None
     return found
@@ -71,7 +71,7 @@ async def create_product(ctx: RequestContext, *, sku: str, name: str, descriptio
                          price_cents: int, initial_stock: int | None,
                          active: bool | None) -> Product:
     viewer = await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     return await catalog.create_product(
         s.uow(), s.clock, actor=Actor.user(viewer.id), sku=sku, name=name,
         description=description, price_cents=price_cents, initial_stock=initial_stock or 0,
@@ -83,7 +83,7 @@ async def update_product(ctx: RequestContext, *, id: str, name: str | None,
                          active: bool | None) -> Product:
     viewer = await ctx.require_admin()
     product_id = _existing_id(id, field="id")
-    s = ctx.services
+    s = ctx.deps
     return await catalog.update_product(
         s.uow(), s.clock, actor=Actor.user(viewer.id), product_id=product_id, name=name,
         description=description, price_cents=price_cents, active=active)
@@ -91,7 +91,7 @@ async def update_product(ctx: RequestContext, *, id: str, name: str | None,
 
 async def set_stock(ctx: RequestContext, *, product_id: str, available: int) -> Stock:
     viewer = await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     return await catalog.set_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
                                    product_id=_existing_id(product_id, field="productId"),
                                    available=available)
@@ -100,7 +100,7 @@ async def set_stock(ctx: RequestContext, *, product_id: str, available: int) -> 
 async def adjust_stock(ctx: RequestContext, *, product_id: str, delta: int,
                        reason: str | None) -> Stock:
     viewer = await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     return await catalog.adjust_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
                                       product_id=_existing_id(product_id, field="productId"),
                                       delta=delta, reason=reason)

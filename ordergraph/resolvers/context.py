@@ -17,7 +17,7 @@ __all__ = ["Deps", "Loaders", "PaymentSettings", "RequestContext"]
 class RequestContext:
     """One per HTTP request or WebSocket connection (Strawberry's `info.context`)."""
 
-    services: Deps
+    deps: Deps
     request_id: str
     authorization: str | None = None  # the "Bearer <jwt>" header or connection_init value
     client_address: str | None = None
@@ -35,10 +35,10 @@ class RequestContext:
         if self._loaders is None:
             if self._shared is not None:  # a live event's: made once, for all its subscribers
                 if "loaders" not in self._shared:
-                    self._shared["loaders"] = self.services.make_loaders()
+                    self._shared["loaders"] = self.deps.make_loaders()
                 self._loaders = self._shared["loaders"]
             else:
-                self._loaders = self.services.make_loaders()
+                self._loaders = self.deps.make_loaders()
                 if self._viewer is not None:  # read already: no second query for it
                     self._loaders.user.prime_many({self._viewer.id: self._viewer})
         return self._loaders
@@ -71,7 +71,7 @@ class RequestContext:
         if not self._viewer_loaded:
             token = self.token
             self._viewer = None if token is None else \
-                await user_for_token(self.services.reader, self.services.tokens, token)
+                await user_for_token(self.deps.reader, self.deps.tokens, token)
             self._viewer_loaded = True
             if self._viewer is not None and self._loaders is not None and self._shared is None:
                 self._loaders.user.prime_many({self._viewer.id: self._viewer})
@@ -82,7 +82,7 @@ class RequestContext:
         the connection's later answers use it too."""
         token = self.token
         viewer = None if token is None else \
-            await user_for_token(self.services.reader, self.services.tokens, token)
+            await user_for_token(self.deps.reader, self.deps.tokens, token)
         self._viewer, self._viewer_loaded = viewer, True
         return viewer
 
@@ -93,7 +93,7 @@ class RequestContext:
             return self._viewer.id if self._viewer else None
         try:
             token = self.token
-            return self.services.tokens.verify(token) if token else None
+            return self.deps.tokens.verify(token) if token else None
         except Unauthenticated:
             return None
 

@@ -12,11 +12,7 @@ from ordergraph.domain.model import Product, Stock, User
 from ordergraph.domain.ports import (
     AuditRecord,
     Clock,
-    LiveFeed,
-    LocalMailbox,
     Mailer,
-    Metrics,
-    NullMetrics,
     PasswordHasher,
     PaymentGateway,
     RateLimiter,
@@ -24,6 +20,7 @@ from ordergraph.domain.ports import (
     TokenIssuer,
     UnitOfWork,
 )
+from ordergraph.domain.ports_api import LiveFeed, LocalMailbox, Metrics, NullMetrics
 from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
 from ordergraph.domain.shipping import ShippingRates
 from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots

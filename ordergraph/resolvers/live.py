@@ -20,7 +20,8 @@ from typing import Any
 
 from ordergraph.domain.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, Stock, User, order_from_snapshot
-from ordergraph.domain.ports import LiveMessage, LiveSubscription, ReadStore
+from ordergraph.domain.ports import ReadStore
+from ordergraph.domain.ports_api import LiveMessage, LiveSubscription
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.live_access import LiveViewer
 from ordergraph.resolvers.pagination import parse_id
@@ -91,7 +92,7 @@ async def _shared(message: LiveMessage, key: Any, read: Callable[[], Awaitable[A
 
 def _order_snapshot(ctx: RequestContext, order: Order) -> OrderUpdate:
     return OrderUpdate(event_id=f"snapshot-{order.id}-{order.version}", type=SNAPSHOT,
-                       previous_status=None, order=order, at=ctx.services.clock.now())
+                       previous_status=None, order=order, at=ctx.deps.clock.now())
 
 
 async def _until_session_ends(ctx: RequestContext, viewer: User | None,
@@ -99,12 +100,12 @@ async def _until_session_ends(ctx: RequestContext, viewer: User | None,
     """The subscription's messages until the viewer's token expires (then UNAUTHENTICATED)."""
     expires_at = None
     if viewer is not None and ctx.token is not None:
-        expires_at = ctx.services.tokens.expires_at(ctx.token)
+        expires_at = ctx.deps.tokens.expires_at(ctx.token)
     if expires_at is None:
         async for message in subscription:
             yield message
         return
-    remaining = (expires_at - ctx.services.clock.now()).total_seconds()
+    remaining = (expires_at - ctx.deps.clock.now()).total_seconds()
     try:
         async with asyncio.timeout(max(remaining, 0)):
             async for message in subscription:
@@ -124,11 +125,11 @@ async def order_updates(ctx: RequestContext, *, id: str) -> AsyncIterator[OrderU
     order_id = parse_id(id)
     if order_id is None:
         raise not_found
-    with ctx.services.subscription_slots.taken(ctx):
+    with ctx.deps.subscription_slots.taken(ctx):
         # Listen before reading the snapshot, so no change can fall between the two.
-        async with ctx.services.live.subscribe(
+        async with ctx.deps.live.subscribe(
                 "orders", lambda payload: payload["order"]["id"] == order_id) as subscription:
-            order = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
+            order = (await ctx.deps.reader.orders_by_ids([order_id])).get(order_id)
             if order is None or not order.visible_to(viewer):
                 raise not_found
             seen_version = order.version
@@ -168,8 +169,8 @@ async def order_events(ctx: RequestContext, *,
         return (everyone or order["customer_id"] == viewer.id) and \
             (wanted_status is None or order["status"] == wanted_status)
 
-    with ctx.services.subscription_slots.taken(ctx):
-        async with ctx.services.live.subscribe("orders", wants) as subscription:
+    with ctx.deps.subscription_slots.taken(ctx):
+        async with ctx.deps.live.subscribe("orders", wants) as subscription:
             access = LiveViewer(ctx, viewer)
             async for message in _until_session_ends(ctx, viewer, subscription):
                 if _is_resync(message):
@@ -215,8 +216,8 @@ async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | Non
     def wants(payload: dict[str, Any]) -> bool:
         return wanted is None or payload["product_id"] in wanted
 
-    with ctx.services.subscription_slots.taken(ctx):
-        async with ctx.services.live.subscribe("stock", wants) as subscription:
+    with ctx.deps.subscription_slots.taken(ctx):
+        async with ctx.deps.live.subscribe("stock", wants) as subscription:
             for snapshot in await _stock_snapshots(ctx, viewer, wanted):
                 yield snapshot
             # Only now: every snapshot is out, so no change can go out before one.
@@ -230,14 +231,14 @@ async def stock_updates(ctx: RequestContext, *, product_ids: Sequence[str] | Non
                         yield snapshot
                     continue
                 if (current is None or not current.is_admin) and \
-                        not await _on_sale(ctx.services.reader, message):
+                        not await _on_sale(ctx.deps.reader, message):
                     continue
                 yield _stock_update(message)
 
 
 def _direct_stock(ctx: RequestContext, send: DirectSend) -> _DirectStock:
-    expires_at = ctx.services.tokens.expires_at(ctx.token) if ctx.token is not None else None
-    return _DirectStock(send, expires_at, ctx.services.clock, ctx.services.reader)
+    expires_at = ctx.deps.tokens.expires_at(ctx.token) if ctx.token is not None else None
+    return _DirectStock(send, expires_at, ctx.deps.clock, ctx.deps.reader)
 
 
 class _DirectStock:
@@ -282,7 +283,7 @@ class _DirectStock:
 async def _order_after_gap(ctx: RequestContext, message: LiveMessage,
                           order_id: int) -> Order | None:
     orders = await _shared(message, ("order", order_id),
-                           lambda: ctx.services.reader.orders_by_ids([order_id]))
+                           lambda: ctx.deps.reader.orders_by_ids([order_id]))
     return orders.get(order_id)
 
 
@@ -291,7 +292,7 @@ async def _newest_orders_after_gap(ctx: RequestContext, message: LiveMessage, vi
     """SNAPSHOTs of the newest orders an orderEvents subscription follows, oldest first."""
     customer_id = None if viewer.is_admin else viewer.id
     page = await _shared(message, ("orders", customer_id, status), lambda: (
-        ctx.services.reader.orders_page(first=RESYNC_ORDER_SNAPSHOTS, after_id=None,
+        ctx.deps.reader.orders_page(first=RESYNC_ORDER_SNAPSHOTS, after_id=None,
                                         status=status, customer_id=customer_id)))
     return [_order_snapshot(ctx, order) for order in reversed(page.items)
             if order.visible_to(viewer)]
@@ -301,7 +302,7 @@ async def _stock_snapshots(ctx: RequestContext, viewer: User | None, wanted: set
                            resync: LiveMessage | None = None) -> list[StockUpdate]:
     """The SNAPSHOTs a stock subscription starts with (or re-sends after a resync), in
     product order."""
-    reader = ctx.services.reader
+    reader = ctx.deps.reader
     if wanted is None:
         stocks = await (reader.all_stocks(limit=MAX_STOCK_SNAPSHOTS) if resync is None else
                         _shared(resync, "all_stocks",  # products on sale
@@ -312,7 +313,7 @@ async def _stock_snapshots(ctx: RequestContext, viewer: User | None, wanted: set
             ids = [pid for pid, product in (await reader.products_by_ids(ids)).items()
                    if product.active]
         stocks = list((await reader.stocks_by_product_ids(ids)).values()) if ids else []
-    now = ctx.services.clock.now()
+    now = ctx.deps.clock.now()
     snapshots = []
     for stock in sorted(stocks, key=lambda s: s.product_id):
         stamp = int(stock.updated_at.timestamp() * 1_000_000)

@@ -102,7 +102,7 @@ class LiveViewer:
     def _changes_heard(self) -> int:
         if self._viewer is None:
             return 0
-        return self._ctx.services.role_changes.count(self._viewer.id)
+        return self._ctx.deps.role_changes.count(self._viewer.id)
 
     async def current(self) -> User | None:
         """The viewer as they are now (at most one read per role change heard)."""

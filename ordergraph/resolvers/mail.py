@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from ordergraph.domain.errors import RateLimited
-from ordergraph.domain.ports import ReceivedMail
+from ordergraph.domain.ports_api import ReceivedMail
 from ordergraph.domain.services import auth
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import page_size
@@ -30,7 +30,7 @@ async def request_password_reset(ctx: RequestContext, *, email: str) -> bool:
 
 
 async def _request_password_reset(ctx: RequestContext, *, email: str) -> None:
-    s = ctx.services
+    s = ctx.deps
     if s.rate_limiter is not None:
         try:
             await s.rate_limiter.attempt([f"reset:ip:{ctx.client_address or 'unknown'}",
@@ -43,7 +43,7 @@ async def _request_password_reset(ctx: RequestContext, *, email: str) -> None:
 
 async def reset_password(ctx: RequestContext, *, token: str,
                          new_password: str) -> auth.Session:
-    s = ctx.services
+    s = ctx.deps
     return await auth.reset_password(s.uow(), s.passwords, s.tokens, s.clock, token=token,
                                      new_password=new_password)
 
@@ -51,7 +51,7 @@ async def reset_password(ctx: RequestContext, *, token: str,
 async def local_mailbox(ctx: RequestContext, *, first: int | None) -> list[ReceivedMail] | None:
     """What the local SMTP sink received, newest first; None unless in local mail mode."""
     await ctx.require_admin()
-    mailbox = ctx.services.local_mailbox
+    mailbox = ctx.deps.local_mailbox
     if mailbox is None:
         return None
     return mailbox.messages(limit=page_size(first, 50))

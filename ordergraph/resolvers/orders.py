@@ -20,7 +20,7 @@ ORDER_CURSOR = "order"
 async def my_orders(ctx: RequestContext, *, first: int | None, after: str | None,
                     status: OrderStatus | None) -> Connection[Order]:
     viewer = await ctx.require_user()
-    page = await ctx.services.reader.orders_page(
+    page = await ctx.deps.reader.orders_page(
         first=page_size(first, 20), after_id=decode_cursor(ORDER_CURSOR, after), status=status,
         customer_id=viewer.id)
     return Connection.from_page(ORDER_CURSOR, page)
@@ -34,7 +34,7 @@ async def orders(ctx: RequestContext, *, first: int | None, after: str | None,
         customer = parse_id(customer_id)
         if customer is None:
             raise ValidationFailed("customerId is not a user id.", field="customerId")
-    page = await ctx.services.reader.orders_page(
+    page = await ctx.deps.reader.orders_page(
         first=page_size(first, 20), after_id=decode_cursor(ORDER_CURSOR, after), status=status,
         customer_id=customer)
     return Connection.from_page(ORDER_CURSOR, page)
@@ -46,7 +46,7 @@ async def order(ctx: RequestContext, *, id: str) -> Order | None:
     order_id = parse_id(id)
     if order_id is None:
         return None
-    found = (await ctx.services.reader.orders_by_ids([order_id])).get(order_id)
+    found = (await ctx.deps.reader.orders_by_ids([order_id])).get(order_id)
     if found is None or not found.visible_to(viewer):
         return None
     return found
@@ -69,17 +69,17 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     try:
         ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
     except DomainError as error:
-        ctx.services.metrics.checkout(error.code)
+        ctx.deps.metrics.checkout(error.code)
         raise
     lines = []
     for index, (raw_product_id, quantity) in enumerate(items):
         product_id = parse_id(raw_product_id)
         if product_id is None:
-            ctx.services.metrics.checkout(NotFound.code)
+            ctx.deps.metrics.checkout(NotFound.code)
             raise NotFound(f"No product with id {raw_product_id!r}.",
                            field=f"items.{index}.productId")
         lines.append((product_id, quantity))
-    s = ctx.services
+    s = ctx.deps
     try:
         result = await checkout_service(
             s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
@@ -96,35 +96,35 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
 
 async def cancel_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
-    s = ctx.services
+    s = ctx.deps
     return await order_services.cancel_order(s.uow(), s.gateway, s.clock,
                                              order_id=_order_id(id), viewer=viewer)
 
 
 async def fulfil_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     return await order_services.fulfil_order(s.uow(), s.clock, order_id=_order_id(id),
                                              viewer=viewer)
 
 
 async def pay_order(ctx: RequestContext, *, id: str, payment_method_id: str) -> PayResult:
     viewer = await ctx.require_user()
-    s = ctx.services
+    s = ctx.deps
     return await payments.pay_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
                                     viewer=viewer, payment_method_id=payment_method_id)
 
 
 async def sync_payment(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
-    s = ctx.services
+    s = ctx.deps
     return await payments.sync_payment(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
                                        viewer=viewer)
 
 
 async def refund_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     return await refunds.refund_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
                                        viewer=viewer)
 

@@ -77,7 +77,7 @@ def _forecast(outlook: StockOutlook, elapsed_days: float) -> Forecast:
 async def sales_report(ctx: RequestContext, *, start: datetime, end: datetime,
                        granularity: Granularity) -> SalesReport:
     await ctx.require_admin()
-    s = ctx.services
+    s = ctx.deps
     window = SalesWindow.checked(start, end, granularity, s.currency)
     figures = await s.reader.sales_report(window)
     elapsed = window.elapsed_days(s.clock.now())

@@ -25,7 +25,7 @@ def parse_address(fields: AddressFields | None, *, field_prefix: str) -> Address
 
 
 def rates(ctx: RequestContext) -> ShippingRates:
-    return ctx.services.shipping
+    return ctx.deps.shipping
 
 
 async def default_address(ctx: RequestContext, user_id: int) -> Address | None:
@@ -33,13 +33,13 @@ async def default_address(ctx: RequestContext, user_id: int) -> Address | None:
     viewer = await ctx.viewer()
     if viewer is None or viewer.id != user_id:
         return None
-    return await ctx.services.reader.default_address(user_id)
+    return await ctx.deps.reader.default_address(user_id)
 
 
 async def update_default_address(ctx: RequestContext, *,
                                  fields: AddressFields | None) -> User:
     viewer = await ctx.require_user()
     address = parse_address(fields, field_prefix="address")
-    s = ctx.services
+    s = ctx.deps
     return await addresses.update_default_address(s.uow(), s.clock, user_id=viewer.id,
                                                   address=address)

@@ -91,9 +91,9 @@ class OperationRecorder(SchemaExtension):
         context = execution.context
         outcome = _outcome(execution.result)
         name = execution.operation_name
-        services = getattr(context, "services", None)
-        if services is not None:
-            services.metrics.graphql(name, outcome, seconds)
+        deps = getattr(context, "deps", None)
+        if deps is not None:
+            deps.metrics.graphql(name, outcome, seconds)
         request = getattr(context, "request", None)
         scope = getattr(request, "scope", None)
         if scope is not None:

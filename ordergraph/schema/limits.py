@@ -30,7 +30,10 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-PAGE_CAP = 100  # `first` is capped here by the resolvers; a variable is assumed to be the cap
+from ordergraph.resolvers.pagination import MAX_PAGE_SIZE
+
+# `first` is capped by the resolvers at MAX_PAGE_SIZE; a variable is assumed to be the cap.
+PAGE_CAP = MAX_PAGE_SIZE
 CONNECTION_DEFAULTS = {"products": 20, "myOrders": 20, "orders": 20, "inventory": 50,
                        "auditLog": 50}
 LIMIT_CODE = "QUERY_TOO_COMPLEX"

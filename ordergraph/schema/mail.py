@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from ordergraph.domain.ports import ReceivedMail
+from ordergraph.domain.ports_api import ReceivedMail
 
 
 @strawberry.type(description="The same for every email, known or not (no account oracle).")

@@ -8,19 +8,6 @@ from strawberry import UNSET
 from ordergraph.resolvers import accounts, catalog, mail, orders
 from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.schema.enums import Role
-from ordergraph.schema.errors import (
-    EmailTakenError,
-    IdempotencyConflictError,
-    InsufficientStockError,
-    InvalidCredentialsError,
-    InvalidTokenError,
-    InvalidTransitionError,
-    NotFoundError,
-    PaymentError,
-    RateLimitedError,
-    TooManyOpenOrdersError,
-    ValidationError,
-)
 from ordergraph.schema.inputs import (
     AddressInput,
     CheckoutInput,
@@ -46,13 +33,18 @@ from ordergraph.schema.results import (
     UserPayload,
     UserResult,
     as_result,
+    errors_of,
 )
 from ordergraph.schema.types import Info, Order, Product, Stock, User, opt
 
-AUTH_ERRORS = (ValidationError, EmailTakenError, InvalidCredentialsError, RateLimitedError)
-CHECKOUT_ERRORS = (ValidationError, NotFoundError, InsufficientStockError,
-                   IdempotencyConflictError, PaymentError, TooManyOpenOrdersError)
-ORDER_ERRORS = (NotFoundError, InvalidTransitionError, PaymentError)
+# The failures each mutation returns as data, from its result union (schema/results.py).
+AUTH_ERRORS = errors_of(AuthResult)
+PRODUCT_ERRORS = errors_of(ProductResult)
+STOCK_ERRORS = errors_of(StockResult)
+CHECKOUT_ERRORS = errors_of(CheckoutResult)
+ORDER_ERRORS = errors_of(OrderResult)
+PAY_ORDER_ERRORS = errors_of(PayOrderResult)
+USER_ERRORS = errors_of(UserResult)
 
 
 def _session(session: object) -> AuthPayload:
@@ -96,7 +88,7 @@ class Mutation:
     async def reset_password(self, info: Info, token: str, new_password: str) -> AuthResult:
         return await as_result(
             mail.reset_password(info.context, token=token, new_password=new_password),
-            _session, ValidationError, InvalidTokenError)
+            _session, *AUTH_ERRORS)
 
     @strawberry.mutation(description="Add a product with its initial stock. Admins.",
                          permission_classes=[IsAdmin])
@@ -108,7 +100,7 @@ class Mutation:
                                    initial_stock=opt(input.initial_stock),
                                    active=opt(input.active)),
             lambda product: ProductPayload(product=Product.of(product)),
-            ValidationError, NotFoundError)
+            *PRODUCT_ERRORS)
 
     @strawberry.mutation(description="Change a product; `active: false` hides it. Admins.",
                          permission_classes=[IsAdmin])
@@ -119,7 +111,7 @@ class Mutation:
                                    description=opt(input.description),
                                    price_cents=opt(input.price_cents), active=opt(input.active)),
             lambda product: ProductPayload(product=Product.of(product)),
-            ValidationError, NotFoundError)
+            *PRODUCT_ERRORS)
 
     @strawberry.mutation(description="Set the units on sale to an absolute number >= 0. Admins.",
                          permission_classes=[IsAdmin])
@@ -127,7 +119,7 @@ class Mutation:
                         available: int) -> StockResult:
         return await as_result(
             catalog.set_stock(info.context, product_id=product_id, available=available),
-            lambda stock: StockPayload(stock=Stock.of(stock)), ValidationError, NotFoundError)
+            lambda stock: StockPayload(stock=Stock.of(stock)), *STOCK_ERRORS)
 
     @strawberry.mutation(description="Add or remove units on sale, atomically; never below "
                                      "zero. Admins.",
@@ -137,7 +129,7 @@ class Mutation:
         return await as_result(
             catalog.adjust_stock(info.context, product_id=product_id, delta=delta,
                                  reason=opt(reason)),
-            lambda stock: StockPayload(stock=Stock.of(stock)), ValidationError, NotFoundError)
+            lambda stock: StockPayload(stock=Stock.of(stock)), *STOCK_ERRORS)
 
     @strawberry.mutation(description="Order the cart: stock is reserved atomically and a "
                                      "payment opened. Logged in.",
@@ -168,7 +160,7 @@ class Mutation:
             lambda paid: PayOrderPayload(order=Order.of(paid.order),
                                          requires_action=paid.requires_action,
                                          client_secret=paid.client_secret),
-            *ORDER_ERRORS)
+            *PAY_ORDER_ERRORS)
 
     @strawberry.mutation(description="Read the payment's status from the provider now and "
                                      "apply it (a missed webhook). Owner or admin.",
@@ -193,11 +185,11 @@ class Mutation:
                                      address: AddressInput | None) -> UserResult:
         return await as_result(
             shipping_fields.update_default_address(info.context, fields=_address(address)),
-            lambda user: UserPayload(user=User.of(user)), NotFoundError, ValidationError)
+            lambda user: UserPayload(user=User.of(user)), *USER_ERRORS)
 
     @strawberry.mutation(description="Make a user a CUSTOMER or an ADMIN. Admins.",
                          permission_classes=[IsAdmin])
     async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> UserResult:
         return await as_result(
             accounts.set_user_role(info.context, user_id=user_id, role=role),
-            lambda user: UserPayload(user=User.of(user)), NotFoundError, ValidationError)
+            lambda user: UserPayload(user=User.of(user)), *USER_ERRORS)

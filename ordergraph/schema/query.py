@@ -10,18 +10,16 @@ from strawberry import UNSET
 
 from ordergraph.resolvers import accounts, catalog, mail, orders, sales
 from ordergraph.resolvers import shipping as shipping_fields
+from ordergraph.schema.connections import AuditEntryConnection, OrderConnection, ProductConnection
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.mail import LocalMail
 from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
 from ordergraph.schema.sales import Granularity, SalesReport
 from ordergraph.schema.types import (
-    AuditEntryConnection,
     Info,
     Order,
-    OrderConnection,
     PaymentConfig,
     Product,
-    ProductConnection,
     ShippingRates,
     User,
     opt,
@@ -103,7 +101,7 @@ class Query:
     @strawberry.field(description="What shipping costs, to show before paying. Public.")
     def shipping_rates(self, info: Info) -> ShippingRates:
         return ShippingRates.of(shipping_fields.rates(info.context),
-                                info.context.services.currency)
+                                info.context.deps.currency)
     @strawberry.field(description="What the local SMTP sink received, newest first: local "
                                   "mail mode only (no SMTP_URL, never in production), null "
                                   "otherwise. Admins.",
@@ -114,4 +112,4 @@ class Query:
 
     @strawberry.field(description="Which Stripe.js to load and with which key. Public.")
     def payment_config(self, info: Info) -> PaymentConfig:
-        return PaymentConfig.of(info.context.services.payment)
+        return PaymentConfig.of(info.context.deps.payment)

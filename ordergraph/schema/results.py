@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import strawberry
 
@@ -20,6 +20,7 @@ from ordergraph.schema.errors import (
     PaymentError,
     RateLimitedError,
     TooManyOpenOrdersError,
+    UserError,
     ValidationError,
     to_user_error,
 )
@@ -90,6 +91,14 @@ PayOrderResult = Annotated[
     strawberry.union("PayOrderResult")]
 UserResult = Annotated[UserPayload | NotFoundError | ValidationError,
                        strawberry.union("UserResult")]
+
+
+def errors_of(result: Any) -> tuple[type[UserError], ...]:
+    """The error types of a result union (`Annotated[Payload | ...Error, union]`): the failures
+    a mutation returns as data, read from the union so the two cannot disagree."""
+    members = get_args(get_args(result)[0])
+    return tuple(member for member in members
+                 if isinstance(member, type) and issubclass(member, UserError))
 
 
 async def as_result(call: Awaitable[T], payload: Callable[[T], R],

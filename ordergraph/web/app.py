@@ -62,27 +62,27 @@ async def _running(app: Starlette, settings: Settings, overrides: Overrides
     tracing = app.state.tracing
     async with open_adapters(settings, overrides, server=True, metrics=app.state.metrics,
                              tracing=tracing) as adapters:
-        services = build_deps(settings, adapters, overrides, make_loaders=make_loaders)
+        deps = build_deps(settings, adapters, overrides, make_loaders=make_loaders)
         learning = None if adapters.installation_id is not None else \
-            asyncio.create_task(learn_installation_id(settings, adapters, services))
+            asyncio.create_task(learn_installation_id(settings, adapters, deps))
         # Role changes from every instance: live subscribers' rights are re-checked on the
         # next event (a demoted admin stops seeing everyone's orders at once).
         assert adapters.hub is not None
         adapters.hub.on_event("users",
-                              lambda change: services.role_changes.heard(int(change["user_id"])))
+                              lambda change: deps.role_changes.heard(int(change["user_id"])))
         # Anonymous catalog reads are answered from memory until a stock or product change.
         hub = adapters.hub
         app.state.response_cache = ResponseCache(
             hearing=lambda: hub.reconnects if hub.healthy else None)
         hub.on_change({"stock", "products"}, app.state.response_cache.invalidate)
-        app.state.engine, app.state.hub, app.state.services = \
-            adapters.engine, adapters.hub, services
+        app.state.engine, app.state.hub, app.state.deps = \
+            adapters.engine, adapters.hub, deps
         stop_metrics = None if settings.metrics_port is None else \
             serve_metrics(settings.host, settings.metrics_port, settings.metrics_token)
         run_mail = overrides.run_sweeper if overrides.run_mail_sender is None \
             else overrides.run_mail_sender
         try:
-            async with background(services, settings.sweep_interval,
+            async with background(deps, settings.sweep_interval,
                                   sweeper=overrides.run_sweeper, mail=run_mail):
                 yield
         finally:
@@ -120,7 +120,7 @@ async def readyz(request: Request) -> JSONResponse:
     that only pauses live updates. The details say what is wrong."""
     checks = {"database": "up", "broadcast": "up"}
     try:
-        await request.app.state.services.reader.ping()
+        await request.app.state.deps.reader.ping()
     except Exception as error:
         log.warning("not ready: database: %s", error)
         checks["database"] = "down"

@@ -17,25 +17,25 @@ from ordergraph.schema.context import Deps
 log = logging.getLogger(__name__)
 
 
-async def run_sweeper(services: Deps, interval: timedelta) -> None:
+async def run_sweeper(deps: Deps, interval: timedelta) -> None:
     """Sweep now and then every `interval`, until cancelled. A failed pass is logged, and the
     next one runs as usual."""
     while True:
         try:
-            report = await sweep(services.uow(), services.gateway, services.clock)
+            report = await sweep(deps.uow(), deps.gateway, deps.clock)
         except ServiceUnavailable:
             # The outage itself is logged once (ordergraph.db.outage); the next pass retries.
             log.info("sweep skipped: database unavailable")
-            services.metrics.sweep(changed={}, failed=True)
+            deps.metrics.sweep(changed={}, failed=True)
         except Exception:
             log.exception("sweep failed")
-            services.metrics.sweep(changed={}, failed=True)
+            deps.metrics.sweep(changed={}, failed=True)
         else:
             if report.changed or report.errors:
                 log.info("sweep: %d expired, %d paid at expiry, %d abandoned, %d refunds; "
                          "errors: %s", report.expired, report.paid_at_expiry, report.abandoned,
                          report.refunds_retried, report.errors or "none")
-            services.metrics.sweep(changed={
+            deps.metrics.sweep(changed={
                 "expired": report.expired, "paid_at_expiry": report.paid_at_expiry,
                 "abandoned": report.abandoned, "refunds": report.refunds_retried},
                 failed=bool(report.errors))
@@ -47,12 +47,12 @@ async def run_sweeper(services: Deps, interval: timedelta) -> None:
 MAIL_POLL_SECONDS = 1.0
 
 
-async def run_mail_sender(services: Deps, mailer: Mailer,
+async def run_mail_sender(deps: Deps, mailer: Mailer,
                           poll_seconds: float = MAIL_POLL_SECONDS) -> None:
     """Deliver due email, then wait `poll_seconds`, until cancelled."""
     while True:
         try:
-            report = await deliver_mail(services.uow(), mailer, services.clock)
+            report = await deliver_mail(deps.uow(), mailer, deps.clock)
         except ServiceUnavailable:
             log.info("mail delivery skipped: database unavailable")
         except Exception:
@@ -65,13 +65,13 @@ async def run_mail_sender(services: Deps, mailer: Mailer,
 
 
 @contextlib.asynccontextmanager
-async def background(services: Deps, interval: timedelta, *, sweeper: bool = True,
+async def background(deps: Deps, interval: timedelta, *, sweeper: bool = True,
                      mail: bool = True) -> AsyncIterator[list[asyncio.Task]]:
     tasks = []
     if sweeper:
-        tasks.append(asyncio.create_task(run_sweeper(services, interval), name="sweeper"))
-    if mail and services.mailer is not None:
-        tasks.append(asyncio.create_task(run_mail_sender(services, services.mailer),
+        tasks.append(asyncio.create_task(run_sweeper(deps, interval), name="sweeper"))
+    if mail and deps.mailer is not None:
+        tasks.append(asyncio.create_task(run_mail_sender(deps, deps.mailer),
                                          name="mail-sender"))
     try:
         yield tasks

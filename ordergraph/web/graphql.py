@@ -122,7 +122,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if cache is None:
             await super().__call__(scope, receive, send)
             return
-        metrics = scope["app"].state.services.metrics
+        metrics = scope["app"].state.deps.metrics
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await GraphQL.__call__(self, scope, receive, send)
@@ -132,9 +132,9 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
-        services: Deps = request.app.state.services
+        deps: Deps = request.app.state.deps
         return RequestContext(
-            services=services,
+            deps=deps,
             request_id=request_id_of(request.scope),
             authorization=request.headers.get("authorization"),
             client_address=request.client.host if request.client else None,

@@ -16,41 +16,41 @@ from ordergraph.schema.context import Deps
 log = logging.getLogger(__name__)
 
 async def stripe_webhook(request: Request) -> JSONResponse:
-    services: Deps = request.app.state.services
-    secret = services.payment.webhook_secret
+    deps: Deps = request.app.state.deps
+    secret = deps.payment.webhook_secret
     if not secret:
         log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
         return JSONResponse({"error": "webhooks are not configured"}, status_code=503)
-    if services.installation_id is None:
+    if deps.installation_id is None:
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     # BodyLimitMiddleware answers 413 for bodies over 1 MiB before they are read whole.
     body = await request.body()
     try:
         event_id, event_type, update = parse_event(
             body, request.headers.get("stripe-signature"), secret,
-            installation_id=services.installation_id)
+            installation_id=deps.installation_id)
     except InvalidWebhook as error:
         log.warning("refused a webhook: %s", error)
-        services.metrics.webhook("unverified", "refused")
+        deps.metrics.webhook("unverified", "refused")
         return JSONResponse({"error": str(error)}, status_code=400)
     if update is None:
-        services.metrics.webhook(event_type, "ignored")
+        deps.metrics.webhook(event_type, "ignored")
         return JSONResponse({"received": True, "handled": False, "type": event_type})
     try:
-        settlement = await settle_payment(services.uow(), services.gateway, services.clock,
+        settlement = await settle_payment(deps.uow(), deps.gateway, deps.clock,
                                           update, actor=PAYMENT_PROVIDER)
     except ServiceUnavailable as outage:
         # The database is away (logged once per outage): one line, and Stripe retries.
         log.info("webhook %s (%s) not applied: database unavailable", event_id, event_type)
-        services.metrics.webhook(event_type, "error")
+        deps.metrics.webhook(event_type, "error")
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
                             headers={"Retry-After": str(outage.retry_after_seconds)})
     except Exception:
         # Never acknowledge what we could not apply: Stripe retries non-2xx deliveries.
         log.exception("webhook %s (%s) failed; asking Stripe to retry", event_id, event_type)
-        services.metrics.webhook(event_type, "error")
+        deps.metrics.webhook(event_type, "error")
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     log.info("webhook %s %s: %s", event_id, event_type, settlement.outcome.value)
-    services.metrics.webhook(event_type, settlement.outcome.value)
+    deps.metrics.webhook(event_type, settlement.outcome.value)
     return JSONResponse({"received": True, "handled": True, "type": event_type,
                          "outcome": settlement.outcome.value})

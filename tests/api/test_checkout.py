@@ -65,7 +65,7 @@ async def test_checkout_reserves_stock_and_opens_a_payment(api: Api, admin: str)
     assert await stock(api, mouse, admin) == (2, 1)
 
     # The intent at the provider matches the order.
-    intent = await api.services.gateway.retrieve_intent(order["payment"]["intentId"])
+    intent = await api.deps.gateway.retrieve_intent(order["payment"]["intentId"])
     assert (intent.amount, intent.currency, intent.order_id) == (37997, "usd", int(order["id"]))
 
     # Audit rows and ledger in the same transaction as the change.

@@ -48,7 +48,7 @@ async def order_status(api: Api, order_id: str, token: str) -> str:
 
 
 async def run_sweep(api: Api):
-    s = api.services
+    s = api.deps
     return await sweep(s.uow(), s.gateway, s.clock)
 
 
@@ -123,7 +123,7 @@ async def test_abandoned_checkouts_expire_with_their_reservation(timed_api: Api,
     stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
     assert stock == {"available": 5, "reserved": 0}
     # The intent opened for it (found again by its idempotency key) can no longer be paid.
-    found = await api.services.gateway.retrieve_intent(intent_id)
+    found = await api.deps.gateway.retrieve_intent(intent_id)
     assert found.status == "canceled"
 
 

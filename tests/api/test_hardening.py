@@ -208,7 +208,7 @@ async def test_throttling_is_shared_by_instances_through_redis(
     settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
                             broadcast_url="redis://127.0.0.1:6379", broadcast_prefix=prefix)
     async with running_api(settings) as first, running_api(settings) as second:
-        assert isinstance(first.services.rate_limiter, RedisRateLimiter)
+        assert isinstance(first.deps.rate_limiter, RedisRateLimiter)
         await first.register("shared@example.com", "correct-password")
         for instance in [first, second, first, second, first, second]:
             await login(instance, "shared@example.com", "wrong")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from ordergraph.adapters.live import STOCK_COALESCE_SECONDS
+from ordergraph.adapters.live_fanout import STOCK_COALESCE_SECONDS
 from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.resolvers.live_access import (
     MAX_SUBSCRIPTIONS_PER_ADDRESS,

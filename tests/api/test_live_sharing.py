@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ordergraph.adapters import live as live_hub
+from ordergraph.adapters import live_fanout as live_hub
 from ordergraph.adapters.localstripe import LocalStripe
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.schema import live_execution

@@ -37,7 +37,7 @@ MAILBOX = "query Mail($first: Int) { localMailbox(first: $first) { id from to su
 
 
 async def deliver(api: Api):
-    s = api.services
+    s = api.deps
     return await deliver_mail(s.uow(), s.mailer, s.clock)
 
 
@@ -170,7 +170,7 @@ async def test_an_expired_order_tells_the_customer(timed_api: Api, clock: Offset
     token = await api.register("late@example.com")
     order = (await api.checkout(token, [(product, 1)]))["order"]
     clock.advance(timedelta(minutes=16))
-    s = api.services
+    s = api.deps
     assert (await sweep(s.uow(), s.gateway, s.clock)).expired == 1
 
     assert (await deliver(api)).sent == 1
@@ -183,7 +183,7 @@ async def test_a_failed_checkout_sends_nothing(api: Api, admin: str) -> None:
     """CREATED -> CANCELLED (the provider failed, said on the spot): no email."""
     product = await api.create_product(admin, sku="nope")
     token = await api.register("quiet@example.com")
-    await api.services.gateway.aclose()  # the provider is unreachable from now on
+    await api.deps.gateway.aclose()  # the provider is unreachable from now on
     result = await api.checkout(token, [(product, 1)])
     assert result["code"] == "PAYMENT_PROVIDER_ERROR"
     assert outbox(api.settings.database_url) == []
@@ -208,7 +208,7 @@ async def test_two_senders_at_once_never_send_one_email_twice(api: Api, admin: s
         await api.register(f"reader{i}@example.com")
         await api.gql("mutation($e: String!) { requestPasswordReset(email: $e) { ok } }",
                       {"e": f"reader{i}@example.com"})
-    s = api.services
+    s = api.deps
     mailer = Recording(s.mailer)
 
     reports = await asyncio.gather(*[deliver_mail(s.uow(), mailer, s.clock, batch=8)
@@ -231,7 +231,7 @@ async def test_a_send_that_fails_is_retried_with_backoff(timed_api: Api,
     admin = await api.create_admin()
     await api.register("patient@example.com")
     await api.gql('mutation { requestPasswordReset(email: "patient@example.com") { ok } }')
-    s = api.services
+    s = api.deps
     down = SmtpMailer(f"smtp://127.0.0.1:{free_port()}", sender="shop@example.com",
                       public_url="http://shop.test")  # nothing listens there
 
@@ -271,7 +271,7 @@ async def test_the_mailbox_is_for_admins_and_local_mode_only(
                         smtp_url="smtp://mail.example.com:587")
     async with running_api(real) as shop:
         boss = await shop.create_admin("boss2@example.com")
-        assert shop.services.local_mailbox is None
+        assert shop.deps.local_mailbox is None
         assert (await shop.gql(MAILBOX, token=boss))["localMailbox"] is None
 
 
@@ -350,7 +350,7 @@ async def test_a_hung_send_is_cut_off_within_its_lease(
         await api.register(f"{name}@example.com")
         await api.gql("mutation($e: String!) { requestPasswordReset(email: $e) { ok } }",
                       {"e": f"{name}@example.com"})
-    s = api.services
+    s = api.deps
     started = time.monotonic()
     report = await deliver_mail(s.uow(), Hanging(), s.clock)
     assert time.monotonic() - started < 1
@@ -366,7 +366,7 @@ async def test_local_mode_on_sqlite(sqlite_url: str, stripe_emulator: LocalStrip
         admin = await api.create_admin()
         old = await api.register("lite@example.com")
         await api.gql('mutation { requestPasswordReset(email: "lite@example.com") { ok } }')
-        s = api.services
+        s = api.deps
         reports = await asyncio.gather(deliver_mail(s.uow(), s.mailer, s.clock),
                                        deliver_mail(s.uow(), s.mailer, s.clock))
         assert sorted(r.sent for r in reports) == [0, 1]

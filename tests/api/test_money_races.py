@@ -93,7 +93,7 @@ async def paid_order(api: Api, admin: str, customer_side: Customer, *, sku: str,
 
 
 def run_sweep(api: Api, **kwargs: object):  # type: ignore[no-untyped-def]
-    s = api.services
+    s = api.deps
     return sweep(s.uow(), s.gateway, s.clock, **kwargs)  # type: ignore[arg-type]
 
 
@@ -275,7 +275,7 @@ async def test_two_shops_on_one_account_ignore_each_others_payments(
     base = stripe_emulator.api_base
     async with running_api(settings_for(pg_url, stripe_api_base=base)) as shop_a, \
             running_api(settings_for(fresh_pg_database, stripe_api_base=base)) as shop_b:
-        assert shop_a.services.installation_id != shop_b.services.installation_id
+        assert shop_a.deps.installation_id != shop_b.deps.installation_id
         orders = []
         for shop in (shop_a, shop_b):
             admin = await shop.create_admin()

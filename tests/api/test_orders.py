@@ -54,7 +54,7 @@ async def test_owner_cancels_and_stock_is_released_exactly_once(api: Api, admin:
     stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
     assert stock == {"available": 5, "reserved": 0}
     assert stock_invariant_violations(api.settings.database_url, {int(product): 5}) == []
-    intent = await api.services.gateway.retrieve_intent(order["payment"]["intentId"])
+    intent = await api.deps.gateway.retrieve_intent(order["payment"]["intentId"])
     assert intent.status == "canceled"
 
 

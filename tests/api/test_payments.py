@@ -187,4 +187,4 @@ async def test_emulator_rejects_nothing_we_send(api: Api, admin: str,
     intent = await customer_side.intent(order["payment"]["intentId"])
     assert (intent["amount"], intent["currency"]) == (7500, "usd")
     assert intent["metadata"] == {"order_id": order["id"],
-                                  "installation": api.services.installation_id}
+                                  "installation": api.deps.installation_id}

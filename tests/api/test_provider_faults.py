@@ -194,7 +194,7 @@ async def test_an_intent_the_provider_forgot_closes_its_order_once(
     assert answer["order"]["status"] == "CANCELLED"
 
     clock.advance(timedelta(minutes=16))
-    s = api.services
+    s = api.deps
     report = await sweep(s.uow(), s.gateway, s.clock)
     assert (report.expired, report.errors) == (1, [])
     assert (await sweep(s.uow(), s.gateway, s.clock)).errors == []  # nothing left to retry

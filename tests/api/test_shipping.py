@@ -137,7 +137,7 @@ async def test_the_totals_are_subtotal_plus_shipping(
     subtotal = price * quantity
     assert (order["subtotal"]["amount"], order["shipping"]["amount"],
             order["total"]["amount"]) == (subtotal, shipping, subtotal + shipping)
-    intent = await api.services.gateway.retrieve_intent(order["payment"]["intentId"])
+    intent = await api.deps.gateway.retrieve_intent(order["payment"]["intentId"])
     assert intent.amount == subtotal + shipping
     assert rows(api.settings.database_url,
                 "SELECT subtotal_cents, shipping_cents, total_cents FROM orders") == \

@@ -210,7 +210,7 @@ class ChaosMachine(RuleBasedStateMachine):
     @initialize(stocks=st.tuples(st.integers(4, 9), st.integers(2, 6)))
     def shop(self, stocks: tuple[int, int]) -> None:
         async def setup() -> None:
-            s = self.world.services
+            s = self.world.deps
             for name, role in USERS.items():
                 await create_user(s.uow(), s.passwords, s.clock, email=f"{name}@chaos.test",
                                   password=PASSWORD, name=name, role=role, actor=None)

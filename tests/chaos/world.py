@@ -163,11 +163,11 @@ class World:
     # ---- helpers the rules share ------------------------------------------------------
 
     @property
-    def services(self) -> Any:
-        return self.api.services
+    def deps(self) -> Any:
+        return self.api.deps
 
     async def sweep(self) -> Any:
         from ordergraph.domain.services.sweeper import sweep
 
-        s = self.services
+        s = self.deps
         return await sweep(s.uow(), s.gateway, s.clock)

@@ -16,8 +16,9 @@ from broadcaster import Broadcast
 
 from ordergraph.adapters import live as live_module
 from ordergraph.adapters.broadcast import SubscribeFirstRedisBackend, create_broadcast
-from ordergraph.adapters.live import LiveHub, SubscriberOverflow
-from ordergraph.domain.ports import LiveMessage
+from ordergraph.adapters.live import LiveHub
+from ordergraph.adapters.live_fanout import SubscriberOverflow
+from ordergraph.domain.ports_api import LiveMessage
 
 REDIS_URL = "redis://127.0.0.1:6379"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ordergraph.settings import Settings, SettingsError, normalise_database_url
+from ordergraph.setting_values import normalise_database_url
+from ordergraph.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize(("given", "used"), [

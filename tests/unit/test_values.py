@@ -8,7 +8,8 @@ import pytest
 
 from ordergraph.domain.errors import InsufficientStock, ValidationFailed
 from ordergraph.domain.model import SYSTEM, Cart, Money, Stock, normalise_email
-from ordergraph.settings import Settings, SettingsError, parse_duration
+from ordergraph.setting_values import parse_duration
+from ordergraph.settings import Settings, SettingsError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
-from ordergraph.domain.ports import ReceivedMail
+from ordergraph.domain.ports_api import ReceivedMail
 
 log = logging.getLogger(__name__)
 

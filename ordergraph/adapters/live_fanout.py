@@ -1,0 +1,312 @@
+"""The live hub's fan-out: each subscriber's bounded backlog, and the queue that offers every
+event to the interested subscribers in batches, in the order the hub heard them.
+
+`adapters/live.py` (the hub) owns the broadcast connection and hands each event it hears or
+publishes to one `Fanout`; a slow subscriber overflows its own backlog (and is told to
+resubscribe), it never holds up others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from ordergraph.adapters import metrics
+from ordergraph.domain.ports_api import LiveMessage
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+# A product's stock changes reach its subscribers at most this often (the first at once, then
+# the latest level at the end of each interval): during a flash sale every checkout changes
+# the hot product's stock, and fanning each change out to every watcher would starve the
+# checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
+STOCK_COALESCE_SECONDS = 0.25
+# One event reaches this many subscribers per turn of the event loop; the rest are offered on
+# the next turns, in order. Each subscriber offered an event runs its whole send on the loop
+# (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
+# for as long (bench/RESULTS.md, flash sale): in batches, checkouts run between them.
+DELIVERY_BATCH = 50
+DELIVERY_PAUSE = 0.0  # seconds between batches (tests slow a fan-out down with it)
+
+# What a subscriber receives when events may have been missed: a message whose payload's
+# "kind" (beside the events' own "order", "stock", "user") says: re-read what you show. One
+# message per round, so its `cache` lets the subscribers of a process share those reads.
+RESYNC_KIND = "resync"
+
+
+def _is_resync(item: object) -> bool:
+    return isinstance(item, LiveMessage) and item.payload.get("kind") == RESYNC_KIND
+
+
+# (message, done) -> whether it was taken; see Subscription.deliver_directly. done(message)
+# hands the message back to the reader (the direct way turned out impossible).
+DirectDelivery = Callable[[LiveMessage, Callable[..., None]], bool]
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell too far behind; it should resubscribe (and refetch)."""
+
+
+_OVERFLOW = object()
+_CLOSED = object()
+
+
+class Subscription:
+    """One subscriber's bounded backlog of the events it wants.
+
+    A deque and one waiter rather than an asyncio.Queue: a thousand idle subscribers each
+    holding a queue's four deques and an event cost more memory than everything else they
+    hold (bench/RESULTS.md).
+    """
+
+    __slots__ = ("_backlog", "_busy", "_direct", "_size", "_waiter", "wants")
+
+    def __init__(self, wants: Callable[[dict[str, Any]], bool], size: int) -> None:
+        self.wants = wants
+        self._size = size
+        self._backlog: deque[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        # A message being handled (its reader resumes, or a direct send is out): the next
+        # waits in the backlog, so this subscriber's messages never overtake each other.
+        self._busy = False
+        self._direct: DirectDelivery | None = None
+
+    def deliver_directly(self, handler: DirectDelivery | None) -> None:
+        """From now on offer each message to `handler(message, done)` first, when nothing is
+        in the backlog or on its way: it returns True when it took the message (and calls
+        `done()` once the message is out, or dropped on purpose, or `done(message)` to hand
+        it to the reader after all), False to leave it to the reader (the usual way). The
+        reader must be past everything it sent before."""
+        self._direct = handler
+
+    def _sent(self, undelivered: LiveMessage | None = None) -> None:
+        """The direct delivery is over; `undelivered`: it could not be made after all, so
+        the reader gets the message the usual way, before anything that came since."""
+        self._busy = False
+        if undelivered is not None and not (self._backlog and self._backlog[0] in
+                                            (_OVERFLOW, _CLOSED)):
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.appendleft(undelivered)
+        if self._backlog:
+            self._wake()
+
+    def offer(self, message: LiveMessage) -> None:
+        if self._direct is not None and not self._busy and not self._backlog:
+            self._busy = True
+            try:
+                taken = self._direct(message, self._sent)
+            except Exception:
+                log.exception("a direct live delivery failed")
+                taken = False
+            if taken:
+                return
+            self._busy = False
+        if self._backlog is None:
+            self._backlog = deque()
+        if len(self._backlog) >= self._size:
+            # Never wait for a slow reader: drop its backlog and tell it to start over.
+            self._replace_backlog(_OVERFLOW)
+            return
+        self._backlog.append(message)
+        self._wake()
+
+    def resync(self, message: LiveMessage) -> None:
+        """Events may have been missed: have the reader re-read (once, however often asked)."""
+        if self._backlog is not None and any(_is_resync(item) for item in self._backlog):
+            return
+        self.offer(message)
+
+    def close(self) -> None:
+        """End the stream (the server is shutting down): the client sees it complete."""
+        self._replace_backlog(_CLOSED)
+
+    def _replace_backlog(self, item: object) -> None:
+        self._backlog = deque([item])
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def __aiter__(self) -> AsyncIterator[LiveMessage]:
+        while True:
+            while not self._backlog or (self._busy and self._backlog[0] is not _CLOSED):
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            item = self._backlog.popleft()
+            if item is _CLOSED:
+                return
+            if item is _OVERFLOW:
+                raise SubscriberOverflow("Too many updates were missed; subscribe again.")
+            if self._direct is None:
+                yield item
+                continue
+            self._busy = True
+            yield item  # the reader resumes this once it has sent what the item became
+            self._busy = False
+
+
+
+class Fanout:
+    """This process's subscribers by topic, the listeners that hear each event first, and the
+    queue of fan-outs still to be offered."""
+
+    def __init__(self, topics: Iterable[str], *, queue_size: int = QUEUE_SIZE,
+                 stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS) -> None:
+        self._queue_size = queue_size
+        self._coalesce = stock_coalesce_seconds
+        self._held_stock: dict[Any, dict[str, Any] | None] = {}
+        self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in topics}
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
+            {topic: [] for topic in self._subscribers}
+        self._change_listeners: list[tuple[frozenset[str], Callable[[str], None]]] = []
+        # Fan-outs waiting for their turn, oldest first (see _drain): (topic or None for a
+        # resync, the message, its subscribers still to be offered it once started).
+        self._deliveries: deque[list[Any]] = deque()
+        self._draining = False
+        self._stopped = False
+
+    def close(self) -> None:
+        """Drop what is queued and end every subscription (the hub is stopping)."""
+        self._stopped = True
+        self._deliveries.clear()
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.close()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    def resync(self) -> None:
+        """Tell every subscriber to re-read what it shows (after the events already on their
+        way to them)."""
+        self._enqueue(None, LiveMessage(payload={"kind": RESYNC_KIND}, cache={}))
+        metrics.LIVE_RESYNCS.inc()
+
+    def heard(self, topic: str, payload: dict[str, Any]) -> None:
+        """An event from the broadcast: change listeners at once, then (stock coalesced) the
+        topic's listeners and subscribers."""
+        self.changed(topic)
+        if topic == "stock" and self._coalesce > 0:
+            self._coalesce_stock(payload)
+            return
+        self._deliver(topic, payload)
+
+
+    def _coalesce_stock(self, payload: dict[str, Any]) -> None:
+        product = payload.get("product_id")
+        if product in self._held_stock:  # an interval is running: keep only the latest
+            self._held_stock[product] = payload
+            return
+        self._deliver("stock", payload)
+        self._held_stock[product] = None
+        asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+
+    def _release_stock(self, product: Any) -> None:
+        latest = self._held_stock.pop(product, None)
+        if latest is not None:
+            self._deliver("stock", latest)
+            self._held_stock[product] = None
+            asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+
+    def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
+        """Call `listener(topic)` as soon as an event of one of the topics is published here
+        or heard from the broadcast, before any coalescing or queueing (a cache of what the
+        event changed must forget it at once)."""
+        self._change_listeners.append((frozenset(topics), listener))
+
+    def changed(self, topic: str) -> None:
+        for topics, listener in self._change_listeners:
+            if topic in topics:
+                try:
+                    listener(topic)
+                except Exception:
+                    log.exception("a live change listener failed")
+
+    def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener` with each of the topic's events as it arrives, synchronously (so
+        it has run before any event published after it reaches a subscriber)."""
+        self._listeners[topic].append(listener)
+
+    def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        self._enqueue(topic, LiveMessage(payload=payload, cache={}))
+
+    def _enqueue(self, topic: str | None, message: LiveMessage) -> None:
+        """Fan a message out after every message before it, in batches of DELIVERY_BATCH
+        subscribers per turn of the loop. A fan-out that fits one batch, with nothing queued
+        before it, is done before this returns."""
+        self._deliveries.append([topic, message, None])
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Offer the oldest fan-outs to up to DELIVERY_BATCH subscribers; come back on the
+        next turn of the loop for the rest. One queue for every topic, so each subscriber
+        gets its messages in the order the hub heard them, and a topic's listeners hear an
+        event before any later event reaches a subscriber."""
+        self._draining = True
+        budget = DELIVERY_BATCH
+        try:
+            while self._deliveries and budget > 0:
+                delivery = self._deliveries[0]
+                topic, message, pending = delivery
+                if pending is None:  # its turn has come: listeners first, then subscribers
+                    pending = delivery[2] = self._starting(topic, message)
+                while pending and budget > 0:
+                    subscription = pending.pop()
+                    if topic is None:
+                        subscription.resync(message)
+                        budget -= 1
+                    elif self._wanted(subscription, message.payload):
+                        subscription.offer(message)
+                        budget -= 1
+                if not pending:
+                    self._deliveries.popleft()
+        finally:
+            if self._deliveries and not self._stopped:
+                loop = asyncio.get_running_loop()
+                if DELIVERY_PAUSE:
+                    loop.call_later(DELIVERY_PAUSE, self._drain)
+                else:
+                    loop.call_soon(self._drain)
+            else:
+                self._draining = False
+
+    def _starting(self, topic: str | None, message: LiveMessage) -> list[Subscription]:
+        if topic is None:
+            return [subscription for subscribers in self._subscribers.values()
+                    for subscription in subscribers]
+        for listener in self._listeners[topic]:
+            try:
+                listener(message.payload)
+            except Exception:
+                log.exception("a live listener failed")
+        return list(self._subscribers[topic])
+
+    @staticmethod
+    def _wanted(subscription: Subscription, payload: dict[str, Any]) -> bool:
+        try:
+            return subscription.wants(payload)
+        except Exception:
+            log.exception("a live filter failed")
+            return False
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]
+                        ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(wants, self._queue_size)
+        self._subscribers[topic].add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers[topic].discard(subscription)
