@@ -8,7 +8,7 @@ from ordergraph.domain.model import SYSTEM, Role
 from ordergraph.domain.ports import Clock, PasswordHasher, UnitOfWork
 from ordergraph.domain.services.auth import create_user
 from ordergraph.domain.services.catalog import create_product
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 USERS = [
     ("customer@example.com", "customer123", "Casey Customer", Role.CUSTOMER),
@@ -48,7 +48,7 @@ async def seed_shop(uow: Callable[[], UnitOfWork], clock: Clock, passwords: Pass
 
 
 async def _exists(uow: UnitOfWork, find: Callable[[UnitOfWork], object]) -> bool:
-    async def look() -> bool:
-        return await find(uow) is not None  # type: ignore[misc]
-
-    return await in_transaction(uow, look)
+    async for attempt in retrying(uow):
+        async with attempt:
+            found = await find(uow) is not None  # type: ignore[misc]
+    return found

@@ -12,9 +12,9 @@ from ordergraph.domain.model import Product, Stock, User
 from ordergraph.domain.ports import (
     AuditRecord,
     Clock,
+    Gateways,
     Mailer,
     PasswordHasher,
-    PaymentGateway,
     RateLimiter,
     ReadStore,
     TokenIssuer,
@@ -60,7 +60,7 @@ class Deps:
 
     uow: Callable[[], UnitOfWork]
     reader: ReadStore
-    gateway: PaymentGateway
+    gateway: Gateways  # by provider name; itself the default gateway (new checkouts)
     clock: Clock
     passwords: PasswordHasher
     tokens: TokenIssuer

@@ -16,8 +16,17 @@ from ordergraph.db.uow import SqlAlchemyUnitOfWork
 from ordergraph.domain.events import DomainEvent
 from ordergraph.domain.model import SYSTEM, Money, Order, OrderLine, OrderStatus
 from ordergraph.domain.services.catalog import create_product
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 from tests.support import execute, rows, scalar
+
+
+async def in_transaction(uow, work):
+    """`work` run and committed in `uow`, retried as the use cases retry."""
+    async for attempt in retrying(uow):
+        async with attempt:
+            result = await work()
+            await uow.commit()
+    return result
 
 
 class RecordingPublisher:

@@ -17,7 +17,7 @@ from ordergraph.domain.model import (
     check_stock_level,
 )
 from ordergraph.domain.ports import Clock, UnitOfWork
-from ordergraph.domain.services.transaction import in_transaction
+from ordergraph.domain.services.transaction import retrying
 
 MAX_REASON_LENGTH = 500
 
@@ -32,21 +32,22 @@ async def create_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, sku: st
     price = Money(check_price(price_cents), currency)
     check_stock_level(initial_stock, field_name="initialStock")
 
-    async def create() -> Product:
-        if await uow.products.get_by_sku(sku) is not None:
-            raise ValidationFailed(f"SKU {sku!r} is already taken.", field="sku")
-        now = clock.now()
-        product = Product(id=0, sku=sku, name=name, description=description, price=price,
-                          active=active, created_at=now, updated_at=now)
-        await uow.products.add(product)  # a racing duplicate SKU raises RetryableConflict
-        product.events.append(ev.ProductCreated(at=now, actor=actor, product=product.snapshot()))
-        stock = Stock(product_id=product.id, available=0, reserved=0, updated_at=now)
-        await uow.inventory.add(stock)
-        stock.set_available(initial_stock, actor=actor, at=now, reason=StockReason.INITIAL)
-        await uow.inventory.save([stock])
-        return product
-
-    return await in_transaction(uow, create)
+    async for attempt in retrying(uow):
+        async with attempt:
+            if await uow.products.get_by_sku(sku) is not None:
+                raise ValidationFailed(f"SKU {sku!r} is already taken.", field="sku")
+            now = clock.now()
+            product = Product(id=0, sku=sku, name=name, description=description, price=price,
+                              active=active, created_at=now, updated_at=now)
+            await uow.products.add(product)  # a racing duplicate SKU raises RetryableConflict
+            product.events.append(ev.ProductCreated(at=now, actor=actor,
+                                                    product=product.snapshot()))
+            stock = Stock(product_id=product.id, available=0, reserved=0, updated_at=now)
+            await uow.inventory.add(stock)
+            stock.set_available(initial_stock, actor=actor, at=now, reason=StockReason.INITIAL)
+            await uow.inventory.save([stock])
+            await uow.commit()
+    return product
 
 
 async def update_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
@@ -54,16 +55,16 @@ async def update_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, product
                          active: bool | None) -> Product:
     """Change what is given; deactivating hides the product from customers."""
 
-    async def update() -> Product:
-        product = await uow.products.get(product_id, for_update=True)
-        if product is None:
-            raise NotFound(f"Product {product_id} not found.", field="id")
-        product.update(name=name, description=description, price_cents=price_cents,
-                       active=active, actor=actor, at=clock.now())
-        await uow.products.save(product)
-        return product
-
-    return await in_transaction(uow, update)
+    async for attempt in retrying(uow):
+        async with attempt:
+            product = await uow.products.get(product_id, for_update=True)
+            if product is None:
+                raise NotFound(f"Product {product_id} not found.", field="id")
+            product.update(name=name, description=description, price_cents=price_cents,
+                           active=active, actor=actor, at=clock.now())
+            await uow.products.save(product)
+            await uow.commit()
+    return product
 
 
 async def set_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
@@ -71,13 +72,13 @@ async def set_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: 
     """Set the units on sale to an absolute number (>= 0); reserved units are untouched."""
     check_stock_level(available, field_name="available")
 
-    async def set_level() -> Stock:
-        stock = await _locked_stock(uow, product_id)
-        stock.set_available(available, actor=actor, at=clock.now())
-        await uow.inventory.save([stock])
-        return stock
-
-    return await in_transaction(uow, set_level)
+    async for attempt in retrying(uow):
+        async with attempt:
+            stock = await _locked_stock(uow, product_id)
+            stock.set_available(available, actor=actor, at=clock.now())
+            await uow.inventory.save([stock])
+            await uow.commit()
+    return stock
 
 
 async def adjust_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
@@ -89,13 +90,13 @@ async def adjust_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_i
     if delta == 0:
         raise ValidationFailed("delta must not be zero.", field="delta")
 
-    async def adjust() -> Stock:
-        stock = await _locked_stock(uow, product_id)
-        stock.adjust(delta, actor=actor, at=clock.now(), note=reason)
-        await uow.inventory.save([stock])
-        return stock
-
-    return await in_transaction(uow, adjust)
+    async for attempt in retrying(uow):
+        async with attempt:
+            stock = await _locked_stock(uow, product_id)
+            stock.adjust(delta, actor=actor, at=clock.now(), note=reason)
+            await uow.inventory.save([stock])
+            await uow.commit()
+    return stock
 
 
 async def _locked_stock(uow: UnitOfWork, product_id: int) -> Stock:

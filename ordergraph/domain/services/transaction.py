@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TypeVar
 
@@ -71,12 +71,3 @@ async def retrying(uow: UnitOfWork) -> AsyncIterator[Attempt]:
         # Full jitter: contenders spread out instead of colliding again in lock-step.
         ceiling = min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2**number)
         await asyncio.sleep(random.uniform(0, ceiling))
-
-
-async def in_transaction(uow: UnitOfWork, work: Callable[[], Awaitable[T]]) -> T:
-    """`work` run and committed in `uow` by `retrying` (for callers not yet inlined)."""
-    async for attempt in retrying(uow):
-        async with attempt:
-            result = await work()
-            await uow.commit()
-    return result
