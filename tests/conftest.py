@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
+from ordergraph.adapters.clock import OffsetClock
 from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.db import migrate
 from tests.support import Api, Customer, psycopg_dsn, running_api, settings_for, truncate_all
@@ -102,3 +103,9 @@ async def customer_side(stripe_emulator: LocalStripe) -> AsyncIterator[Customer]
     side = Customer(stripe_emulator.api_base)
     yield side
     await side.aclose()
+
+
+@pytest.fixture
+def clock() -> OffsetClock:
+    """A clock a test moves forward (`clock.advance(...)`), for expiries and backoffs."""
+    return OffsetClock()

@@ -28,11 +28,6 @@ from tests.support import (
 
 
 @pytest.fixture
-async def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 async def timed_api(pg_url: str, stripe_emulator: LocalStripe,
                     clock: OffsetClock) -> AsyncIterator[Api]:
     settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,

@@ -66,11 +66,6 @@ class ControlledGateway(StripeGateway):
 
 
 @pytest.fixture
-def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 async def controlled(pg_url: str, stripe_emulator: LocalStripe,
                      clock: OffsetClock) -> AsyncIterator[tuple[Api, ControlledGateway]]:
     gateway = ControlledGateway("sk_test_controlled", api_base=stripe_emulator.api_base)

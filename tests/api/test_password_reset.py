@@ -159,11 +159,6 @@ async def test_a_new_link_makes_the_older_ones_useless_once_used(api: Api, admin
 
 
 @pytest.fixture
-async def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 async def timed_api(pg_url: str, stripe_emulator: LocalStripe,
                     clock: OffsetClock) -> AsyncIterator[Api]:
     settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,

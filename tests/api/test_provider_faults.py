@@ -62,11 +62,6 @@ class FaultyGateway(StripeGateway):
 
 
 @pytest.fixture
-def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 async def faulty(pg_url: str, stripe_emulator: LocalStripe,
                  clock: OffsetClock) -> AsyncIterator[tuple[Api, FaultyGateway]]:
     gateway = FaultyGateway("sk_test_faulty", api_base=stripe_emulator.api_base)
