@@ -123,17 +123,18 @@ def app_env(database: str, **overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def app_server(env: dict[str, str], *, name: str = "app",
-               profile: str | None = None, module: str = "bench.server"
-               ) -> Iterator[AppServer]:
+               profile: str | None = None, module: str = "bench.server",
+               args: tuple[str, ...] = ()) -> Iterator[AppServer]:
     """uvicorn serving bench.server:create on a free loopback port, stopped afterwards.
 
     With `profile` (a path), the server runs under `py-spy record` and writes a flame graph.
-    `module="bench.bare"` serves the bare ceilings instead (bench/bare.py).
+    `module="bench.bare"` serves the bare ceilings instead (bench/bare.py). `args` go to the
+    server's command line (e.g. `("--workers", "2")`).
     """
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="ordergraph-bench-"))
     log_path = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", module, "--port", str(port)]
+    command = [sys.executable, "-m", module, "--port", str(port), *args]
     if profile:
         # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
         kind = "flamegraph" if profile.endswith(".svg") else "raw"

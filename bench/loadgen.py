@@ -6,8 +6,13 @@ It speaks just enough HTTP/1.1 (fixed requests, Content-Length responses) to cos
 
 SPEC: {"address": "127.0.0.1:PORT", "scenario": "checkout" | "naive" | "catalog",
        "cart": "hot" | "uniform" | "sellout", "clients": 32, "warmup": 1.0, "duration": 4.0,
-       "tokens_file": "PATH" (a JSON object: user id -> access token), "seed": 1}
+       "tokens_file": "PATH" (a JSON object: user id -> access token), "seed": 1,
+       "addresses": ["127.0.0.1:PORT", ...] (optional: client i connects to addresses[i % n],
+       to split the load over several instances; default [address])}
 Each client walks its own slice of the users, so no two requests in flight share a user.
+Besides the measured window's numbers, the result counts every response received
+(`all_outcomes`, warm-up and tail included) and the measured requests per address, so a
+benchmark can hold the responses against what the database recorded.
 """
 
 from __future__ import annotations
@@ -139,10 +144,13 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     scenario = Scenario(spec)
     clients = int(spec["clients"])
     warmup, duration = float(spec.get("warmup", 1.0)), float(spec["duration"])
-    connections = await asyncio.gather(*[HttpConnection.open(scenario.address)
-                                         for _ in range(clients)])
+    addresses = list(spec.get("addresses") or [scenario.address])
+    connections = await asyncio.gather(*[HttpConnection.open(addresses[i % len(addresses)])
+                                         for i in range(clients)])
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
+    all_outcomes: Counter[str] = Counter()
+    per_address: Counter[str] = Counter()
     started = time.perf_counter()
     window_start, window_end = started + warmup, started + warmup + duration
     cpu_before = time.process_time()
@@ -158,9 +166,12 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                 return
             status, body = await connection.request(data)
             done = time.perf_counter()
+            outcome = scenario.outcome(status, body)
+            all_outcomes[outcome] += 1
             if window_start <= sent and done <= window_end:
                 latencies.append((done - sent) * 1000)
-                outcomes[scenario.outcome(status, body)] += 1
+                outcomes[outcome] += 1
+                per_address[addresses[index % len(addresses)]] += 1
 
     await asyncio.gather(*[client(i) for i in range(clients)])
     for connection in connections:
@@ -168,6 +179,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     return {"clients": clients, "duration_s": duration, "requests": len(latencies),
             "throughput": round(len(latencies) / duration, 1),
             "latency": latency_summary(latencies), "outcomes": dict(outcomes),
+            "all_outcomes": dict(all_outcomes), "per_address": dict(per_address),
             "loadgen_cpu_s": round(time.process_time() - cpu_before, 2)}
 
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bench import catalog, checkout, fanout, pgbench
+from bench import catalog, checkout, fanout, pgbench, scale
 from bench.common import (
     ROOT,
     Table,
@@ -35,7 +35,7 @@ from bench.common import (
 from bench.harness import app_env, app_server, bare_server, localstripe, run_json
 
 SUITES = ("pgbench", "raw", "app", "stripe", "isolation", "oversell", "catalog", "fanout",
-          "flashsale")
+          "flashsale", "scale")
 CARTS = ("hot", "uniform")
 
 
@@ -198,6 +198,21 @@ def run_flashsale(db: str, results: Results, opts: argparse.Namespace) -> None:
             db, tokens, watchers, duration=opts.duration, warmup=opts.warmup))
 
 
+@_step("scale-out: 1 process, --workers 2, 2 instances on one (throwaway) Redis")
+def run_scale(db: str, results: Results, opts: argparse.Namespace) -> None:
+    tokens = checkout.tokens_file()
+    subscribers = max(opts.subscribers)
+    with scale.redis_server() as (redis_url, redis_pid):
+        for kind in scale.DEPLOYMENTS:
+            with scale.deployment(db, kind, redis_url, redis_pid) as found:
+                for cart in CARTS:
+                    results.add(("scale", kind, "checkout", cart), scale.checkout_point(
+                        found, db, tokens, cart=cart, duration=opts.duration,
+                        warmup=opts.warmup))
+                results.add(("scale", kind, "fanout"),
+                            scale.fanout_point(found, db, subscribers))
+
+
 # ---- reporting ------------------------------------------------------------------------------
 
 
@@ -344,9 +359,88 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
                     r.get(key, "latency", "p99_ms"), r.get(key, "statements_per_request"),
                     r.get(key, "server_cpu_ms_per_request"), r.spread(key, "throughput"))
         out.append(cat)
+    out += scale_tables(results)
     out.append(targets(results))
     out.append(targets_12(results))
     return out
+
+
+def _per_process(r: Results, key: tuple[Any, ...], *path: str) -> str | None:
+    """A {pid: value} measurement as 'a + b' (largest first; medians by rank over runs)."""
+    ranked: list[list[float]] = []
+    for run in r.points.get(key, []):
+        value: Any = run
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            ranked.append(sorted((float(v) for v in value.values()), reverse=True))
+    if not ranked:
+        return None
+    width = max(len(values) for values in ranked)
+    medians = [median([values[i] for values in ranked if len(values) > i]) or 0.0
+               for i in range(width)]
+    return " + ".join(f"{m:g}" for m in medians)
+
+
+def _lost(r: Results, key: tuple[Any, ...]) -> float | None:
+    totals = [sum(run["lost"].values()) for run in r.points.get(key, [])]
+    return max(totals) if totals else None
+
+
+def scale_tables(r: Results) -> list[Table]:
+    if not any(k[0] == "scale" for k in r.points):
+        return []
+    checkouts = Table("Scale-out: checkouts, 32 clients split over the processes (null "
+                      "gateway, one Redis); CPU in cores", [
+                          "deployment", "cart", "checkouts/s", "p99", "vs 1 process",
+                          "app CPU per process", "app CPU ms/checkout", "PostgreSQL",
+                          "load generator", "machine busy", "other work", "iowait",
+                          "clients per process",
+                          "oversell", "lost", "errors", "noise"])
+    for cart in CARTS:
+        alone = r.get(("scale", "1 process", "checkout", cart), "throughput")
+        for kind in scale.DEPLOYMENTS:
+            key = ("scale", kind, "checkout", cart)
+            if key not in r.points:
+                continue
+            tput = r.get(key, "throughput")
+            checkouts.add(kind, cart, tput, r.get(key, "latency", "p99_ms"),
+                          f"{tput / alone:.2f}x" if tput and alone else None,
+                          _per_process(r, key, "usage", "cpu_cores_per_process"),
+                          r.get(key, "server_cpu_ms_per_checkout"),
+                          r.get(key, "usage", "cpu_cores_postgres"),
+                          r.get(key, "loadgen_cores"),
+                          r.get(key, "usage", "machine_busy_cores"),
+                          r.get(key, "other_cores"),
+                          r.get(key, "usage", "machine_iowait_cores"),
+                          _per_process(r, key, "connections_per_process"),
+                          r.get(key, "oversell", "oversell"), _lost(r, key),
+                          r.get(key, "errors"), r.spread(key, "throughput"))
+    fan = Table("Scale-out: one stock change to N subscribers spread over the processes "
+                "(published through the first; commit -> socket read, ms)", [
+                    "deployment", "subscribers", "delivered", "per subscriber process",
+                    "p50", "p99", "deliveries/s", "per process", "published / heard",
+                    "errors", "app CPU per process", "subscribers per process"])
+    for kind in scale.DEPLOYMENTS:
+        key = ("scale", kind, "fanout")
+        if key not in r.points:
+            continue
+        runs = r.points[key]
+        processes = 1 if kind == "1 process" else 2
+        rate = r.get(key, "deliveries_per_s")
+        delivered = r.get(key, "delivered_pct")
+        crowds = [median([run["delivered_pct_per_crowd"][i] or 0.0 for run in runs]) or 0.0
+                  for i in range(2)]
+        fan.add(kind, r.get(key, "subscribers"),
+                None if delivered is None else f"{delivered:.1f}%",
+                " / ".join(f"{c:.1f}%" for c in crowds), r.get(key, "p50_ms"),
+                r.get(key, "p99_ms"), rate, None if rate is None else rate / processes,
+                f"{r.get(key, 'events_published'):.0f} / "
+                f"{r.get(key, 'events_received_unpublished'):.0f} unpublished",
+                r.get(key, "subscriber_errors"),
+                _per_process(r, key, "usage", "cpu_cores_per_process"),
+                _per_process(r, key, "connections_per_process"))
+    return [checkouts, fan]
 
 
 def targets_12(r: Results) -> Table:
@@ -391,6 +485,22 @@ def targets_12(r: Results) -> Table:
     delivered = r.get(("fanout", 1000), "stock", "delivered_pct")
     check("4. fan-out to 1,000: delivered", None if delivered is None else
           f"{delivered:.1f}%", "100%", None if delivered is None else delivered == 100)
+    for cart in CARTS:
+        one = r.get(("scale", "1 process", "checkout", cart), "throughput")
+        gains = [f"{kind} {tput / one:.2f}x" for kind in scale.DEPLOYMENTS[1:]
+                 if one and (tput := r.get(("scale", kind, "checkout", cart), "throughput"))]
+        check(f"5. scale-out: {cart} checkouts, 2 processes vs 1", ", ".join(gains) or None,
+              "measured", None)
+    scale_keys = [k for k in r.points if k[0] == "scale"]
+    if scale_keys:
+        lost = sum(_lost(r, k) or 0 for k in scale_keys if k[2] == "checkout")
+        oversold = sum(r.get(k, "oversell", "oversell") or 0 for k in scale_keys
+                       if k[2] == "checkout")
+        fanned = [r.get(k, "delivered_pct") for k in scale_keys if k[2] == "fanout"]
+        check("5. scale-out: nothing lost (orders = answers, 0 oversell, every delivery)",
+              f"{lost:.0f} lost, {oversold:.0f} oversold, delivered "
+              + "/".join(f"{d:.1f}%" for d in fanned if d is not None), "0, 0, 100%",
+              lost == 0 and oversold == 0 and all(d == 100 for d in fanned))
     return table
 
 
@@ -520,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_fanout(db, results, opts)
             if "flashsale" in suites:
                 run_flashsale(db, results, opts)
+            if "scale" in suites:
+                run_scale(db, results, opts)
         seconds = elapsed()
     changed = code_fingerprint() != info["ordergraph_fingerprint"]
     info["ordergraph_changed_during_run"] = changed

@@ -11,6 +11,13 @@ Overrides(...))` with settings from the environment. Bench-only knobs (environme
   `ordergraph serve` does).
 - BENCH_RESPONSE_CACHE=off: no response cache for anonymous catalog reads (the app before
   it; for side-by-side numbers).
+- BENCH_STAMPS=PATH: also append "EVENT_ID MONOTONIC_SECONDS" to PATH for every event
+  published (one line per process and event), so that several processes (`--workers N`, or
+  instances on one Redis) can be read together; /_bench/published-all answers for the one
+  worker that took the request only.
+
+`--workers N` serves with N uvicorn worker processes on one port, as `ordergraph serve
+--workers N` does: uvicorn imports this module's factory in each worker.
 
 Under /_bench/ (never part of the app) the benchmarks can:
 - GET  /_bench/statements            SQL statements the app has executed so far (counting
@@ -86,6 +93,10 @@ class Instruments:
         self.counting = False
         self.published: OrderedDict[str, float] = OrderedDict()
         self.app: Starlette | None = None
+        stamps = os.environ.get("BENCH_STAMPS")
+        # O_APPEND: each line is one write(2), whole, whichever process writes it.
+        self.stamps = os.open(stamps, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) \
+            if stamps else None
 
     def attach(self, app: Starlette) -> None:
         self.app = app
@@ -104,6 +115,8 @@ class Instruments:
                 self.published[event_id] = now
                 while len(self.published) > 100_000:
                     self.published.popitem(last=False)
+                if self.stamps is not None:
+                    os.write(self.stamps, f"{event_id} {now!r}\n".encode())
             await publish(channel, message)
 
         hub.publish = stamped_publish
@@ -119,9 +132,9 @@ class Instruments:
 
 
 NAIVE_ORDER = sa.text("""
-    INSERT INTO orders (customer_id, status, currency, total_cents, version, created_at,
-                        updated_at)
-    VALUES (:customer_id, 'CREATED', 'usd', :total, 1, :now, :now) RETURNING id""")
+    INSERT INTO orders (customer_id, status, currency, total_cents, subtotal_cents, version,
+                        created_at, updated_at)
+    VALUES (:customer_id, 'CREATED', 'usd', :total, :total, 1, :now, :now) RETURNING id""")
 NAIVE_ITEM = sa.text("""
     INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
     VALUES (:order_id, :product_id, :quantity, :price)""")
@@ -235,12 +248,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="ordergraph served for the benchmarks")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes (as `ordergraph serve --workers N`)")
     args = parser.parse_args()
     # The same uvicorn options as `ordergraph serve` (ordergraph/cli.py): keep them in step.
     # BENCH_WS_DEFLATE=on measures the app with per-message deflate.
     deflate = os.environ.get("BENCH_WS_DEFLATE", "off") == "on"
     uvicorn.run("bench.server:create", factory=True, host=args.host, port=args.port,
-                workers=1, log_config=None, access_log=False, proxy_headers=True,
+                workers=args.workers, log_config=None, access_log=False, proxy_headers=True,
                 timeout_graceful_shutdown=10, ws_per_message_deflate=deflate)
 
 
