@@ -1,14 +1,12 @@
 """The process's live hub: one broadcast subscription per wide channel, local fan-out.
 
-broadcaster's `Broadcast.subscribe` races when many clients subscribe to a new channel at once
-(it checks whether the channel exists, then awaits the backend before registering the queue:
-STACK-NOTES.md measured 1 of 200 registered), and one backend subscription per order does not
-scale. So the hub subscribes once, at startup, to `orders:all`, `stock:all` and `users:all`
-(role changes, which `on_event` listeners hear before any later event is fanned out), parses each
-message once, and hands it to the interested subscribers' bounded queues without waiting: a
-slow subscriber overflows its own queue (and is told to resubscribe); it never holds up others.
-The subscribers' backlogs and that fan-out are `adapters/live_fanout.py`; this module is the
-connection, its supervision and publishing.
+The hub subscribes once, at startup, to `orders:all`, `stock:all`, `products:all` and
+`users:all` (role changes, which `on_event` listeners hear before any later event is fanned
+out) through one connection (`adapters/live_connection.py`), parses each message once, and
+hands it to the interested subscribers' bounded backlogs without waiting
+(`adapters/live_fanout.py`, `adapters/live_subscription.py`): a slow subscriber overflows its
+own backlog (and is told to resubscribe); it never holds up others. This module is the
+supervision of that connection and publishing.
 
 No broadcaster backend reconnects by itself, and with Redis the task that dies when the
 connection drops is the backend's own listener (broadcaster's outer listener waits on a queue
@@ -33,21 +31,10 @@ from typing import Any
 from broadcaster import Broadcast
 
 from ordergraph.adapters import metrics
-from ordergraph.adapters.broadcast import (
-    CLOSE_TIMEOUT,
-    close_broadcast,
-    create_broadcast,
-    listener_tasks,
-    retrieve_error,
-    why_ended,
-)
-from ordergraph.adapters.live_fanout import (
-    QUEUE_SIZE,
-    RESYNC_KIND,
-    STOCK_COALESCE_SECONDS,
-    Fanout,
-    Subscription,
-)
+from ordergraph.adapters.broadcast import create_broadcast, why_ended
+from ordergraph.adapters.live_connection import CONNECT_TIMEOUT, HubConnection
+from ordergraph.adapters.live_fanout import STOCK_COALESCE_SECONDS, Fanout
+from ordergraph.adapters.live_subscription import QUEUE_SIZE, RESYNC_KIND, Subscription
 from ordergraph.adapters.publisher import (
     ALL_ORDERS_CHANNEL,
     ALL_PRODUCTS_CHANNEL,
@@ -73,7 +60,6 @@ HEARTBEAT_KIND = "heartbeat"
 # Redis next to nothing, and live updates come back at most ~2 s after Redis does.
 RECONNECT_FIRST_DELAY = 0.25
 RECONNECT_MAX_DELAY = 2.0
-CONNECT_TIMEOUT = 5.0
 # A publish is after commit, inside someone's request: never let a dead Redis hold it long,
 # and after one fails, publish nothing for a while (one request per interval pays the wait).
 PUBLISH_TIMEOUT = 1.0
@@ -92,9 +78,7 @@ class LiveHub:
                               stock_coalesce_seconds=stock_coalesce_seconds)
         self._prefix = prefix
         self._factory = factory
-        self._broadcast: Broadcast | None = None
-        self._pumps: list[asyncio.Task[None]] = []
-        self._ready = {topic: asyncio.Event() for topic in CHANNELS}
+        self._connection: HubConnection | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopped = False
         self._down_since: float | None = None  # monotonic time the outage began
@@ -130,8 +114,8 @@ class LiveHub:
     @property
     def healthy(self) -> bool:
         """Connected and listening on every wide channel."""
-        return self._broadcast is not None and self._down_since is None and \
-            self._listening()
+        return self._connection is not None and self._down_since is None and \
+            self._connection.listening()
 
     def status(self) -> dict[str, Any]:
         """For /readyz: "up"; "degraded" while it reconnects (checkouts go on, live
@@ -150,51 +134,22 @@ class LiveHub:
         return self._fanout.subscriber_count
 
     async def _connect(self) -> None:
-        broadcast = self._factory(self._url)
-        self._broadcast = broadcast  # set first: a half-made connection is closed too
-        await broadcast.connect()
-        for event in self._ready.values():
-            event.clear()
-        self._pumps = [asyncio.create_task(self._pump(broadcast, topic, self._prefix + channel),
-                                           name=f"live-hub-{topic}")
-                       for topic, channel in CHANNELS.items()]
-        for task in self._watched():
-            task.add_done_callback(retrieve_error)
-        await self._until_ready()
+        connection = HubConnection(
+            self._factory(self._url),
+            {topic: self._prefix + channel for topic, channel in CHANNELS.items()},
+            self._dispatch)
+        self._connection = connection  # set first: a half-made connection is closed too
+        await connection.open()
         self._heard_at = time.monotonic()
 
-    async def _until_ready(self) -> None:
-        """Until every channel is subscribed; ConnectionError if a pump fails first."""
-        ready = asyncio.ensure_future(
-            asyncio.gather(*(event.wait() for event in self._ready.values())))
-        done, _ = await asyncio.wait([ready, *self._pumps], timeout=CONNECT_TIMEOUT,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            ready.cancel()
-            failed = {pump for pump in done if pump is not ready}
-            raise ConnectionError(f"could not subscribe: {why_ended(failed)}"
-                                  if failed else "subscribing timed out")
-
     async def _disconnect(self) -> None:
-        for pump in self._pumps:
-            pump.cancel()
-        if self._pumps:
-            # Unsubscribing talks to Redis, which may be gone: do not wait on it for long.
-            await asyncio.wait(self._pumps, timeout=CLOSE_TIMEOUT)
-        self._pumps = []
-        broadcast, self._broadcast = self._broadcast, None
-        if broadcast is not None:
-            await close_broadcast(broadcast)
-
-    def _listening(self) -> bool:
-        return bool(self._pumps) and \
-            not any(task.done() for task in self._watched()) and \
-            all(event.is_set() for event in self._ready.values())
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
     def _watched(self) -> list[asyncio.Task[Any]]:
-        """Every task that ends when this connection stops receiving."""
-        listeners = listener_tasks(self._broadcast) if self._broadcast is not None else []
-        return [*self._pumps, *listeners]
+        """Every task that ends when the connection stops receiving."""
+        return self._connection.watched() if self._connection is not None else []
 
     # ---- supervision: detect, reconnect, resync ----
 
@@ -280,12 +235,13 @@ class LiveHub:
 
     async def _control(self, kind: str) -> bool:
         """Send a hub-to-hub message; whether it went out."""
-        if self._broadcast is None:
+        if self._connection is None:
             return False
+        channel = self._prefix + CHANNELS[CONTROL_TOPIC]
         message = json.dumps({"kind": kind, "hub": self._id})
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await self._broadcast.publish(self._prefix + CHANNELS[CONTROL_TOPIC], message)
+                await self._connection.broadcast.publish(channel, message)
         except Exception:
             log.debug("could not send a %s to the other hubs", kind, exc_info=True)
             return False
@@ -302,7 +258,7 @@ class LiveHub:
                 self._fanout.changed(topic)
         if self._stopped:
             return  # shutting down: nobody is listening any more
-        if self._broadcast is None or self._down_since is not None:
+        if self._connection is None or self._down_since is not None:
             self._dropped(self._last_error or "the live hub is not connected")
             return
         if time.monotonic() < self._publish_paused_until:
@@ -310,7 +266,7 @@ class LiveHub:
             return
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await self._broadcast.publish(channel, message)
+                await self._connection.broadcast.publish(channel, message)
         except Exception as error:  # Redis gone or slow; the supervisor notices soon
             self._publish_paused_until = time.monotonic() + PUBLISH_RETRY_SECONDS
             self._dropped(f"{type(error).__name__}: {error}")
@@ -322,13 +278,6 @@ class LiveHub:
             self._drop_logged = True
             log.warning("live events are not being published (%s); subscribers get fresh "
                         "snapshots once the broadcast is back", reason)
-
-    async def _pump(self, broadcast: Broadcast, topic: str, channel: str) -> None:
-        async with broadcast.subscribe(channel) as events:
-            self._ready[topic].set()
-            async for event in events:  # type: ignore[union-attr]
-                if event is not None:
-                    self._dispatch(topic, event.message)
 
     def _dispatch(self, topic: str, raw: str) -> None:
         try:
@@ -349,14 +298,11 @@ class LiveHub:
             self.resync_subscribers()
 
     def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
-        """Call `listener(topic)` as soon as an event of one of the topics is published here
-        or heard from the broadcast, before any coalescing or queueing (a cache of what the
-        event changed must forget it at once)."""
+        """See `Fanout.on_change`: at once, before any coalescing or queueing."""
         self._fanout.on_change(topics, listener)
 
     def on_event(self, topic: str, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call `listener` with each of the topic's events as it arrives, synchronously (so
-        it has run before any event published after it reaches a subscriber)."""
+        """See `Fanout.on_event`: each of the topic's events, synchronously, in order."""
         self._fanout.on_event(topic, listener)
 
     def subscribe(self, topic: str, wants: Callable[[dict[str, Any]], bool]

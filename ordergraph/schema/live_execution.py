@@ -169,7 +169,7 @@ def direct_delivery(info: Any) -> _DirectTarget | None:
     there (message cache -> the same bytes strawberry would send), skipping this
     subscriber's own pass through the GraphQL machinery. It answers False when it cannot
     (no shared result yet, errors, another transport); the caller decides when an event
-    may be delivered this way at all (resolvers/live.py)."""
+    may be delivered this way at all (resolvers/live_stock.py)."""
     operation = LIVE_OPERATION.get()
     if operation is None or _audience(info.context):
         return None

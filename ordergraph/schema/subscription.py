@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry import UNSET
 
-from ordergraph.resolvers import live
+from ordergraph.resolvers import live_orders, live_stock
+from ordergraph.resolvers.live import SNAPSHOT
 from ordergraph.schema.enums import OrderStatus
 from ordergraph.schema.live_execution import direct_delivery
 from ordergraph.schema.types import Info, Order, Stock, opt
@@ -32,10 +33,10 @@ class OrderEvent:
     shared_cache: strawberry.Private[dict[str, Any] | None] = None
 
     @classmethod
-    def of(cls, update: live.OrderUpdate) -> OrderEvent:
+    def of(cls, update: live_orders.OrderUpdate) -> OrderEvent:
         return cls(event_id=strawberry.ID(update.event_id), type=update.type,
                    previous_status=update.previous_status, order=Order.of(update.order),
-                   at=update.at, shared_cache=update.cache if update.type != live.SNAPSHOT
+                   at=update.at, shared_cache=update.cache if update.type != SNAPSHOT
                    else None)
 
 
@@ -48,10 +49,10 @@ class StockEvent:
     shared_cache: strawberry.Private[dict[str, Any] | None] = None
 
     @classmethod
-    def of(cls, update: live.StockUpdate) -> StockEvent:
+    def of(cls, update: live_stock.StockUpdate) -> StockEvent:
         return cls(event_id=strawberry.ID(update.event_id), type=update.type,
                    stock=Stock.of(update.stock), at=update.at,
-                   shared_cache=update.cache if update.type != live.SNAPSHOT else None)
+                   shared_cache=update.cache if update.type != SNAPSHOT else None)
 
 
 @strawberry.type
@@ -61,7 +62,7 @@ class Subscription:
                                          "SNAPSHOT of the current state.")
     async def order_updated(self, info: Info, id: strawberry.ID
                             ) -> AsyncGenerator[OrderEvent, None]:
-        async for update in live.order_updates(info.context, id=id):
+        async for update in live_orders.order_updates(info.context, id=id):
             info.context.use_shared_loaders(update.cache)
             yield _once(update, OrderEvent.of)
 
@@ -69,7 +70,7 @@ class Subscription:
                                          "(live dashboard).")
     async def order_events(self, info: Info, status: OrderStatus | None = UNSET
                            ) -> AsyncGenerator[OrderEvent, None]:
-        async for update in live.order_events(info.context, status=opt(status)):
+        async for update in live_orders.order_events(info.context, status=opt(status)):
             info.context.use_shared_loaders(update.cache)
             yield _once(update, OrderEvent.of)
 
@@ -78,7 +79,7 @@ class Subscription:
                                          "sale, only for admins. Starts with SNAPSHOTs.")
     async def stock_updated(self, info: Info, product_ids: list[strawberry.ID] | None = UNSET
                             ) -> AsyncGenerator[StockEvent, None]:
-        async for update in live.stock_updates(info.context, product_ids=opt(product_ids),
+        async for update in live_stock.stock_updates(info.context, product_ids=opt(product_ids),
                                                direct=direct_delivery(info)):
             info.context.use_shared_loaders(update.cache)
             yield _once(update, StockEvent.of)

@@ -17,7 +17,7 @@ from broadcaster import Broadcast
 from ordergraph.adapters import live as live_module
 from ordergraph.adapters.broadcast import SubscribeFirstRedisBackend, create_broadcast
 from ordergraph.adapters.live import LiveHub
-from ordergraph.adapters.live_fanout import SubscriberOverflow
+from ordergraph.adapters.live_subscription import SubscriberOverflow
 from ordergraph.domain.ports_api import LiveMessage
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -165,8 +165,8 @@ def break_connection(live: LiveHub) -> None:
     """What a dropped connection does: on Redis the backend's own listener task dies (with
     ConnectionError); broadcaster's outer listener waits on a queue and never ends. In memory
     there is only the outer one."""
-    backend_listener = getattr(live._broadcast._backend, "_listener", None)
-    (backend_listener or live._broadcast._listener_task).cancel()
+    backend_listener = getattr(live._connection.broadcast._backend, "_listener", None)
+    (backend_listener or live._connection.broadcast._listener_task).cancel()
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5) -> None:
@@ -224,11 +224,11 @@ async def test_stopping_during_a_reconnect_does_not_hang() -> None:
             await release.wait()  # e.g. a listener still unsubscribing
             raise
 
-    live._broadcast._listener_task.cancel()
-    live._broadcast._listener_task = asyncio.create_task(slow_to_finish())
+    live._connection.broadcast._listener_task.cancel()
+    live._connection.broadcast._listener_task = asyncio.create_task(slow_to_finish())
     stopping: asyncio.Task[None] | None = None
     try:
-        live._pumps[0].cancel()  # the connection "drops"; the supervisor closes it
+        live._connection.pumps[0].cancel()  # the connection "drops"; the supervisor closes it
         await asyncio.wait_for(closing.wait(), 5)
         stopping = asyncio.create_task(live.stop())
         await asyncio.sleep(0)  # stop() cancels the supervisor inside that wait
