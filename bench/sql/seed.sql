@@ -30,12 +30,13 @@ INSERT INTO inventory (product_id, available, reserved, updated_at)
 SELECT id, 100000000, 0, now() FROM products ORDER BY id;
 
 -- Past orders: mostly paid or fulfilled, some cancelled.
-INSERT INTO orders (customer_id, status, currency, total_cents, version, idempotency_key,
+INSERT INTO orders (customer_id, status, currency, total_cents, subtotal_cents, version,
+                    idempotency_key,
                     cart_fingerprint, payment_provider, payment_intent_id,
                     payment_client_secret, payment_status, created_at, updated_at)
 SELECT 1 + (g * 7) % 10000,
        (ARRAY['PAID', 'FULFILLED', 'FULFILLED', 'CANCELLED', 'FULFILLED'])[1 + g % 5],
-       'usd', 0, 3, 'seed-' || g, md5(g::text), 'stripe', 'pi_seed_' || g,
+       'usd', 0, 0, 3, 'seed-' || g, md5(g::text), 'stripe', 'pi_seed_' || g,
        'pi_seed_' || g || '_secret_seed', 'succeeded',
        now() - (100000 - g) * interval '4 minutes', now() - (100000 - g) * interval '4 minutes'
 FROM generate_series(1, 100000) AS g ORDER BY g;
@@ -48,7 +49,7 @@ CROSS JOIN LATERAL (
     FROM generate_series(1, 1 + o.id % 3) AS k) AS line
 JOIN products p ON p.id = line.product_id;
 
-UPDATE orders o SET total_cents = t.total
+UPDATE orders o SET total_cents = t.total, subtotal_cents = t.total
 FROM (SELECT order_id, sum(quantity * unit_price_cents) AS total
       FROM order_items GROUP BY order_id) AS t
 WHERE t.order_id = o.id;
