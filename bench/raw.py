@@ -31,9 +31,9 @@ from bench.common import CATALOG_SIZE, HOT_PRODUCT, USERS, dsn_for, latency_summ
 FIND_KEY = ("SELECT * FROM orders WHERE customer_id = %s AND idempotency_key = %s")
 PRODUCTS = "SELECT * FROM products WHERE id = ANY(%s)"
 LOCK = ("SELECT * FROM inventory WHERE product_id = ANY(%s) ORDER BY product_id FOR UPDATE")
-ORDER = ("INSERT INTO orders (customer_id, status, currency, total_cents, version, "
-         "idempotency_key, cart_fingerprint, created_at, updated_at) "
-         "VALUES (%s, 'CREATED', %s, %s, 1, %s, %s, %s, %s) RETURNING id")
+ORDER = ("INSERT INTO orders (customer_id, status, currency, total_cents, subtotal_cents, "
+         "version, idempotency_key, cart_fingerprint, created_at, updated_at) "
+         "VALUES (%s, 'CREATED', %s, %s, %s, 1, %s, %s, %s, %s) RETURNING id")
 ITEM = ("INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
         "VALUES (%s, %s, %s, %s)")
 MOVE = ("UPDATE inventory SET available = available + %s, reserved = reserved + %s, "
@@ -81,8 +81,8 @@ async def lock_first(conn: psycopg.AsyncConnection[Any], customer: int,
         lines = [(pid, qty, products[pid][4]) for pid, qty in items]
         total = sum(q * u for _, q, u in lines)
         fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
-        order_id = (await (await conn.execute(ORDER, (customer, "usd", total, key, fingerprint,
-                                                      now, now))).fetchone())[0]  # type: ignore[index]
+        order_id = (await (await conn.execute(ORDER, (customer, "usd", total, total, key,
+                                                      fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
         async with conn.cursor() as cur:
             await cur.executemany(ITEM, [(order_id, p, q, u) for p, q, u in lines])
             await cur.executemany(MOVE, [(-q, q, now, p) for p, q in items])
@@ -113,8 +113,9 @@ async def update_last(conn: psycopg.AsyncConnection[Any], customer: int,
             total = sum(q * u for _, q, u in lines)
             fingerprint = hashlib.sha256(
                 ";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
-            order_id = (await (await conn.execute(ORDER, (customer, "usd", total, key,
-                                                          fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
+            inserted = await conn.execute(ORDER, (customer, "usd", total, total, key,
+                                                  fingerprint, now, now))
+            order_id = (await inserted.fetchone())[0]  # type: ignore[index]
             async with conn.cursor() as cur:
                 await cur.executemany(ITEM, [(order_id, p, q, u) for p, q, u in lines])
                 await cur.execute(AUDIT, (now, customer, "ORDER_CREATED", "ORDER",
