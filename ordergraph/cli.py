@@ -71,7 +71,7 @@ def _check_migrations(settings: Settings) -> int:
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         async with _tools(settings) as tools:
-            return await seed_shop(tools.uow, tools.clock, password_hasher(),
+            return await seed_shop(uow=tools.uow, passwords=password_hasher(), clock=tools.clock,
                                    currency=settings.currency)
 
     created = asyncio.run(run())
@@ -85,12 +85,12 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> str:
         async with _tools(settings) as tools:
             clock, hasher = tools.clock, password_hasher()
-            promoted = await set_role_by_email(tools.uow(), clock, email=args.email,
+            promoted = await set_role_by_email(uow=tools.uow(), clock=clock, email=args.email,
                                                role=Role.ADMIN, actor=SYSTEM)
             if promoted:
                 return f"{args.email} exists; it is now an ADMIN (password unchanged)"
-            await create_user(tools.uow(), hasher, clock, email=args.email, password=password,
-                              name=args.name, role=Role.ADMIN, actor=SYSTEM)
+            await create_user(uow=tools.uow(), passwords=hasher, clock=clock, email=args.email,
+                              password=password, name=args.name, role=Role.ADMIN, actor=SYSTEM)
             return f"created ADMIN {args.email}"
 
     print(asyncio.run(run()))
@@ -101,11 +101,12 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> tuple[SweepReport, DeliveryReport | None]:
         async with _tools(settings, live=True, payments=True) as tools:
             assert tools.gateway is not None
-            report = await sweep(tools.uow(), tools.gateway, tools.clock)
+            report = await sweep(uow=tools.uow(), gateways=tools.gateway, clock=tools.clock)
             if tools.mailer is None:  # no SMTP_URL
                 return report, None
             # Then the email that is due, the sweep's own (expiries, refunds) included.
-            return report, await deliver_mail(tools.uow(), tools.mailer, tools.clock)
+            return report, await deliver_mail(uow=tools.uow(), mailer=tools.mailer,
+                                              clock=tools.clock)
 
     report, mail = asyncio.run(run())
     print(f"sweep: {report.expired} expired, {report.paid_at_expiry} paid at expiry, "

@@ -29,18 +29,18 @@ PRODUCTS = [
 ]
 
 
-async def seed_shop(uow: Callable[[], UnitOfWork], clock: Clock, passwords: PasswordHasher, *,
+async def seed_shop(*, uow: Callable[[], UnitOfWork], passwords: PasswordHasher, clock: Clock,
                     currency: str) -> list[str]:
     """Create the demo users and products that do not exist yet; return what was created."""
     created = []
     for email, password, name, role in USERS:
         if not await _exists(uow(), lambda u, email=email: u.users.get_by_email(email)):
-            await create_user(uow(), passwords, clock, email=email, password=password, name=name,
-                              role=role, actor=SYSTEM)
+            await create_user(uow=uow(), passwords=passwords, clock=clock, email=email,
+                              password=password, name=name, role=role, actor=SYSTEM)
             created.append(email)
     for sku, name, price_cents, stock, description in PRODUCTS:
         if not await _exists(uow(), lambda u, sku=sku: u.products.get_by_sku(sku)):
-            await create_product(uow(), clock, actor=SYSTEM, sku=sku, name=name,
+            await create_product(uow=uow(), clock=clock, actor=SYSTEM, sku=sku, name=name,
                                  description=description, price_cents=price_cents,
                                  initial_stock=stock, active=True, currency=currency)
             created.append(sku)

@@ -92,8 +92,8 @@ class Api:
     async def create_admin(self, email: str = "boss@example.com",
                            password: str = "admin-password") -> str:
         s = self.deps
-        await create_user(s.uow(), s.passwords, s.clock, email=email, password=password,
-                          name="Boss", role=Role.ADMIN, actor=SYSTEM)
+        await create_user(uow=s.uow(), passwords=s.passwords, clock=s.clock, email=email,
+                          password=password, name="Boss", role=Role.ADMIN, actor=SYSTEM)
         return await self.login(email, password)
 
     async def customers(self, count: int, prefix: str = "buyer") -> list[str]:

@@ -27,8 +27,8 @@ async def register(ctx: RequestContext, *, email: str, password: str,
     if s.rate_limiter is not None:
         # Every registration counts against the address, successful or not.
         await s.rate_limiter.attempt([_address_key(ctx, "register")])
-    return await auth.register(s.uow(), s.passwords, s.tokens, s.clock, email=email,
-                               password=password, name=name)
+    return await auth.register(uow=s.uow(), passwords=s.passwords, tokens=s.tokens,
+                               clock=s.clock, email=email, password=password, name=name)
 
 
 async def login(ctx: RequestContext, *, email: str, password: str) -> auth.Session:
@@ -40,7 +40,8 @@ async def login(ctx: RequestContext, *, email: str, password: str) -> auth.Sessi
     if s.rate_limiter is not None:
         await s.rate_limiter.attempt([address_key, account_key])
     # A failure (or a crash) stays counted.
-    session = await auth.login(s.uow(), s.passwords, s.tokens, email=email, password=password)
+    session = await auth.login(uow=s.uow(), passwords=s.passwords, tokens=s.tokens,
+                               email=email, password=password)
     if s.rate_limiter is not None:
         # The account's owner is back: clear its count. The address only gets this one
         # attempt back, so logging in to one's own account cannot clear others' failures.
@@ -55,7 +56,8 @@ async def set_user_role(ctx: RequestContext, *, user_id: str, role: Role) -> Use
     if parsed is None:
         raise NotFound(f"User {user_id!r} not found.", field="userId")
     s = ctx.deps
-    user = await auth.set_user_role(s.uow(), s.clock, viewer=viewer, user_id=parsed, role=role)
+    user = await auth.set_user_role(uow=s.uow(), clock=s.clock, viewer=viewer, user_id=parsed,
+                                     role=role)
     # This process's live subscriptions re-check at once, even if the broadcast of the
     # change (which tells the other instances) is slow or lost.
     s.role_changes.heard(user.id)

@@ -73,7 +73,7 @@ async def create_product(ctx: RequestContext, *, sku: str, name: str, descriptio
     viewer = await ctx.require_admin()
     s = ctx.deps
     return await catalog.create_product(
-        s.uow(), s.clock, actor=Actor.user(viewer.id), sku=sku, name=name,
+        uow=s.uow(), clock=s.clock, actor=Actor.user(viewer.id), sku=sku, name=name,
         description=description, price_cents=price_cents, initial_stock=initial_stock or 0,
         active=True if active is None else active, currency=s.currency)
 
@@ -85,14 +85,14 @@ async def update_product(ctx: RequestContext, *, id: str, name: str | None,
     product_id = _existing_id(id, field="id")
     s = ctx.deps
     return await catalog.update_product(
-        s.uow(), s.clock, actor=Actor.user(viewer.id), product_id=product_id, name=name,
-        description=description, price_cents=price_cents, active=active)
+        uow=s.uow(), clock=s.clock, actor=Actor.user(viewer.id), product_id=product_id,
+        name=name, description=description, price_cents=price_cents, active=active)
 
 
 async def set_stock(ctx: RequestContext, *, product_id: str, available: int) -> Stock:
     viewer = await ctx.require_admin()
     s = ctx.deps
-    return await catalog.set_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
+    return await catalog.set_stock(uow=s.uow(), clock=s.clock, actor=Actor.user(viewer.id),
                                    product_id=_existing_id(product_id, field="productId"),
                                    available=available)
 
@@ -101,7 +101,7 @@ async def adjust_stock(ctx: RequestContext, *, product_id: str, delta: int,
                        reason: str | None) -> Stock:
     viewer = await ctx.require_admin()
     s = ctx.deps
-    return await catalog.adjust_stock(s.uow(), s.clock, actor=Actor.user(viewer.id),
+    return await catalog.adjust_stock(uow=s.uow(), clock=s.clock, actor=Actor.user(viewer.id),
                                       product_id=_existing_id(product_id, field="productId"),
                                       delta=delta, reason=reason)
 

@@ -71,7 +71,7 @@ class RequestContext:
         if not self._viewer_loaded:
             token = self.token
             self._viewer = None if token is None else \
-                await user_for_token(self.deps.reader, self.deps.tokens, token)
+                await user_for_token(reader=self.deps.reader, tokens=self.deps.tokens, token=token)
             self._viewer_loaded = True
             if self._viewer is not None and self._loaders is not None and self._shared is None:
                 self._loaders.user.prime_many({self._viewer.id: self._viewer})
@@ -82,7 +82,7 @@ class RequestContext:
         the connection's later answers use it too."""
         token = self.token
         viewer = None if token is None else \
-            await user_for_token(self.deps.reader, self.deps.tokens, token)
+            await user_for_token(reader=self.deps.reader, tokens=self.deps.tokens, token=token)
         self._viewer, self._viewer_loaded = viewer, True
         return viewer
 

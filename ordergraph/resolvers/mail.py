@@ -37,15 +37,15 @@ async def _request_password_reset(ctx: RequestContext, *, email: str) -> None:
                                           f"reset:email:{email.strip().lower()[:254]}"])
         except RateLimited:
             return  # throttled: the same answer, and no email
-    await auth.request_password_reset(s.uow(), s.clock, email=email,
+    await auth.request_password_reset(uow=s.uow(), clock=s.clock, email=email,
                                       requested_from=ctx.client_address)
 
 
 async def reset_password(ctx: RequestContext, *, token: str,
                          new_password: str) -> auth.Session:
     s = ctx.deps
-    return await auth.reset_password(s.uow(), s.passwords, s.tokens, s.clock, token=token,
-                                     new_password=new_password)
+    return await auth.reset_password(uow=s.uow(), passwords=s.passwords, tokens=s.tokens,
+                                     clock=s.clock, token=token, new_password=new_password)
 
 
 async def local_mailbox(ctx: RequestContext, *, first: int | None) -> list[ReceivedMail] | None:

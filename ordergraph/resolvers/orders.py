@@ -82,7 +82,7 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     s = ctx.deps
     try:
         result = await checkout_service(
-            s.uow(), s.gateway, s.clock, customer_id=viewer.id, lines=lines,
+            uow=s.uow(), gateway=s.gateway, clock=s.clock, customer_id=viewer.id, lines=lines,
             idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
             limits=s.checkout_limits, provider_deadline=s.payment_provider_deadline,
             ship_to=ship_to, shipping=s.shipping, receipt_email=viewer.email)
@@ -97,36 +97,37 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
 async def cancel_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
     s = ctx.deps
-    return await order_services.cancel_order(s.uow(), s.gateway, s.clock,
+    return await order_services.cancel_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
                                              order_id=_order_id(id), viewer=viewer)
 
 
 async def fulfil_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
     s = ctx.deps
-    return await order_services.fulfil_order(s.uow(), s.clock, order_id=_order_id(id),
+    return await order_services.fulfil_order(uow=s.uow(), clock=s.clock, order_id=_order_id(id),
                                              viewer=viewer)
 
 
 async def pay_order(ctx: RequestContext, *, id: str, payment_method_id: str) -> PayResult:
     viewer = await ctx.require_user()
     s = ctx.deps
-    return await payments.pay_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
-                                    viewer=viewer, payment_method_id=payment_method_id)
+    return await payments.pay_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
+                                    order_id=_order_id(id), viewer=viewer,
+                                    payment_method_id=payment_method_id)
 
 
 async def sync_payment(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
     s = ctx.deps
-    return await payments.sync_payment(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
-                                       viewer=viewer)
+    return await payments.sync_payment(uow=s.uow(), gateways=s.gateway, clock=s.clock,
+                                       order_id=_order_id(id), viewer=viewer)
 
 
 async def refund_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
     s = ctx.deps
-    return await refunds.refund_order(s.uow(), s.gateway, s.clock, order_id=_order_id(id),
-                                       viewer=viewer)
+    return await refunds.refund_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
+                                       order_id=_order_id(id), viewer=viewer)
 
 
 def _order_id(raw: str) -> int:

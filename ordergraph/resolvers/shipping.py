@@ -41,5 +41,5 @@ async def update_default_address(ctx: RequestContext, *,
     viewer = await ctx.require_user()
     address = parse_address(fields, field_prefix="address")
     s = ctx.deps
-    return await addresses.update_default_address(s.uow(), s.clock, user_id=viewer.id,
+    return await addresses.update_default_address(uow=s.uow(), clock=s.clock, user_id=viewer.id,
                                                   address=address)

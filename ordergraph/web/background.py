@@ -22,7 +22,7 @@ async def run_sweeper(deps: Deps, interval: timedelta) -> None:
     next one runs as usual."""
     while True:
         try:
-            report = await sweep(deps.uow(), deps.gateway, deps.clock)
+            report = await sweep(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock)
         except ServiceUnavailable:
             # The outage itself is logged once (ordergraph.db.outage); the next pass retries.
             log.info("sweep skipped: database unavailable")
@@ -52,7 +52,7 @@ async def run_mail_sender(deps: Deps, mailer: Mailer,
     """Deliver due email, then wait `poll_seconds`, until cancelled."""
     while True:
         try:
-            report = await deliver_mail(deps.uow(), mailer, deps.clock)
+            report = await deliver_mail(uow=deps.uow(), mailer=mailer, clock=deps.clock)
         except ServiceUnavailable:
             log.info("mail delivery skipped: database unavailable")
         except Exception:

@@ -37,8 +37,8 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         deps.metrics.webhook(event_type, "ignored")
         return JSONResponse({"received": True, "handled": False, "type": event_type})
     try:
-        settlement = await settle_payment(deps.uow(), deps.gateway, deps.clock,
-                                          update, actor=PAYMENT_PROVIDER)
+        settlement = await settle_payment(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock,
+                                          update=update, actor=PAYMENT_PROVIDER)
     except ServiceUnavailable as outage:
         # The database is away (logged once per outage): one line, and Stripe retries.
         log.info("webhook %s (%s) not applied: database unavailable", event_id, event_type)

@@ -44,7 +44,7 @@ async def order_status(api: Api, order_id: str, token: str) -> str:
 
 async def run_sweep(api: Api):
     s = api.deps
-    return await sweep(s.uow(), s.gateway, s.clock)
+    return await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)
 
 
 async def test_an_unpaid_order_expires_and_releases_its_stock(

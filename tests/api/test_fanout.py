@@ -148,8 +148,9 @@ async def test_changes_through_one_instance_reach_subscribers_of_another(
         two_instances: tuple[str, str], pg_url: str) -> None:
     a, b = two_instances
     engine = create_engine(pg_url)
-    await create_user(SqlAlchemyUnitOfWork(engine, NullPublisher()), Argon2PasswordHasher(),
-                      SystemClock(), email="ops@example.com", password="ops-password",
+    await create_user(uow=SqlAlchemyUnitOfWork(engine, NullPublisher()),
+                      passwords=Argon2PasswordHasher(), clock=SystemClock(),
+                      email="ops@example.com", password="ops-password",
                       name=None, role=Role.ADMIN, actor=SYSTEM)
     await engine.dispose()
     async with httpx.AsyncClient(base_url=f"http://{b}", timeout=30) as client:

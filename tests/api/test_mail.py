@@ -38,7 +38,7 @@ MAILBOX = "query Mail($first: Int) { localMailbox(first: $first) { id from to su
 
 async def deliver(api: Api):
     s = api.deps
-    return await deliver_mail(s.uow(), s.mailer, s.clock)
+    return await deliver_mail(uow=s.uow(), mailer=s.mailer, clock=s.clock)
 
 
 async def mailbox(api: Api, admin: str) -> list[dict[str, Any]]:
@@ -166,7 +166,7 @@ async def test_an_expired_order_tells_the_customer(timed_api: Api, clock: Offset
     order = (await api.checkout(token, [(product, 1)]))["order"]
     clock.advance(timedelta(minutes=16))
     s = api.deps
-    assert (await sweep(s.uow(), s.gateway, s.clock)).expired == 1
+    assert (await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)).expired == 1
 
     assert (await deliver(api)).sent == 1
     [mail] = await mailbox(api, admin)
@@ -206,9 +206,9 @@ async def test_two_senders_at_once_never_send_one_email_twice(api: Api, admin: s
     s = api.deps
     mailer = Recording(s.mailer)
 
-    reports = await asyncio.gather(*[deliver_mail(s.uow(), mailer, s.clock, batch=8)
-                                     for _ in range(2)])
-    while (await deliver_mail(s.uow(), mailer, s.clock, batch=8)).sent:
+    reports = await asyncio.gather(*[
+        deliver_mail(uow=s.uow(), mailer=mailer, clock=s.clock, batch=8) for _ in range(2)])
+    while (await deliver_mail(uow=s.uow(), mailer=mailer, clock=s.clock, batch=8)).sent:
         pass
 
     assert sorted(mailer.sent) == sorted(set(mailer.sent))
@@ -230,7 +230,7 @@ async def test_a_send_that_fails_is_retried_with_backoff(timed_api: Api,
     down = SmtpMailer(f"smtp://127.0.0.1:{free_port()}", sender="shop@example.com",
                       public_url="http://shop.test")  # nothing listens there
 
-    report = await deliver_mail(s.uow(), down, s.clock)
+    report = await deliver_mail(uow=s.uow(), mailer=down, clock=s.clock)
     assert (report.sent, report.failed) == (0, 1)
     [(status, attempts, error)] = rows(api.settings.database_url,
                                        "SELECT status, attempts, last_error FROM outbox")
@@ -347,7 +347,7 @@ async def test_a_hung_send_is_cut_off_within_its_lease(
                       {"e": f"{name}@example.com"})
     s = api.deps
     started = time.monotonic()
-    report = await deliver_mail(s.uow(), Hanging(), s.clock)
+    report = await deliver_mail(uow=s.uow(), mailer=Hanging(), clock=s.clock)
     assert time.monotonic() - started < 1
     assert (report.sent, report.failed) == (0, 1)
     assert "TimeoutError" in report.errors[0]
@@ -362,8 +362,8 @@ async def test_local_mode_on_sqlite(sqlite_url: str, stripe_emulator: LocalStrip
         old = await api.register("lite@example.com")
         await api.gql('mutation { requestPasswordReset(email: "lite@example.com") { ok } }')
         s = api.deps
-        reports = await asyncio.gather(deliver_mail(s.uow(), s.mailer, s.clock),
-                                       deliver_mail(s.uow(), s.mailer, s.clock))
+        reports = await asyncio.gather(deliver_mail(uow=s.uow(), mailer=s.mailer, clock=s.clock),
+                                       deliver_mail(uow=s.uow(), mailer=s.mailer, clock=s.clock))
         assert sorted(r.sent for r in reports) == [0, 1]
         [mail] = await mailbox(api, admin)
         token = mail["text"].split("token=", 1)[1].split()[0]

@@ -89,7 +89,7 @@ async def paid_order(api: Api, admin: str, customer_side: Customer, *, sku: str,
 
 def run_sweep(api: Api, **kwargs: object):  # type: ignore[no-untyped-def]
     s = api.deps
-    return sweep(s.uow(), s.gateway, s.clock, **kwargs)  # type: ignore[arg-type]
+    return sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock, **kwargs)  # type: ignore[arg-type]
 
 
 # ---- 1. refund racing fulfil ----------------------------------------------------------------

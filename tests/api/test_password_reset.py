@@ -36,7 +36,7 @@ LINK = re.compile(r"(http://\S+/#/reset-password\?token=([A-Za-z0-9_-]+))")
 async def reset_link(api: Api, admin: str, email: str) -> tuple[str, str]:
     """Send what is due and return the newest reset link mailed to `email`."""
     s = api.deps
-    await deliver_mail(s.uow(), s.mailer, s.clock)
+    await deliver_mail(uow=s.uow(), mailer=s.mailer, clock=s.clock)
     for mail in (await api.gql(MAILBOX, token=admin))["localMailbox"]:
         if mail["to"] == [email] and mail["subject"] == "Reset your password":
             match = LINK.search(mail["text"])
@@ -173,7 +173,7 @@ async def test_a_token_expires_after_30_minutes(timed_api: Api, clock: OffsetClo
     await api.register("slow-reader@example.com")
     await api.gql(REQUEST, {"e": "slow-reader@example.com"})
     s = api.deps
-    await deliver_mail(s.uow(), s.mailer, s.clock)
+    await deliver_mail(uow=s.uow(), mailer=s.mailer, clock=s.clock)
     [mail] = (await api.gql(MAILBOX, token=admin))["localMailbox"]
     match = re.search(r"https://shop\.example\.com/#/reset-password\?token=(\S+)", mail["text"])
     assert match, mail["text"]

@@ -190,8 +190,9 @@ async def test_an_intent_the_provider_forgot_closes_its_order_once(
 
     clock.advance(timedelta(minutes=16))
     s = api.deps
-    report = await sweep(s.uow(), s.gateway, s.clock)
+    report = await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)
     assert (report.expired, report.errors) == (1, [])
-    assert (await sweep(s.uow(), s.gateway, s.clock)).errors == []  # nothing left to retry
+    again = await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)
+    assert again.errors == []  # nothing left to retry
     assert rows(url, "SELECT status FROM orders ORDER BY id") == [("CANCELLED",)] * 2
     assert stock_invariant_violations(url, {int(product): 5}) == []

@@ -171,7 +171,7 @@ async def test_a_capture_that_disagrees_with_the_order_is_refunded_and_closed(
     assert rows(url, "SELECT status, attempts FROM owed_refunds") == [("SUCCEEDED", 1)]
     assert rows(url, "SELECT refund_status FROM orders") == [("SUCCEEDED",)]
     assert stock_invariant_violations(url, {int(product): 4}) == []
-    report = await sweep(api.deps.uow(), api.deps.gateway, api.deps.clock)
+    report = await sweep(uow=api.deps.uow(), gateways=api.deps.gateway, clock=api.deps.clock)
     assert (report.changed, report.errors) == (0, [])
     # Told again (a redelivery, syncPayment): nothing more is refunded.
     again = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))

@@ -212,8 +212,9 @@ class ChaosMachine(RuleBasedStateMachine):
         async def setup() -> None:
             s = self.world.deps
             for name, role in USERS.items():
-                await create_user(s.uow(), s.passwords, s.clock, email=f"{name}@chaos.test",
-                                  password=PASSWORD, name=name, role=role, actor=None)
+                await create_user(uow=s.uow(), passwords=s.passwords, clock=s.clock,
+                                  email=f"{name}@chaos.test", password=PASSWORD, name=name,
+                                  role=role, actor=None)
                 body = await self.api.gql(LOGIN, {"email": f"{name}@chaos.test",
                                                   "password": PASSWORD})
                 self.tokens[name] = body["login"]["token"]

@@ -170,4 +170,4 @@ class World:
         from ordergraph.domain.services.sweeper import sweep
 
         s = self.deps
-        return await sweep(s.uow(), s.gateway, s.clock)
+        return await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)

@@ -192,8 +192,9 @@ async def metric(client: httpx.AsyncClient, name: str) -> float:
 async def create_admin(pg_url: str) -> None:
     engine = create_engine(pg_url)
     try:
-        await create_user(SqlAlchemyUnitOfWork(engine, NullPublisher()), Argon2PasswordHasher(),
-                          SystemClock(), email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name=None,
+        await create_user(uow=SqlAlchemyUnitOfWork(engine, NullPublisher()),
+                          passwords=Argon2PasswordHasher(), clock=SystemClock(),
+                          email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name=None,
                           role=Role.ADMIN, actor=SYSTEM)
     finally:
         await engine.dispose()

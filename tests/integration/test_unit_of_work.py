@@ -50,7 +50,7 @@ async def engine(pg_url: str) -> AsyncIterator[sa.ext.asyncio.AsyncEngine]:
 
 async def add_product(engine: sa.ext.asyncio.AsyncEngine, stock: int = 10) -> int:
     uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
-    product = await create_product(uow, SystemClock(), actor=SYSTEM, sku="widget",
+    product = await create_product(uow=uow, clock=SystemClock(), actor=SYSTEM, sku="widget",
                                    name="Widget", description=None, price_cents=500,
                                    initial_stock=stock, active=True, currency="usd")
     return product.id

@@ -9,7 +9,7 @@ from ordergraph.domain.services.transaction import retrying
 from ordergraph.domain.shipping import Address
 
 
-async def update_default_address(uow: UnitOfWork, clock: Clock, *, user_id: int,
+async def update_default_address(*, uow: UnitOfWork, clock: Clock, user_id: int,
                                  address: Address | None) -> User:
     """Keep `address` as the user's default (None forgets it); orders keep their own."""
     async for attempt in retrying(uow):

@@ -49,15 +49,15 @@ def _issue(tokens: TokenIssuer, user: User) -> Session:
     return Session(token=issued.token, expires_at=issued.expires_at, user=user)
 
 
-async def register(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
-                   clock: Clock, *, email: str, password: str, name: str | None) -> Session:
+async def register(*, uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
+                   clock: Clock, email: str, password: str, name: str | None) -> Session:
     """A new CUSTOMER account, logged in. Never takes a role; EMAIL_TAKEN if it exists."""
-    user = await create_user(uow, passwords, clock, email=email, password=password, name=name,
-                             role=Role.CUSTOMER, actor=None)
+    user = await create_user(uow=uow, passwords=passwords, clock=clock, email=email,
+                             password=password, name=name, role=Role.CUSTOMER, actor=None)
     return _issue(tokens, user)
 
 
-async def create_user(uow: UnitOfWork, passwords: PasswordHasher, clock: Clock, *, email: str,
+async def create_user(*, uow: UnitOfWork, passwords: PasswordHasher, clock: Clock, email: str,
                       password: str, name: str | None, role: Role, actor: Actor | None) -> User:
     """Validate and store a user with an argon2id hash (computed off the event loop)."""
     email = normalise_email(email)
@@ -90,7 +90,7 @@ async def create_user(uow: UnitOfWork, passwords: PasswordHasher, clock: Clock, 
 _DUMMY_PASSWORD = "not-a-real-password-but-long-enough"  # noqa: S105
 
 
-async def login(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer, *,
+async def login(*, uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
                 email: str, password: str) -> Session:
     """A token for the account; INVALID_CREDENTIALS whether the email or password is wrong."""
     try:
@@ -135,7 +135,7 @@ async def _rehash(uow: UnitOfWork, passwords: PasswordHasher, user_id: int,
                 await uow.commit()
 
 
-async def user_for_token(reader: ReadStore, tokens: TokenIssuer, token: str) -> User:
+async def user_for_token(*, reader: ReadStore, tokens: TokenIssuer, token: str) -> User:
     """The token's user, read from the database now (so a role change applies at once, and
     a password reset revokes every token issued before it)."""
     user_id = tokens.verify(token)
@@ -166,7 +166,7 @@ def _whole_milliseconds(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
-async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str,
+async def request_password_reset(*, uow: UnitOfWork, clock: Clock, email: str,
                                  requested_from: str | None = None) -> None:
     """Email a single-use reset link if the account exists; nothing otherwise. The caller
     answers the same either way (no account oracle)."""
@@ -193,8 +193,8 @@ async def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str,
                 await uow.commit()
 
 
-async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
-                         clock: Clock, *, token: str, new_password: str) -> Session:
+async def reset_password(*, uow: UnitOfWork, passwords: PasswordHasher, tokens: TokenIssuer,
+                         clock: Clock, token: str, new_password: str) -> Session:
     """Set the password from a reset link and log in; sessions issued before stop working.
     INVALID_TOKEN for an unknown, used or expired token; of two racing calls one wins."""
     try:
@@ -232,7 +232,7 @@ async def reset_password(uow: UnitOfWork, passwords: PasswordHasher, tokens: Tok
     return _issue(tokens, user)
 
 
-async def set_user_role(uow: UnitOfWork, clock: Clock, *, viewer: User, user_id: int,
+async def set_user_role(*, uow: UnitOfWork, clock: Clock, viewer: User, user_id: int,
                         role: Role) -> User:
     """Admins change a user's role; not their own (an admin cannot lock everyone out)."""
     if user_id == viewer.id:
@@ -249,7 +249,7 @@ async def set_user_role(uow: UnitOfWork, clock: Clock, *, viewer: User, user_id:
     return user
 
 
-async def set_role_by_email(uow: UnitOfWork, clock: Clock, *, email: str, role: Role,
+async def set_role_by_email(*, uow: UnitOfWork, clock: Clock, email: str, role: Role,
                             actor: Actor) -> bool:
     """Give an existing account a role (the `create-admin` command); False if none exists."""
     email = normalise_email(email)

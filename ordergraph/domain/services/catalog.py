@@ -22,7 +22,7 @@ from ordergraph.domain.services.transaction import retrying
 MAX_REASON_LENGTH = 500
 
 
-async def create_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, sku: str, name: str,
+async def create_product(*, uow: UnitOfWork, clock: Clock, actor: Actor, sku: str, name: str,
                          description: str | None, price_cents: int, initial_stock: int,
                          active: bool, currency: str) -> Product:
     """A new product with its inventory row; VALIDATION_FAILED for a taken SKU."""
@@ -50,7 +50,7 @@ async def create_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, sku: st
     return product
 
 
-async def update_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
+async def update_product(*, uow: UnitOfWork, clock: Clock, actor: Actor, product_id: int,
                          name: str | None, description: str | None, price_cents: int | None,
                          active: bool | None) -> Product:
     """Change what is given; deactivating hides the product from customers."""
@@ -67,7 +67,7 @@ async def update_product(uow: UnitOfWork, clock: Clock, *, actor: Actor, product
     return product
 
 
-async def set_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
+async def set_stock(*, uow: UnitOfWork, clock: Clock, actor: Actor, product_id: int,
                     available: int) -> Stock:
     """Set the units on sale to an absolute number (>= 0); reserved units are untouched."""
     check_stock_level(available, field_name="available")
@@ -81,7 +81,7 @@ async def set_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: 
     return stock
 
 
-async def adjust_stock(uow: UnitOfWork, clock: Clock, *, actor: Actor, product_id: int,
+async def adjust_stock(*, uow: UnitOfWork, clock: Clock, actor: Actor, product_id: int,
                        delta: int, reason: str | None) -> Stock:
     """Add or remove units on sale, atomically under the row lock; never below zero."""
     if reason is not None and len(reason) > MAX_REASON_LENGTH:

@@ -67,7 +67,7 @@ def intent_key(order_id: int) -> str:
     return f"order-{order_id}"
 
 
-async def checkout(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, *, customer_id: int,
+async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, customer_id: int,
                    lines: Iterable[tuple[int, int]], idempotency_key: str | None,
                    reservation_ttl: timedelta, limits: CheckoutLimits = CheckoutLimits(),
                    provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE,
@@ -180,7 +180,7 @@ async def _give_up_on_payment(uow: UnitOfWork, gateway: PaymentGateway, clock: C
     if closed is not None and not refused and not isinstance(failure, asyncio.CancelledError):
         # The provider may have opened the intent before its answer was lost. Closing it
         # waits on the same provider: in the background, bounded, not in the customer's way.
-        _in_background(close_unrecorded_intent(uow, gateway, clock, closed,
+        _in_background(close_unrecorded_intent(uow=uow, gateway=gateway, clock=clock, order=closed,
                                                receipt_email=receipt_email), deadline)
 
 
@@ -314,8 +314,8 @@ async def _cancel_orphan_intent(gateway: PaymentGateway, intent_id: str, order_i
         log.warning("could not cancel intent %s of cancelled order %s", intent_id, order_id)
 
 
-async def close_unrecorded_intent(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
-                                  order: Order, *, receipt_email: str | None = None) -> None:
+async def close_unrecorded_intent(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
+                                  order: Order, receipt_email: str | None = None) -> None:
     """A CREATED order closed before checkout recorded its payment (a crash, a deploy, a
     cancel while the provider was slow). An intent may exist for it that nobody holds: open
     it again with the same idempotency key, which finds that one, and cancel it."""
@@ -329,7 +329,8 @@ async def close_unrecorded_intent(uow: UnitOfWork, gateway: PaymentGateway, cloc
         log.warning("could not close a payment of closed order %s: %r", order.id, failure)
         return
     if PaymentUpdate.from_intent(intent).signal is PaymentSignal.SUCCEEDED:
-        await settle_payment(uow, gateway, clock, PaymentUpdate.from_intent(intent))
+        await settle_payment(uow=uow, gateways=gateway, clock=clock,
+                             update=PaymentUpdate.from_intent(intent))
 
 
 def _client_secret(order: Order) -> str | None:

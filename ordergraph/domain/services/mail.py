@@ -42,7 +42,7 @@ def retry_delay(attempts: int) -> timedelta:
     return min(MAX_RETRY, FIRST_RETRY * 2 ** max(attempts - 1, 0))
 
 
-async def deliver_mail(uow: UnitOfWork, mailer: Mailer, clock: Clock, *,
+async def deliver_mail(*, uow: UnitOfWork, mailer: Mailer, clock: Clock,
                        batch: int = BATCH) -> DeliveryReport:
     """One pass: send every email that is due now."""
     report = DeliveryReport()

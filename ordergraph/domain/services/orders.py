@@ -23,7 +23,7 @@ async def _locked_visible_order(uow: UnitOfWork, order_id: int, viewer: User) ->
     return order
 
 
-async def cancel_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def cancel_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                        order_id: int, viewer: User) -> Order:
     """CREATED/PAYMENT_PENDING -> CANCELLED by its owner or an admin; the stock goes back.
 
@@ -43,7 +43,8 @@ async def cancel_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
             await uow.commit()
     # After commit, outside the transaction: close the intent so it cannot be paid any more.
     if order.payment is None or not order.payment.intent_id:
-        await close_unrecorded_intent(uow, gateways, clock, order)  # the default provider's
+        # The default provider's (no payment recorded, so none named).
+        await close_unrecorded_intent(uow=uow, gateway=gateways, clock=clock, order=order)
         return order
     try:
         intent = await gateways.for_payment(order.payment).cancel_intent(
@@ -56,12 +57,12 @@ async def cancel_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
     update = PaymentUpdate.from_intent(intent)
     if update.signal is PaymentSignal.SUCCEEDED:
         # Paid just before the cancel: the money goes straight back.
-        settlement = await settle_payment(uow, gateways, clock, update)
+        settlement = await settle_payment(uow=uow, gateways=gateways, clock=clock, update=update)
         return settlement.order or order
     return order
 
 
-async def fulfil_order(uow: UnitOfWork, clock: Clock, *, order_id: int, viewer: User) -> Order:
+async def fulfil_order(*, uow: UnitOfWork, clock: Clock, order_id: int, viewer: User) -> Order:
     """PAID -> FULFILLED (admins)."""
     actor = Actor.user(viewer.id)
 

@@ -37,25 +37,26 @@ from ordergraph.domain.services.transaction import retrying
 log = logging.getLogger(__name__)
 
 
-async def settle_payment(uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                         update: PaymentUpdate, *, actor: Actor = PAYMENT_PROVIDER,
+async def settle_payment(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
+                         update: PaymentUpdate, actor: Actor = PAYMENT_PROVIDER,
                          reason: str | None = None) -> Settlement:
     """Apply the provider's news to its order; refund money we will not keep."""
     async for attempt in retrying(uow):
         async with attempt:
-            settlement = await apply_payment_status(uow, clock, update, actor=actor,
-                                                    reason=reason)
+            settlement = await apply_payment_status(uow=uow, clock=clock, update=update,
+                                                    actor=actor, reason=reason)
             await uow.commit()
     if settlement.refund_intent_id is not None:
         # The debt is on record (same transaction as the news): if this attempt fails,
         # the sweeper retries it.
-        order = await refund_owed(uow, gateways, clock, intent_id=settlement.refund_intent_id)
+        order = await refund_owed(uow=uow, gateways=gateways, clock=clock,
+                                  intent_id=settlement.refund_intent_id)
         return Settlement(settlement.outcome, order or settlement.order,
                           settlement.refund_intent_id)
     return settlement
 
 
-async def close_lost_payment(uow: UnitOfWork, clock: Clock, *, order_id: int,
+async def close_lost_payment(*, uow: UnitOfWork, clock: Clock, order_id: int,
                              intent_id: str) -> Order | None:
     """The provider no longer knows the order's intent: nobody can pay it, so the order is
     CANCELLED and its stock released (once; the error is logged once, with the order)."""
@@ -91,7 +92,7 @@ class PayResult:
     client_secret: str | None
 
 
-async def pay_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *, order_id: int,
+async def pay_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock, order_id: int,
                     viewer: User, payment_method_id: str) -> PayResult:
     """The owner pays a pending order with a payment method; the server confirms it.
 
@@ -132,7 +133,8 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateways: Gateways, cloc
         intent = await gateways.for_payment(order.payment).retrieve_intent(
             order.payment.intent_id)
     except IntentNotFound as missing:
-        await close_lost_payment(uow, clock, order_id=order.id, intent_id=missing.intent_id)
+        await close_lost_payment(uow=uow, clock=clock, order_id=order.id,
+                                 intent_id=missing.intent_id)
         raise
     except PaymentFailed:
         # We cannot tell what happened (the refusal may be "already paid"): never a decline
@@ -143,7 +145,7 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateways: Gateways, cloc
         return await _pay_result(uow, gateways, clock, order, intent)
     declined = update.signal is PaymentSignal.FAILED
     settlement = await settle_payment(
-        uow, gateways, clock, update,
+        uow=uow, gateways=gateways, clock=clock, update=update,
         reason=f"card declined ({failure.decline_code})" if declined else None)
     order = settlement.order or order
     if order.status in _PAID:
@@ -157,7 +159,8 @@ async def _settle_refused_confirmation(uow: UnitOfWork, gateways: Gateways, cloc
 
 async def _pay_result(uow: UnitOfWork, gateways: Gateways, clock: Clock, order: Order,
                       intent: PaymentIntent) -> PayResult:
-    settlement = await settle_payment(uow, gateways, clock, PaymentUpdate.from_intent(intent))
+    settlement = await settle_payment(uow=uow, gateways=gateways, clock=clock,
+                                      update=PaymentUpdate.from_intent(intent))
     order = settlement.order or order
     if order.status not in (*_PAID, OrderStatus.PAYMENT_PENDING):
         # Cancelled or expired while the payment went through: the money is on its way back.
@@ -169,7 +172,7 @@ async def _pay_result(uow: UnitOfWork, gateways: Gateways, clock: Clock, order: 
                      client_secret=intent.client_secret if requires_action else None)
 
 
-async def sync_payment(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def sync_payment(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                        order_id: int, viewer: User) -> Order:
     """Ask the provider for the intent's status now and apply it (a missed webhook)."""
     order = await _visible_order(uow, order_id, viewer)
@@ -179,10 +182,11 @@ async def sync_payment(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
         intent = await gateways.for_payment(order.payment).retrieve_intent(
             order.payment.intent_id)
     except IntentNotFound as missing:
-        closed = await close_lost_payment(uow, clock, order_id=order.id,
+        closed = await close_lost_payment(uow=uow, clock=clock, order_id=order.id,
                                           intent_id=missing.intent_id)
         return closed or await _visible_order(uow, order_id, viewer)
-    settlement = await settle_payment(uow, gateways, clock, PaymentUpdate.from_intent(intent),
+    settlement = await settle_payment(uow=uow, gateways=gateways, clock=clock,
+                                      update=PaymentUpdate.from_intent(intent),
                                       reason="synchronised with the provider")
     return settlement.order or await _visible_order(uow, order_id, viewer)
 

@@ -36,7 +36,7 @@ def refund_retry_delay(attempts: int) -> timedelta:
     return min(MAX_REFUND_RETRY, FIRST_REFUND_RETRY * 2 ** max(0, attempts - 1))
 
 
-async def refund_owed(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def refund_owed(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                       intent_id: str) -> Order | None:
     """Send back money we owe, if it is due and nobody else is sending it right now.
 
@@ -89,7 +89,7 @@ async def refund_owed(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
     return order
 
 
-async def refund_order(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                        order_id: int, viewer: User) -> Order:
     """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
 
@@ -153,7 +153,7 @@ async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clo
     return locked
 
 
-async def resume_refund(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def resume_refund(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                         order_id: int) -> Order | None:
     """Finish an admin's refund whose request has had no answer for STALE_REFUND_REQUEST
     (the process died, or the provider's answer was lost). The sweeper calls it."""

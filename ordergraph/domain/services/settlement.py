@@ -47,7 +47,7 @@ class Settlement:
     refund_intent_id: str | None = None
 
 
-async def apply_payment_status(uow: UnitOfWork, clock: Clock, update: PaymentUpdate, *,
+async def apply_payment_status(*, uow: UnitOfWork, clock: Clock, update: PaymentUpdate,
                                actor: Actor, reason: str | None = None) -> Settlement:
     """The finalizer. Runs inside a transaction; locks the order row first."""
     intent, now = update.intent, clock.now()

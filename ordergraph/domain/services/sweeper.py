@@ -45,7 +45,7 @@ class SweepReport:
         return self.expired + self.paid_at_expiry + self.abandoned + self.refunds_retried
 
 
-async def sweep(uow: UnitOfWork, gateways: Gateways, clock: Clock, *,
+async def sweep(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 batch: int = BATCH) -> SweepReport:
     report = SweepReport()
     await _expire_reservations(uow, gateways, clock, report, batch)
@@ -73,7 +73,7 @@ async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock
                 intent_id, idempotency_key=f"order-{order_id}-expire")
         except IntentNotFound:
             # Asking again will not help, and nobody can pay it: it expires here and now.
-            if await close_lost_payment(uow, clock, order_id=order_id,
+            if await close_lost_payment(uow=uow, clock=clock, order_id=order_id,
                                         intent_id=intent_id) is not None:
                 report.expired += 1
             continue
@@ -86,7 +86,7 @@ async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock
             await _postpone(uow, clock, order_id)  # e.g. processing: ask again later
             continue
         settlement = await settle_payment(
-            uow, gateways, clock, update, actor=SYSTEM,
+            uow=uow, gateways=gateways, clock=clock, update=update, actor=SYSTEM,
             reason="reservation expired" if update.signal is PaymentSignal.CANCELED
             else "paid before the reservation expired")
         if settlement.order is not None and settlement.order.status is OrderStatus.PAID:
@@ -114,7 +114,8 @@ async def _expire_unopened(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 await uow.commit()
     if order is not None:
         report.abandoned += 1
-        await close_unrecorded_intent(uow, gateways, clock, order)  # the default's
+        # The default provider's: the order recorded no payment.
+        await close_unrecorded_intent(uow=uow, gateway=gateways, clock=clock, order=order)
 
 
 async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
@@ -134,7 +135,8 @@ async def _retry_owed_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
             due = await uow.owed_refunds.due(now=clock.now(), limit=batch)
             await uow.commit()
     for intent_id in due:
-        if await refund_owed(uow, gateways, clock, intent_id=intent_id) is not None:
+        refunded = await refund_owed(uow=uow, gateways=gateways, clock=clock, intent_id=intent_id)
+        if refunded is not None:
             report.refunds_retried += 1
         else:
             report.errors.append(f"refund of {intent_id}: still failing (backing off)")
@@ -148,7 +150,7 @@ async def _resume_stalled_refunds(uow: UnitOfWork, gateways: Gateways, clock: Cl
                 before=clock.now() - STALE_REFUND_REQUEST, limit=batch)
             await uow.commit()
     for order in stalled:
-        resumed = await resume_refund(uow, gateways, clock, order_id=order.id)
+        resumed = await resume_refund(uow=uow, gateways=gateways, clock=clock, order_id=order.id)
         if resumed is not None and resumed.status is OrderStatus.REFUNDED:
             report.refunds_retried += 1
         elif resumed is None:
