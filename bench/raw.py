@@ -1,12 +1,19 @@
-"""The raw-driver ceiling: the checkout's transaction 1 from Python with psycopg alone.
+"""The raw-driver ceiling: the app's checkout from Python with psycopg alone.
 
-The same statements, in the same order, with the same round trips as the app's unit of work
-(executemany for the rows of a table, in one pipeline as psycopg does it), but no SQLAlchemy,
-no GraphQL, no HTTP: what Python + psycopg can do, to set our own cost against.
+`--variant app` (the default): the whole checkout as the app's unit of work sends it, statement
+for statement and round trip for round trip: the viewer's row (autocommit), transaction 1
+(idempotency key, products, the order, its lines, the stock locked and moved in one
+statement, the audit rows, the stock movements) and transaction 2 (the payment on the order,
+its audit row), the rows of a table as one multi-row INSERT. No SQLAlchemy, no GraphQL, no
+HTTP: what Python + psycopg can do, to set our own cost against.
+
+`--variant lock_first`: transaction 1 alone as the app ran it before issue 12 (and as
+`sql/checkout_lock_first.sql` still does): SELECT ... FOR UPDATE, then the UPDATE, the rows
+of a table as psycopg's executemany pipeline. `--variant update_last`: the lock-last variant.
 
 `python -m bench.raw --database NAME --cart hot|uniform --clients 32 --duration 4` prints one
 JSON result (a process of its own, one asyncio loop with one connection per client, as the
-app's single worker has). `--variant update_last` runs the lock-last variant instead.
+app's single worker has).
 """
 
 from __future__ import annotations
@@ -44,6 +51,32 @@ MOVE_IF_AVAILABLE = ("UPDATE inventory SET available = available - %s, "
                      "RETURNING product_id, available, reserved")
 AUDIT = ("INSERT INTO audit_log (at, actor_kind, actor_id, action, entity_type, entity_id, "
          "before, after) VALUES (%s, 'USER', %s, %s, %s, %s, %s, %s)")
+VIEWER = "SELECT * FROM users WHERE id = %s"
+LOCK_AND_MOVE = """
+WITH locked AS (
+    SELECT product_id, available, reserved, updated_at FROM inventory
+    WHERE product_id = ANY(%(ids)s::bigint[]) ORDER BY product_id FOR UPDATE
+), planned AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(d_available)s::integer[],
+                         %(d_reserved)s::integer[]) AS p(product_id, d_available, d_reserved)
+), moved AS (
+    UPDATE inventory SET available = inventory.available + planned.d_available,
+                         reserved = inventory.reserved + planned.d_reserved, updated_at = %(at)s
+    FROM locked JOIN planned USING (product_id)
+    WHERE inventory.product_id = locked.product_id
+      AND locked.available + planned.d_available >= 0
+      AND locked.reserved + planned.d_reserved >= 0
+    RETURNING inventory.product_id
+)
+SELECT locked.product_id, locked.available, locked.reserved, locked.updated_at,
+       moved.product_id IS NOT NULL AS moved
+FROM locked LEFT JOIN moved USING (product_id) ORDER BY locked.product_id"""
+OPEN_PAYMENT = ("UPDATE orders SET status = 'PAYMENT_PENDING', version = %s, "
+                "payment_provider = 'null', payment_intent_id = %s, "
+                "payment_client_secret = %s, payment_status = 'requires_payment_method', "
+                "payment_last_error = NULL, refund_status = NULL, refund_id = NULL, "
+                "refund_requested_at = NULL, reserved_until = %s, updated_at = %s "
+                "WHERE id = %s AND version = %s")
 MOVEMENT = ("INSERT INTO stock_movements (product_id, delta_available, delta_reserved, reason, "
             "order_id, actor_kind, actor_id, note, at) "
             "VALUES (%s, %s, %s, 'RESERVED', %s, 'USER', %s, NULL, %s)")
@@ -65,9 +98,59 @@ def _order_snapshot(order_id: int, customer: int, total: int, lines: list[tuple[
             "updated_at": now.isoformat()}
 
 
+def _values(statement: str, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """One INSERT for several rows, as SQLAlchemy's insertmanyvalues writes it."""
+    head, _, group = statement.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([group] * len(rows))}", [v for row in rows for v in row]
+
+
+async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
+                       items: list[tuple[int, int]]) -> bool:
+    """The app's whole checkout (ordergraph/domain/services/checkout.py), null gateway."""
+    await conn.set_autocommit(True)  # the viewer: one statement, no transaction
+    await (await conn.execute(VIEWER, (customer,))).fetchall()
+    await conn.set_autocommit(False)
+    key = uuid.uuid4().hex
+    ids = [pid for pid, _ in items]
+    async with conn.transaction():
+        await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
+        products = {row[0]: row for row in
+                    await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
+        now = datetime.now(UTC)
+        lines = [(pid, qty, products[pid][4]) for pid, qty in items]
+        total = sum(q * u for _, q, u in lines)
+        fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+        order_id = (await (await conn.execute(ORDER, (customer, "usd", total, total, key,
+                                                      fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
+        await conn.execute(*_values(ITEM, [(order_id, p, q, u) for p, q, u in lines]))
+        stocks = {row[0]: row for row in await (await conn.execute(LOCK_AND_MOVE, {
+            "ids": ids, "d_available": [-q for _, q in items],
+            "d_reserved": [q for _, q in items], "at": now})).fetchall()}
+        if not all(stocks[pid][4] for pid in ids):
+            raise _Insufficient()
+        audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), None,
+                  Jsonb(_order_snapshot(order_id, customer, total, lines, now)))]
+        audit += [(now, customer, "STOCK_RESERVED", "INVENTORY", str(p),
+                   Jsonb({"available": stocks[p][1], "reserved": stocks[p][2]}),
+                   Jsonb({"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
+                          "order_id": order_id})) for p, q in items]
+        await conn.execute(*_values(AUDIT, audit))
+        await conn.execute(*_values(MOVEMENT, [(p, -q, q, order_id, customer, now)
+                                               for p, q in items]))
+    intent = f"pi_null_{order_id}"
+    async with conn.transaction():
+        now = datetime.now(UTC)
+        await conn.execute(OPEN_PAYMENT, (2, intent, f"{intent}_secret_bench", now, now,
+                                          order_id, 1))
+        await conn.execute(AUDIT, (now, customer, "ORDER_PAYMENT_PENDING", "ORDER",
+                                   str(order_id), Jsonb({"status": "CREATED"}),
+                                   Jsonb({"status": "PAYMENT_PENDING"})))
+    return True
+
+
 async def lock_first(conn: psycopg.AsyncConnection[Any], customer: int,
                      items: list[tuple[int, int]]) -> bool:
-    """Transaction 1 exactly as the app runs it (ordergraph/domain/services/checkout.py)."""
+    """Transaction 1 as the app ran it before issue 12 (bench/sql/checkout_lock_first.sql)."""
     key = uuid.uuid4().hex
     ids = [pid for pid, _ in items]
     async with conn.transaction():
@@ -145,7 +228,8 @@ class _Insufficient(Exception):
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    work = update_last if args.variant == "update_last" else lock_first
+    work = {"app": app_checkout, "lock_first": lock_first, "update_last": update_last}[
+        args.variant]
     options = ""
     if args.isolation.upper() != "READ COMMITTED":
         options = f"-c default_transaction_isolation={args.isolation.lower().replace(' ', '_')}"
@@ -198,8 +282,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--variant", choices=["lock_first", "update_last"],
-                        default="lock_first")
+    parser.add_argument("--variant", choices=["app", "lock_first", "update_last"],
+                        default="app")
     parser.add_argument("--isolation", default="READ COMMITTED")
     args = parser.parse_args()
     try:

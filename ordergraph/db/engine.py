@@ -36,6 +36,11 @@ def create_engine(url: str, *, isolation_level: str = "READ COMMITTED", pool_siz
         pool_recycle=3600,
         connect_args=_connect_timeout(url),
     )
+    # Several rows of one table (a cart's lines, audit rows, stock movements) go as one
+    # INSERT ... VALUES (...), (...) statement, not as psycopg's pipeline of one statement
+    # per row: one statement to send and one result to parse (bench/RESULTS.md, issue 12).
+    # A dialect attribute, not an engine argument; psycopg2's dialect sets it too.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
     watch_outages(engine)
     return engine
 

@@ -29,6 +29,10 @@ from ordergraph.domain.ports import EventPublisher, RetryableConflict
 
 log = logging.getLogger(__name__)
 
+# Nobody reads these rows' ids: no RETURNING.
+_INSERT_AUDIT = sa.insert(audit_log).inline()
+_INSERT_MOVEMENTS = sa.insert(stock_movements).inline()
+
 # SQLSTATEs after which running the transaction again can succeed.
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
@@ -122,6 +126,10 @@ class SqlAlchemyUnitOfWork:
 
     async def _record(self, events: Sequence[DomainEvent]) -> None:
         assert self._conn is not None
+        # Email only for what this transaction commits, and once per change.
+        drafts = [draft for event in events if (draft := mail_for(event)) is not None]
+        if drafts:
+            await queue_mail(self._conn, drafts, at=max(event.at for event in events))
         audit_rows = [
             {"at": entry.at, "actor_kind": entry.actor.kind.value, "actor_id": entry.actor.user_id,
              "action": entry.action, "entity_type": entry.entity_type,
@@ -135,14 +143,16 @@ class SqlAlchemyUnitOfWork:
              "actor_id": event.actor.user_id, "note": event.note, "at": event.at}
             for event in events if isinstance(event, StockChanged)
         ]
+        if audit_rows and movements and self._conn.dialect.name == "postgresql":
+            # Both in one statement (the audit rows' INSERT as a CTE): one round trip fewer
+            # for every change of stock. SQLite has no INSERT inside WITH.
+            audit = sa.insert(audit_log).values(audit_rows).cte("audit_rows")
+            await self._conn.execute(sa.insert(stock_movements).values(movements).add_cte(audit))
+            return
         if audit_rows:
-            await self._conn.execute(sa.insert(audit_log), audit_rows)
+            await self._conn.execute(_INSERT_AUDIT, audit_rows)
         if movements:
-            await self._conn.execute(sa.insert(stock_movements), movements)
-        # Email only for what this transaction commits, and once per change.
-        drafts = [draft for event in events if (draft := mail_for(event)) is not None]
-        if drafts:
-            await queue_mail(self._conn, drafts, at=max(event.at for event in events))
+            await self._conn.execute(_INSERT_MOVEMENTS, movements)
 
     async def _publish(self, events: Sequence[DomainEvent]) -> None:
         if not events:

@@ -8,7 +8,7 @@ API side (resolvers/) calls, and no use case, is in `ports_api.py`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -65,8 +65,13 @@ class ProductRepository(Protocol):
 
 class InventoryRepository(Protocol):
     async def add(self, stock: Stock) -> None: ...
-    async def lock(self, product_ids: Sequence[int]) -> dict[int, Stock]:
-        """SELECT ... FOR UPDATE the rows, always in product-id order (no deadlocks)."""
+    async def lock(self, product_ids: Sequence[int], *,
+                   planned: Mapping[int, tuple[int, int]] | None = None,
+                   at: datetime | None = None) -> dict[int, Stock]:
+        """SELECT ... FOR UPDATE the rows, always in product-id order (no deadlocks), as
+        they are under the lock. `planned`: the (available, reserved) deltas the caller is
+        about to apply at `at`; a repository may write them in the same statement (where
+        neither level goes negative), and save() then writes only what differs."""
         ...
     async def save(self, stocks: Sequence[Stock]) -> None: ...
 

@@ -48,9 +48,10 @@ async def engine(pg_url: str) -> AsyncIterator[sa.ext.asyncio.AsyncEngine]:
     await engine.dispose()
 
 
-async def add_product(engine: sa.ext.asyncio.AsyncEngine, stock: int = 10) -> int:
+async def add_product(engine: sa.ext.asyncio.AsyncEngine, stock: int = 10,
+                      sku: str = "widget") -> int:
     uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
-    product = await create_product(uow=uow, clock=SystemClock(), actor=SYSTEM, sku="widget",
+    product = await create_product(uow=uow, clock=SystemClock(), actor=SYSTEM, sku=sku,
                                    name="Widget", description=None, price_cents=500,
                                    initial_stock=stock, active=True, currency="usd")
     return product.id
@@ -220,3 +221,79 @@ async def test_email_is_written_with_its_change_or_not_at_all(engine, pg_url: st
     [(data,)] = rows(pg_url, "SELECT data FROM outbox")
     assert data["order"]["total"] == 1000
     assert data["product_names"] == {str(product_id): "Widget"}
+
+
+
+async def _levels(url: str, product_id: int) -> tuple[int, int]:
+    return rows(url, "SELECT available, reserved FROM inventory WHERE product_id = %s",
+                (product_id,))[0]
+
+
+async def test_a_planned_move_is_written_with_the_lock_and_saved_once(engine, pg_url) -> None:
+    """lock(planned=...) moves the rows in its own statement; the caller's Stock shows the
+    levels as they were under the lock, and save() after the same move writes nothing more."""
+    product = await add_product(engine, stock=10)
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    now = datetime.now(UTC)
+    async with uow:
+        stocks = await uow.inventory.lock([product], planned={product: (-3, 0)}, at=now)
+        assert (stocks[product].available, stocks[product].reserved) == (10, 0)
+        stocks[product].adjust(-3, actor=SYSTEM, at=now, note="as planned")
+        await uow.inventory.save(list(stocks.values()))
+        await uow.commit()
+    assert await _levels(pg_url, product) == (7, 0)  # moved once, not twice
+    assert scalar(pg_url, "SELECT count(*) FROM stock_movements WHERE note = 'as planned'") == 1
+
+
+async def test_a_plan_the_caller_does_not_follow_is_corrected_by_save(engine, pg_url) -> None:
+    product = await add_product(engine, stock=10)
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    now = datetime.now(UTC)
+    async with uow:
+        stocks = await uow.inventory.lock([product], planned={product: (-3, 0)}, at=now)
+        stocks[product].adjust(-2, actor=SYSTEM, at=now, note="not the 3 planned")
+        await uow.inventory.save(list(stocks.values()))
+        await uow.commit()
+    assert await _levels(pg_url, product) == (8, 0)
+
+
+async def test_a_plan_the_levels_do_not_allow_moves_nothing(engine, pg_url) -> None:
+    """Short of stock, the row stays as it was (no CHECK violation aborts the transaction)
+    and the caller sees the real level to refuse with; the other rows' moves roll back."""
+    plenty = await add_product(engine, stock=10)
+    scarce = await add_product(engine, stock=1, sku="rare")
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    now = datetime.now(UTC)
+    async with uow:
+        stocks = await uow.inventory.lock([scarce, plenty],
+                                          planned={plenty: (-5, 5), scarce: (-2, 2)}, at=now)
+        assert [stocks[scarce].available, stocks[plenty].available] == [1, 10]
+        assert await uow.products.get(plenty) is not None  # the transaction still works
+        # the checkout refuses (InsufficientStock) and leaves without committing
+    assert await _levels(pg_url, plenty) == (10, 0)
+    assert await _levels(pg_url, scarce) == (1, 0)
+
+
+async def test_a_row_refused_at_commit_leaves_nothing_committed(engine, pg_url) -> None:
+    """The audit rows and stock movements go to PostgreSQL with the COMMIT, in one round
+    trip: one the database refuses (here a ledger row for an order that does not exist)
+    fails the commit, and the change it recorded is not committed either."""
+    product = await add_product(engine, stock=10)
+    audit_rows = scalar(pg_url, "SELECT count(*) FROM audit_log")
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError):
+        async with uow:
+            stocks = await uow.inventory.lock([product])
+            stocks[product].reserve(3, order_id=424242, actor=SYSTEM, at=now)
+            await uow.inventory.save(list(stocks.values()))
+            await uow.commit()
+    assert await _levels(pg_url, product) == (10, 0)
+    assert scalar(pg_url, "SELECT count(*) FROM audit_log") == audit_rows
+    # The connection went back to the pool usable: the next unit of work commits.
+    async with uow:
+        stocks = await uow.inventory.lock([product])
+        stocks[product].adjust(-1, actor=SYSTEM, at=now, note="after the failure")
+        await uow.inventory.save(list(stocks.values()))
+        await uow.commit()
+    assert await _levels(pg_url, product) == (9, 0)

@@ -248,7 +248,10 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
     await uow.orders.add(order)
     order.record_placed(actor=actor)
 
-    stocks = await uow.inventory.lock(cart.product_ids)  # FOR UPDATE, in product-id order
+    # FOR UPDATE in product-id order, telling the repository what reserve() will move (it
+    # may write that in the same statement: one round trip under the hot row's lock).
+    stocks = await uow.inventory.lock(
+        cart.product_ids, planned={pid: (-qty, qty) for pid, qty in cart.quantities}, at=now)
     for product_id, quantity in cart.quantities:
         stocks[product_id].ensure_available(
             quantity, field_name=f"items.{cart.line_of(product_id)}.quantity",
