@@ -2,9 +2,9 @@
 
 `--variant app` (the default): the whole checkout as the app's unit of work sends it, statement
 for statement and round trip for round trip: the viewer's row (autocommit), transaction 1
-(idempotency key, products, the order, its lines, the stock locked and moved in one
-statement, the audit rows, the stock movements) and transaction 2 (the payment on the order,
-its audit row), the rows of a table as one multi-row INSERT. No SQLAlchemy, no GraphQL, no
+(idempotency key, products, the order with its lines in one INSERT, the stock locked and
+moved in one statement, the audit rows with the stock movements in one INSERT) and
+transaction 2 (the payment on the order, its audit row). No SQLAlchemy, no GraphQL, no
 HTTP: what Python + psycopg can do, to set our own cost against.
 
 `--variant lock_first`: transaction 1 alone as the app ran it before issue 12 (and as
@@ -71,6 +71,17 @@ WITH locked AS (
 SELECT locked.product_id, locked.available, locked.reserved, locked.updated_at,
        moved.product_id IS NOT NULL AS moved
 FROM locked LEFT JOIN moved USING (product_id) ORDER BY locked.product_id"""
+ORDER_WITH_LINES = """
+WITH new_order AS (
+    INSERT INTO orders (customer_id, status, currency, total_cents, subtotal_cents, version,
+                        idempotency_key, cart_fingerprint, created_at, updated_at)
+    VALUES (%(customer)s, 'CREATED', 'usd', %(total)s, %(total)s, 1, %(key)s,
+            %(fingerprint)s, %(now)s, %(now)s) RETURNING id)
+INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)
+SELECT new_order.id, line.product_id, line.quantity, line.unit_price_cents
+FROM new_order JOIN unnest(%(pids)s::bigint[], %(qtys)s::integer[], %(prices)s::integer[])
+    AS line(product_id, quantity, unit_price_cents) ON true
+RETURNING order_id"""
 OPEN_PAYMENT = ("UPDATE orders SET status = 'PAYMENT_PENDING', version = %s, "
                 "payment_provider = 'null', payment_intent_id = %s, "
                 "payment_client_secret = %s, payment_status = 'requires_payment_method', "
@@ -120,9 +131,10 @@ async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
         lines = [(pid, qty, products[pid][4]) for pid, qty in items]
         total = sum(q * u for _, q, u in lines)
         fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
-        order_id = (await (await conn.execute(ORDER, (customer, "usd", total, total, key,
-                                                      fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
-        await conn.execute(*_values(ITEM, [(order_id, p, q, u) for p, q, u in lines]))
+        order_id = (await (await conn.execute(ORDER_WITH_LINES, {
+            "customer": customer, "total": total, "key": key, "fingerprint": fingerprint,
+            "now": now, "pids": [p for p, _, _ in lines], "qtys": [q for _, q, _ in lines],
+            "prices": [u for _, _, u in lines]})).fetchone())[0]  # type: ignore[index]
         stocks = {row[0]: row for row in await (await conn.execute(LOCK_AND_MOVE, {
             "ids": ids, "d_available": [-q for _, q in items],
             "d_reserved": [q for _, q in items], "at": now})).fetchall()}
@@ -134,9 +146,11 @@ async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
                    Jsonb({"available": stocks[p][1], "reserved": stocks[p][2]}),
                    Jsonb({"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
                           "order_id": order_id})) for p, q in items]
-        await conn.execute(*_values(AUDIT, audit))
-        await conn.execute(*_values(MOVEMENT, [(p, -q, q, order_id, customer, now)
-                                               for p, q in items]))
+        audit_sql, audit_params = _values(AUDIT, audit)
+        movement_sql, movement_params = _values(MOVEMENT, [(p, -q, q, order_id, customer, now)
+                                                           for p, q in items])
+        await conn.execute(f"WITH audit_rows AS ({audit_sql}) {movement_sql}",
+                           audit_params + movement_params)
     intent = f"pi_null_{order_id}"
     async with conn.transaction():
         now = datetime.now(UTC)

@@ -3,6 +3,7 @@ after the commit, once the connection is back in the pool."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -32,6 +33,38 @@ log = logging.getLogger(__name__)
 # Nobody reads these rows' ids: no RETURNING.
 _INSERT_AUDIT = sa.insert(audit_log).inline()
 _INSERT_MOVEMENTS = sa.insert(stock_movements).inline()
+
+AUDIT_COLUMNS = ("at", "actor_kind", "actor_id", "action", "entity_type", "entity_id", "before",
+                 "after")
+MOVEMENT_COLUMNS = ("product_id", "delta_available", "delta_reserved", "reason", "order_id",
+                    "actor_kind", "actor_id", "note", "at")
+
+
+def _values(table: sa.Table, columns: Sequence[str], prefix: str, count: int) -> str:
+    rows = ", ".join("(" + ", ".join(f":{prefix}{index}_{column}" for column in columns) + ")"
+                     for index in range(count))
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {rows}"
+
+
+@functools.lru_cache(maxsize=256)
+def _audit_with_movements(audit_count: int, movement_count: int) -> sa.TextClause:
+    """PostgreSQL: a transaction's audit rows and stock movements as one statement, built once
+    per number of rows, the rows as parameters. Text, because SQLAlchemy compiles an INSERT
+    with several VALUES rows inside WITH anew every time (it has no cache key)."""
+    binds = [sa.bindparam(f"{prefix}{index}_{column}", type_=table.c[column].type)
+             for table, columns, prefix, count in ((audit_log, AUDIT_COLUMNS, "a", audit_count),
+                                                   (stock_movements, MOVEMENT_COLUMNS, "m",
+                                                    movement_count))
+             for index in range(count) for column in columns]
+    return sa.text(
+        f"WITH audit_rows AS ({_values(audit_log, AUDIT_COLUMNS, 'a', audit_count)}) "
+        f"{_values(stock_movements, MOVEMENT_COLUMNS, 'm', movement_count)}").bindparams(*binds)
+
+
+def _numbered(prefix: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{prefix}{index}_{column}": value
+            for index, row in enumerate(rows) for column, value in row.items()}
+
 
 # SQLSTATEs after which running the transaction again can succeed.
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -146,8 +179,9 @@ class SqlAlchemyUnitOfWork:
         if audit_rows and movements and self._conn.dialect.name == "postgresql":
             # Both in one statement (the audit rows' INSERT as a CTE): one round trip fewer
             # for every change of stock. SQLite has no INSERT inside WITH.
-            audit = sa.insert(audit_log).values(audit_rows).cte("audit_rows")
-            await self._conn.execute(sa.insert(stock_movements).values(movements).add_cte(audit))
+            await self._conn.execute(
+                _audit_with_movements(len(audit_rows), len(movements)),
+                {**_numbered("a", audit_rows), **_numbered("m", movements)})
             return
         if audit_rows:
             await self._conn.execute(_INSERT_AUDIT, audit_rows)

@@ -275,9 +275,9 @@ async def test_a_plan_the_levels_do_not_allow_moves_nothing(engine, pg_url) -> N
 
 
 async def test_a_row_refused_at_commit_leaves_nothing_committed(engine, pg_url) -> None:
-    """The audit rows and stock movements go to PostgreSQL with the COMMIT, in one round
-    trip: one the database refuses (here a ledger row for an order that does not exist)
-    fails the commit, and the change it recorded is not committed either."""
+    """The audit rows and stock movements are written by commit(), in one statement on
+    PostgreSQL: one the database refuses (here a ledger row for an order that does not
+    exist) fails the commit, and neither the change it recorded nor its audit row stays."""
     product = await add_product(engine, stock=10)
     audit_rows = scalar(pg_url, "SELECT count(*) FROM audit_log")
     uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
