@@ -8,7 +8,7 @@ from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed
 from ordergraph.domain.model import Actor, Order, OrderStatus, RefundStatus, User
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
-from ordergraph.domain.services.checkout import close_unrecorded_intent
+from ordergraph.domain.services.payment_opening import close_unrecorded_intent
 from ordergraph.domain.services.payments import settle_payment
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import retrying

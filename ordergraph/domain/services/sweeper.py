@@ -18,7 +18,7 @@ from ordergraph.domain.errors import IntentNotFound, PaymentFailed
 from ordergraph.domain.model import SYSTEM, Order, OrderStatus
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
-from ordergraph.domain.services.checkout import close_unrecorded_intent
+from ordergraph.domain.services.payment_opening import close_unrecorded_intent
 from ordergraph.domain.services.payments import close_lost_payment, settle_payment
 from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
 from ordergraph.domain.services.reservations import release_reservation
