@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db import rows
 from ordergraph.db.order_repository import items_by_order
+from ordergraph.db.repositories import among
 from ordergraph.db.sales import read_sales
 from ordergraph.db.tables import audit_log, default_addresses, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
@@ -20,7 +21,8 @@ from ordergraph.domain.sales import SalesFigures, SalesWindow
 from ordergraph.domain.shipping import Address
 
 # Every request's viewer lookup, built once (SQLAlchemy skips rebuilding it each time).
-_USERS_BY_IDS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
+_USERS_BY_IDS = {dialect: sa.select(users).where(among(users.c.id, dialect))
+                 for dialect in ("postgresql", "sqlite")}
 
 
 class SqlReadStore:
@@ -147,7 +149,7 @@ class SqlReadStore:
 
     async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
         async with self._connection() as conn:
-            result = await conn.execute(_USERS_BY_IDS, {"ids": list(ids)})
+            result = await conn.execute(_USERS_BY_IDS[conn.dialect.name], {"ids": list(ids)})
             return {row["id"]: rows.user_from_row(row) for row in result.mappings()}
 
     async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
