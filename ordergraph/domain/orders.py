@@ -318,11 +318,14 @@ def order_from_snapshot(data: dict[str, Any]) -> Order:
     payment = None
     if payment_data:
         refund_status = payment_data.get("refund_status")
+        requested_at = payment_data.get("refund_requested_at")
         payment = Payment(provider=payment_data["provider"], intent_id=payment_data["intent_id"],
                           status=payment_data.get("status"),
                           last_error=payment_data.get("last_error"),
                           refund_status=RefundStatus(refund_status) if refund_status else None,
-                          refund_id=payment_data.get("refund_id"))
+                          refund_id=payment_data.get("refund_id"),
+                          refund_requested_at=datetime.fromisoformat(requested_at)
+                          if requested_at else None)
     reserved_until = data.get("reserved_until")
     address = data.get("shipping_address")
     return Order(
