@@ -16,11 +16,11 @@ from ordergraph.domain.ports import (
     Mailer,
     PasswordHasher,
     RateLimiter,
-    ReadStore,
     TokenIssuer,
     UnitOfWork,
 )
 from ordergraph.domain.ports_api import LiveFeed, LocalMailbox, Metrics, NullMetrics
+from ordergraph.domain.read_ports import ReadStore
 from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
 from ordergraph.domain.shipping import ShippingRates
 from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots

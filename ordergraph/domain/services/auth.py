@@ -28,10 +28,10 @@ from ordergraph.domain.ports import (
     Clock,
     IssuedToken,
     PasswordHasher,
-    ReadStore,
     TokenIssuer,
     UnitOfWork,
 )
+from ordergraph.domain.read_ports import ReadStore
 from ordergraph.domain.services.transaction import retrying
 
 MAX_NAME_LENGTH = 200
