@@ -245,9 +245,9 @@ class PaymentGateway(Protocol):
 
 
 class Gateways(PaymentGateway, Protocol):
-    """The payment gateways by provider name (ordergraph/wiring.py lists them). Itself the
-    default gateway, where new checkouts open their payments; a payment that exists is acted
-    on through its own provider's."""
+    """The payment gateways by provider name (ordergraph/wiring_payments.py lists them).
+    Itself the default gateway, where new checkouts open their payments; a payment that
+    exists is acted on through its own provider's."""
 
     def for_provider(self, provider: str) -> PaymentGateway:
         """The gateway of that name; raises PaymentFailed (a provider error) if none."""
