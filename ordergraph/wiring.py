@@ -33,14 +33,13 @@ from ordergraph.adapters.tracing import build_tracing as tracing_from
 from ordergraph.db.engine import create_engine
 from ordergraph.db.readstore import SqlReadStore
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
+from ordergraph.domain.auth_ports import PasswordHasher, RateLimiter
 from ordergraph.domain.ports import (
     Clock,
     EventPublisher,
     Gateways,
     Mailer,
-    PasswordHasher,
     PaymentGateway,
-    RateLimiter,
     UnitOfWork,
 )
 from ordergraph.domain.services.checkout import CheckoutLimits

@@ -1,9 +1,10 @@
 """What the use cases need from the outside world, as Protocols.
 
 `db/` implements the unit of work and the repositories; `adapters/` implement the payment
-gateway, the event publisher, password hashing, tokens and the clock. The read store (the
-queries behind the API) is in `read_ports.py`; what only the API side (resolvers/) calls, and
-no use case, is in `ports_api.py`.
+gateway, the event publisher, the mailer and the clock. The read store (the queries behind
+the API) is in `read_ports.py`; the accounts' passwords, tokens and throttle in
+`auth_ports.py`; what only the API side (resolvers/) calls, and no use case, in
+`ports_api.py`.
 """
 
 from __future__ import annotations
@@ -267,47 +268,7 @@ class Clock(Protocol):
         ...
 
 
-class PasswordHasher(Protocol):
-    async def hash(self, password: str) -> str: ...
-    async def verify(self, password_hash: str, password: str) -> bool: ...
-    def needs_rehash(self, password_hash: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    expires_at: datetime
-
-
-class TokenIssuer(Protocol):
-    def issue(self, user_id: int) -> IssuedToken: ...
-    def verify(self, token: str) -> int:
-        """The user id the token was issued to; raises Unauthenticated if it is not valid."""
-        ...
-    def expires_at(self, token: str) -> datetime | None:
-        """When a valid token stops being valid (to end live subscriptions on time)."""
-        ...
-    def issued_at(self, token: str) -> datetime | None:
-        """When a valid token was issued (a password reset revokes those issued before)."""
-        ...
-
-
 class Mailer(Protocol):
     async def send(self, mail: QueuedMail) -> None:
         """Render and hand the message to the mail server; raises on any failure."""
-        ...
-
-
-class RateLimiter(Protocol):
-    """Counts attempts per key (an address, an account) and blocks keys that fail too often."""
-
-    async def attempt(self, keys: Sequence[str]) -> None:
-        """Count an attempt on every key, atomically with the check: RateLimited (and nothing
-        counted) while any key is blocked. Call it before the attempt is made."""
-        ...
-    async def uncount(self, keys: Sequence[str]) -> None:
-        """Take back the attempt just counted on these keys (it succeeded)."""
-        ...
-    async def reset(self, keys: Sequence[str]) -> None:
-        """Forget everything counted on these keys."""
         ...
