@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ordergraph.domain.auth_ports import PasswordHasher
 from ordergraph.domain.model import SYSTEM, Role
-from ordergraph.domain.ports import Clock, PasswordHasher, UnitOfWork
+from ordergraph.domain.ports import Clock, UnitOfWork
 from ordergraph.domain.services.auth import create_user
 from ordergraph.domain.services.catalog import create_product
 from ordergraph.domain.services.transaction import retrying

@@ -1,20 +1,22 @@
-"""Typed settings, read once from the environment (and a `.env` file), then passed down."""
+"""Typed settings, read once from the environment (and a `.env` file), then passed down.
+
+Reading one setting's text is setting_values.py; whether the settings may run (`check()`)
+is setting_checks.py.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from ordergraph import setting_checks
 from ordergraph.setting_values import (
     SettingsError,
-    installed,
     isolation_level,
     normalise_database_url,
     parse_duration,
@@ -22,9 +24,6 @@ from ordergraph.setting_values import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ordergraph.db"
-MIN_JWT_SECRET_BYTES = 32
-MAX_SHIPPING_CENTS = 99_999_999  # as a product's price
-MAX_GRAPHQL_INT = 2**31 - 1
 # The addresses a reverse proxy on this host connects from; anything else must be listed.
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
 
@@ -241,96 +240,10 @@ class Settings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def check_database(self) -> None:
-        """What every command needs: a database it may use."""
-        if self.is_production and self.database_url.startswith("sqlite"):
-            raise SettingsError("production needs PostgreSQL: DATABASE_URL is SQLite")
+        """What every command needs: a database it may use (setting_checks.py)."""
+        setting_checks.check_database(self)
 
     def check(self) -> None:
-        """Everything `serve` (and `sweep`) needs; each refusal has a one-line reason."""
-        self.check_database()
-        if self.is_production and not self.jwt_secret:
-            raise SettingsError(
-                "JWT_SECRET is required in production (at least 32 random bytes)")
-        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise SettingsError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
-        if self.reservation_ttl <= timedelta(0):
-            raise SettingsError("RESERVATION_TTL must be positive")
-        if not timedelta(0) < self.payment_provider_deadline < self.shutdown_timeout:
-            raise SettingsError("PAYMENT_PROVIDER_DEADLINE must be positive and shorter than "
-                                "SHUTDOWN_TIMEOUT (a deploy must not cut a checkout in half)")
-        if self.max_unpaid_orders < 0 or self.max_unpaid_units < 0:
-            raise SettingsError("MAX_UNPAID_ORDERS and MAX_UNPAID_UNITS must be 0 (no limit) "
-                                "or more")
-        if self.installation_id is not None and \
-                not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.installation_id):
-            raise SettingsError("INSTALLATION_ID: use 1 to 40 letters, digits, '-' or '_'")
-        if self.sweep_interval <= timedelta(0):
-            raise SettingsError("SWEEP_INTERVAL must be positive")
-        self._check_throttles()
-        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
-            raise SettingsError(f"METRICS_PORT: {self.metrics_port} is not a TCP port")
-        if self.metrics_port is not None and self.workers > 1:
-            raise SettingsError("METRICS_PORT needs WEB_CONCURRENCY=1: workers cannot share "
-                                "one metrics port (run one worker per container)")
-        if self.otel_endpoint is not None and not installed("opentelemetry.sdk"):
-            raise SettingsError("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not "
-                                "installed: install the otel extra (ordergraph[otel])")
-        if self.log_format not in ("json", "text"):
-            raise SettingsError(f"LOG_FORMAT: {self.log_format!r} is not json or text")
-        if not 0 <= self.shipping_flat_cents <= MAX_SHIPPING_CENTS:
-            raise SettingsError(f"SHIPPING_FLAT_CENTS must be 0 (free) to {MAX_SHIPPING_CENTS}")
-        if self.free_shipping_over_cents is not None and \
-                not 0 <= self.free_shipping_over_cents <= MAX_GRAPHQL_INT:
-            raise SettingsError("FREE_SHIPPING_OVER_CENTS must be 0 or more (unset: never free)")
-        if not re.fullmatch(r"[a-z]{3}", self.currency):
-            raise SettingsError(f"CURRENCY: {self.currency!r} is not an ISO-4217 code")
-        if self.is_production and (self.stripe_secret_key is None
-                                   or self.stripe_webhook_secret is None):
-            raise SettingsError("production needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
-
-    def _check_throttles(self) -> None:
-        for name, count in (("LOGIN_FREE_FAILURES_PER_EMAIL", self.login_free_failures_per_email),
-                            ("LOGIN_FREE_FAILURES_PER_ADDRESS",
-                             self.login_free_failures_per_address),
-                            ("REGISTER_PER_ADDRESS", self.register_per_address)):
-            if count < 0:
-                raise SettingsError(f"{name} must be 0 or more")
-        for prefix, first, longest, window in (
-                ("LOGIN", self.login_first_block, self.login_max_block, self.login_window),
-                ("REGISTER", self.register_first_block, self.register_max_block,
-                 self.register_window)):
-            # Redis expires keys in whole seconds.
-            if min(first, longest, window) < timedelta(seconds=1):
-                raise SettingsError(f"{prefix}_FIRST_BLOCK, {prefix}_MAX_BLOCK and "
-                                    f"{prefix}_WINDOW must be at least 1s")
-            if first > longest:
-                raise SettingsError(f"{prefix}_FIRST_BLOCK must not exceed {prefix}_MAX_BLOCK")
-        self._check_mail()
-
-    def _check_mail(self) -> None:
-        if self.smtp_url is not None:
-            parsed = urlparse(self.smtp_url)
-            try:
-                parsed.port  # noqa: B018 - raises on a malformed port
-            except ValueError:
-                parsed = parsed._replace(netloc="")
-            if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
-                raise SettingsError("SMTP_URL: not smtp://user:pass@host:587 or "
-                                    "smtps://user:pass@host:465")
-        if self.public_url is not None and \
-                urlparse(self.public_url).scheme not in ("http", "https"):
-            raise SettingsError(f"PUBLIC_URL: {self.public_url!r} is not an http(s) URL")
-        if "@" not in self.mail_from:
-            raise SettingsError(f"MAIL_FROM: {self.mail_from!r} has no email address")
-        if self.is_production:
-            # A shop that cannot email cannot confirm an order or let a customer back in:
-            # refuse to start rather than queue mail nobody will ever send.
-            if self.smtp_url is None:
-                raise SettingsError("production needs SMTP_URL (customer email and "
-                                    "password reset)")
-            if self.public_url is None:
-                raise SettingsError("production needs PUBLIC_URL (the base of links in "
-                                    "emails, e.g. https://shop.example.com)")
-            if "@localhost" in self.mail_from:
-                raise SettingsError("production needs MAIL_FROM (e.g. Shop "
-                                    "<orders@shop.example.com>)")
+        """Everything `serve` (and `sweep`) needs; each refusal has a one-line reason
+        (setting_checks.py)."""
+        setting_checks.check(self)

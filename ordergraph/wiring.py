@@ -1,13 +1,13 @@
 """The composition root: Settings in, the concrete adapters out, held by their ports.
 
-The only module that constructs adapters. `web/app.py` (the server), `cli.py` (the commands)
+The only module that constructs adapters, with wiring_payments.py (the gateways and the
+installation id they namespace by). `web/app.py` (the server), `cli.py` (the commands)
 and `bench/server.py` all build from here, so a command publishes, meters and pays exactly as
 the server does. Tests replace an adapter through `Overrides`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordergraph import __version__
 from ordergraph.adapters.clock import SystemClock
-from ordergraph.adapters.gateways import GatewayRegistry
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.mail.sink import MailSink
 from ordergraph.adapters.mail.smtp import SmtpMailer
@@ -27,37 +26,36 @@ from ordergraph.adapters.metrics import PrometheusMetrics
 from ordergraph.adapters.passwords import Argon2PasswordHasher
 from ordergraph.adapters.publisher import BroadcastPublisher
 from ordergraph.adapters.ratelimit import MemoryRateLimiter, RedisRateLimiter, throttles_from
-from ordergraph.adapters.stripe import PROVIDER as STRIPE
-from ordergraph.adapters.stripe import emulator as localstripe
-from ordergraph.adapters.stripe.gateway import StripeGateway
 from ordergraph.adapters.stripe.webhooks import SIGNALS as STRIPE_EVENTS
 from ordergraph.adapters.tokens import JwtTokenIssuer
 from ordergraph.adapters.tracing import Tracing
 from ordergraph.adapters.tracing import build_tracing as tracing_from
 from ordergraph.db.engine import create_engine
-from ordergraph.db.installation import installation_id
 from ordergraph.db.readstore import SqlReadStore
 from ordergraph.db.uow import NullPublisher, SqlAlchemyUnitOfWork
+from ordergraph.domain.auth_ports import PasswordHasher, RateLimiter
 from ordergraph.domain.ports import (
     Clock,
     EventPublisher,
     Gateways,
     Mailer,
-    PasswordHasher,
     PaymentGateway,
-    RateLimiter,
     UnitOfWork,
 )
 from ordergraph.domain.services.checkout import CheckoutLimits
 from ordergraph.domain.shipping import ShippingRates
-from ordergraph.resolvers.deps import Deps, Loaders, PaymentSettings
+from ordergraph.resolvers.deps import Deps, Loaders
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
+from ordergraph.wiring_payments import (
+    adopt_installation,
+    build_gateways,
+    installation_or_none,
+    load_installation_id,
+    payment_settings,
+)
 
 log = logging.getLogger(__name__)
-
-STRIPE_JS_URL = "https://js.stripe.com/v3/"
-
 
 @dataclass
 class Overrides:
@@ -108,41 +106,6 @@ def build_tracing(settings: Settings, overrides: Overrides | None = None) -> Tra
                         exporter=exporter)
 
 
-def payment_settings(settings: Settings) -> PaymentSettings:
-    if settings.local_payments:
-        api_base = settings.stripe_api_base or ""
-        return PaymentSettings(provider=STRIPE, mode="local",
-                               publishable_key=localstripe.PUBLISHABLE_KEY,
-                               stripe_js_url=settings.stripe_js_url or
-                               f"{api_base}/js.stripe.com/v3/",
-                               webhook_secret=settings.stripe_webhook_secret)
-    return PaymentSettings(provider=STRIPE, mode="stripe",
-                           publishable_key=settings.stripe_publishable_key,
-                           stripe_js_url=settings.stripe_js_url or STRIPE_JS_URL,
-                           webhook_secret=settings.stripe_webhook_secret)
-
-
-def build_gateways(settings: Settings, installation: str | None,
-                   overrides: Overrides | None = None) -> GatewayRegistry:
-    """One line per payment provider; the first is where new checkouts pay (a test's
-    gateway, or registry, replaces them all)."""
-    if overrides is not None and isinstance(overrides.gateway, GatewayRegistry):
-        return overrides.gateway
-    if overrides is not None and overrides.gateway is not None:
-        return GatewayRegistry(overrides.gateway)
-    return GatewayRegistry(
-        build_stripe_gateway(settings, installation),
-    )
-
-
-def build_stripe_gateway(settings: Settings, installation: str | None) -> StripeGateway:
-    if settings.local_payments and not settings.stripe_api_base:
-        log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
-                    "`ordergraph serve` starts the local Stripe emulator for you")
-    key = settings.stripe_secret_key or localstripe.SECRET_KEY
-    return StripeGateway(key, installation_id=installation, api_base=settings.stripe_api_base)
-
-
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Shared through Redis when the instances share Redis; per process otherwise."""
     throttles = throttles_from(settings)
@@ -150,41 +113,6 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
         return RedisRateLimiter(settings.broadcast_url, throttles=throttles,
                                 prefix=f"{settings.broadcast_prefix}ratelimit:")
     return MemoryRateLimiter(throttles)
-
-
-async def load_installation_id(settings: Settings, engine: AsyncEngine) -> str:
-    return settings.installation_id or await installation_id(engine)
-
-
-async def installation_or_none(settings: Settings, engine: AsyncEngine) -> str | None:
-    """The id, or None while the database cannot be reached (the app still starts)."""
-    try:
-        return await load_installation_id(settings, engine)
-    except Exception as error:  # any database failure: learn it later
-        log.warning("installation id not readable yet (%s); payments wait for it", error)
-        return None
-
-
-def adopt_installation(adapters: Adapters, deps: Deps | None, found: str | None) -> None:
-    """Hand the installation id to everything that namespaces by it."""
-    adapters.installation_id = found
-    if deps is not None:
-        deps.installation_id = found
-    gateways = adapters.gateway.gateways.values() \
-        if isinstance(adapters.gateway, GatewayRegistry) else ()
-    for gateway in gateways:
-        if isinstance(gateway, StripeGateway):  # a test's own works for it too
-            gateway.installation_id = found
-
-
-async def learn_installation_id(settings: Settings, adapters: Adapters,
-                                deps: Deps | None) -> None:
-    """Started without the database: read the id once it answers, then hand it out."""
-    while adapters.installation_id is None:
-        await asyncio.sleep(1.0)
-        found = await installation_or_none(settings, adapters.engine)
-        if found is not None:
-            adopt_installation(adapters, deps, found)
 
 
 async def _start_local_mail() -> MailSink | None:

@@ -1,8 +1,8 @@
 """The payment gateways by provider name: the Gateways port (domain/ports.py).
 
-ordergraph/wiring.py builds it with one gateway per provider; the first is the default, where
-new checkouts open their payments. A payment that exists goes to the gateway its order names
-(`order.payment.provider`)."""
+ordergraph/wiring_payments.py builds it with one gateway per provider; the first is the
+default, where new checkouts open their payments. A payment that exists goes to the gateway
+its order names (`order.payment.provider`)."""
 
 from __future__ import annotations
 

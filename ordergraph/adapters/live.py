@@ -6,7 +6,7 @@ out) through one connection (`adapters/live_connection.py`), parses each message
 hands it to the interested subscribers' bounded backlogs without waiting
 (`adapters/live_fanout.py`, `adapters/live_subscription.py`): a slow subscriber overflows its
 own backlog (and is told to resubscribe); it never holds up others. This module is the
-supervision of that connection and publishing.
+supervision of that connection; publishing through it is `adapters/live_publishing.py`.
 
 No broadcaster backend reconnects by itself, and with Redis the task that dies when the
 connection drops is the backend's own listener (broadcaster's outer listener waits on a queue
@@ -34,6 +34,7 @@ from ordergraph.adapters import metrics
 from ordergraph.adapters.broadcast import create_broadcast, why_ended
 from ordergraph.adapters.live_connection import CONNECT_TIMEOUT, HubConnection
 from ordergraph.adapters.live_fanout import STOCK_COALESCE_SECONDS, Fanout
+from ordergraph.adapters.live_publishing import PUBLISH_TIMEOUT, Publishing
 from ordergraph.adapters.live_subscription import QUEUE_SIZE, RESYNC_KIND, Subscription
 from ordergraph.adapters.publisher import (
     ALL_ORDERS_CHANNEL,
@@ -60,10 +61,6 @@ HEARTBEAT_KIND = "heartbeat"
 # Redis next to nothing, and live updates come back at most ~2 s after Redis does.
 RECONNECT_FIRST_DELAY = 0.25
 RECONNECT_MAX_DELAY = 2.0
-# A publish is after commit, inside someone's request: never let a dead Redis hold it long,
-# and after one fails, publish nothing for a while (one request per interval pays the wait).
-PUBLISH_TIMEOUT = 1.0
-PUBLISH_RETRY_SECONDS = 1.0
 
 
 class LiveHub:
@@ -83,9 +80,7 @@ class LiveHub:
         self._stopped = False
         self._down_since: float | None = None  # monotonic time the outage began
         self._last_error: str | None = None
-        self._publish_failed = False  # some event went nowhere: announce a resync
-        self._drop_logged = False  # one warning per outage, not one per event
-        self._publish_paused_until = 0.0
+        self._publishing = Publishing()
         self._heard_at = 0.0  # when our last heartbeat came back
         self.reconnects = 0
 
@@ -185,7 +180,7 @@ class LiveHub:
             if silent > HEARTBEAT_TIMEOUT:
                 return f"no heartbeat came back for {silent:.0f} s"
             await self._control(HEARTBEAT_KIND)
-            if self._publish_failed:
+            if self._publishing.failed:
                 await self._announce_resync()
 
     def _went_down(self, reason: str) -> None:
@@ -212,14 +207,14 @@ class LiveHub:
 
     def _came_back(self) -> None:
         seconds = time.monotonic() - (self._down_since or time.monotonic())
-        self._down_since, self._last_error, self._drop_logged = None, None, False
+        self._down_since, self._last_error = None, None
         self.reconnects += 1
         metrics.LIVE_HUB_UP.set(1)
         metrics.LIVE_HUB_RECONNECTS.inc()
         log.warning("live hub reconnected after %.1f s; its subscribers get fresh snapshots",
                     seconds)
         # Events of the gap are lost, ours and other instances' alike: everyone re-reads.
-        self._publish_failed = True
+        self._publishing.reconnected()
         self.resync_subscribers()
 
     def resync_subscribers(self) -> None:
@@ -231,7 +226,7 @@ class LiveHub:
         """Every instance's subscribers re-read: events we failed to publish never reached
         them. Kept due until it is sent."""
         if await self._control(RESYNC_KIND):
-            self._publish_failed = self._drop_logged = False
+            self._publishing.resync_announced()
 
     async def _control(self, kind: str) -> bool:
         """Send a hub-to-hub message; whether it went out."""
@@ -258,26 +253,9 @@ class LiveHub:
                 self._fanout.changed(topic)
         if self._stopped:
             return  # shutting down: nobody is listening any more
-        if self._connection is None or self._down_since is not None:
-            self._dropped(self._last_error or "the live hub is not connected")
-            return
-        if time.monotonic() < self._publish_paused_until:
-            self._dropped("a publish failed just before")
-            return
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await self._connection.broadcast.publish(channel, message)
-        except Exception as error:  # Redis gone or slow; the supervisor notices soon
-            self._publish_paused_until = time.monotonic() + PUBLISH_RETRY_SECONDS
-            self._dropped(f"{type(error).__name__}: {error}")
-
-    def _dropped(self, reason: str) -> None:
-        metrics.LIVE_PUBLISH_DROPPED.inc()
-        self._publish_failed = True
-        if not self._drop_logged:
-            self._drop_logged = True
-            log.warning("live events are not being published (%s); subscribers get fresh "
-                        "snapshots once the broadcast is back", reason)
+        connection = self._connection if self._down_since is None else None
+        await self._publishing.publish(connection.broadcast if connection is not None else None,
+                                       channel, message, unavailable=self._last_error)
 
     def _dispatch(self, topic: str, raw: str) -> None:
         try:

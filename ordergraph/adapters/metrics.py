@@ -44,7 +44,8 @@ PlatformCollector(registry=REGISTRY)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 GRAPHQL_REQUESTS = Counter(
-    "ordergraph_graphql_requests_total", "GraphQL operations by operation name and outcome.",
+    "ordergraph_graphql_requests_total", "GraphQL operations by operation name (anonymous, "
+    "invalid, or other past 200 names) and outcome: ok, or the first error's code.",
     ["operation", "outcome"], registry=REGISTRY)
 GRAPHQL_LATENCY = Histogram(
     "ordergraph_graphql_request_duration_seconds",
@@ -59,19 +60,22 @@ HTTP_LATENCY = Histogram(
     "until the response is sent.", ["route"], registry=REGISTRY, buckets=LATENCY_BUCKETS)
 STRIPE_LATENCY = Histogram(
     "ordergraph_stripe_request_duration_seconds",
-    "Payment provider calls by gateway method (create_intent, confirm_intent, ...), the SDK's "
+    "Time a payment gateway method takes, by method (create_intent, retrieve_intent, "
+    "confirm_intent, cancel_intent, refund), failed ones too: every provider request it makes "
+    "(confirm_intent makes two, refund looks for an existing refund first) and the SDK's "
     "retries included.", ["method"], registry=REGISTRY, buckets=LATENCY_BUCKETS)
 STRIPE_ERRORS = Counter(
     "ordergraph_stripe_errors_total",
     "Payment provider calls that failed, by method and kind: declined (the card), not_found "
     "(an unknown intent), provider_error (the provider failed or did not answer), cancelled "
-    "(our deadline ran out first).", ["method", "kind"], registry=REGISTRY)
+    "(the call was cancelled before it answered: our deadline ran out, or the task was "
+    "stopped).", ["method", "kind"], registry=REGISTRY)
 DB_POOL_IN_USE = Gauge(
     "ordergraph_db_pool_connections_in_use", "Database connections checked out of the pool.",
     registry=REGISTRY)
 DB_POOL_SIZE = Gauge(
-    "ordergraph_db_pool_size", "Connections the pool keeps (DATABASE_POOL_SIZE).",
-    registry=REGISTRY)
+    "ordergraph_db_pool_size", "Connections the pool keeps (its size: DATABASE_POOL_SIZE for "
+    "the server).", registry=REGISTRY)
 DB_POOL_MAX = Gauge(
     "ordergraph_db_pool_max_connections", "Connections the pool may open at most (its size "
     "plus overflow); a request waits once all are in use.", registry=REGISTRY)
@@ -79,20 +83,26 @@ BUILD_INFO = Gauge(
     "ordergraph_build_info", "Always 1; the labels say which release runs.",
     ["version", "commit"], registry=REGISTRY)
 CHECKOUTS = Counter(
-    "ordergraph_checkouts_total", "Checkouts by result type (CheckoutPayload, "
-    "InsufficientStockError, ...).", ["result"], registry=REGISTRY)
+    "ordergraph_checkouts_total", "Checkout mutations by a signed-in customer, by result: ok, "
+    "or the error's code (INSUFFICIENT_STOCK, VALIDATION_FAILED, PAYMENT_PROVIDER_ERROR, ...).",
+    ["result"], registry=REGISTRY)
 RETRIES = Counter(
     "ordergraph_transaction_retries_total",
-    "Units of work run again after a serialization failure or deadlock.", registry=REGISTRY)
+    "Transactions (units of work) that ended in a retryable conflict: a serialization failure, "
+    "a deadlock, or a unique key a concurrent transaction took first; retrying() runs them "
+    "again, up to its limit.", registry=REGISTRY)
 WEBHOOKS = Counter(
-    "ordergraph_webhook_events_total", "Stripe webhook events by type and outcome.",
+    "ordergraph_webhook_events_total", "Stripe webhook deliveries by event type (the types "
+    "we read; other for the rest and for a bad signature) and outcome: refused (bad "
+    "signature), ignored, error, or what the settlement did (applied, duplicate, ...).",
     ["type", "outcome"], registry=REGISTRY)
 SWEEPS = Counter(
-    "ordergraph_sweeper_runs_total", "Sweeper passes by result.", ["result"],
-    registry=REGISTRY)
+    "ordergraph_sweeper_runs_total", "Sweeper passes by result: ok, or error (the pass "
+    "failed, or some of its work did).", ["result"], registry=REGISTRY)
 SWEPT = Counter(
-    "ordergraph_sweeper_changes_total", "Orders the sweeper changed, by kind.", ["kind"],
-    registry=REGISTRY)
+    "ordergraph_sweeper_changes_total", "What the sweeper got done, by kind: orders expired, "
+    "paid_at_expiry (paid after all) and abandoned (checkout never finished), and refunds "
+    "(owed or stalled refunds that went through).", ["kind"], registry=REGISTRY)
 SUBSCRIPTIONS = Gauge(
     "ordergraph_live_subscriptions", "Open GraphQL subscriptions in this process.",
     registry=REGISTRY)
@@ -107,8 +117,9 @@ LIVE_HUB_RECONNECTS = Counter(
     "ordergraph_live_hub_reconnects_total", "Times the live hub connected again after an "
     "outage.", registry=REGISTRY)
 LIVE_PUBLISH_DROPPED = Counter(
-    "ordergraph_live_publish_dropped_total", "Live messages not published because the "
-    "broadcast was down (subscribers are resynced instead).", registry=REGISTRY)
+    "ordergraph_live_publish_dropped_total", "Live events not published: the broadcast was "
+    "down, the publish failed or timed out, or came just after one that did (subscribers are "
+    "resynced instead).", registry=REGISTRY)
 LIVE_RESYNCS = Counter(
     "ordergraph_live_resyncs_total", "Times this process told its live subscribers to re-read "
     "(after an outage of its own or another instance's).", registry=REGISTRY)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from ordergraph.domain.auth_ports import IssuedToken
 from ordergraph.domain.errors import Unauthenticated
-from ordergraph.domain.ports import Clock, IssuedToken
+from ordergraph.domain.ports import Clock
 
 ALGORITHM = "HS256"
 

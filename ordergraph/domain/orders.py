@@ -1,86 +1,20 @@
-"""Carts and orders: the order's states, lines, payment, and its snapshot (the order's
-shape, encoded and decoded in one place)."""
+"""Orders: the order's states (the state machine), lines, payment, and its snapshot (the
+order's shape, encoded and decoded in one place). The cart a checkout validates is in
+carts.py."""
 
 from __future__ import annotations
 
 import enum
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ordergraph.domain import events as ev
 from ordergraph.domain.actors import Actor
-from ordergraph.domain.errors import InvalidTransition, ValidationFailed
-from ordergraph.domain.money import (
-    Money,
-)
+from ordergraph.domain.errors import InvalidTransition
+from ordergraph.domain.money import Money
 from ordergraph.domain.shipping import Address
-from ordergraph.domain.users import (
-    User,
-)
-
-# ---- carts ------------------------------------------------------------------------------
-
-MAX_CART_LINES = 100
-MAX_LINE_QUANTITY = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Cart:
-    """A validated cart: product id -> quantity, duplicate lines merged, in product-id order."""
-
-    quantities: tuple[tuple[int, int], ...]
-    # Where each product first appeared in the customer's lines, to point errors at it.
-    first_line: tuple[tuple[int, int], ...] = ()
-
-    @classmethod
-    def from_lines(cls, lines: Iterable[tuple[int, int]]) -> Cart:
-        lines = list(lines)
-        if not 1 <= len(lines) <= MAX_CART_LINES:
-            raise ValidationFailed(
-                f"A cart holds 1 to {MAX_CART_LINES} lines.", field="items"
-            )
-        merged: dict[int, int] = {}
-        first_line: dict[int, int] = {}
-        for index, (product_id, quantity) in enumerate(lines):
-            if not 1 <= quantity <= MAX_LINE_QUANTITY:
-                raise ValidationFailed(
-                    f"Quantity must be between 1 and {MAX_LINE_QUANTITY}.",
-                    field=f"items.{index}.quantity",
-                )
-            merged[product_id] = merged.get(product_id, 0) + quantity
-            first_line.setdefault(product_id, index)
-        for product_id, quantity in merged.items():
-            # The cap holds for the product, however many lines ask for it.
-            if quantity > MAX_LINE_QUANTITY:
-                raise ValidationFailed(
-                    f"At most {MAX_LINE_QUANTITY} of one product per order ({quantity} asked "
-                    "for across the cart's lines).",
-                    field=f"items.{first_line[product_id]}.quantity",
-                )
-        return cls(tuple(sorted(merged.items())), tuple(sorted(first_line.items())))
-
-    def line_of(self, product_id: int) -> int:
-        """The index of the customer's first line for this product."""
-        return dict(self.first_line).get(product_id, 0)
-
-    @property
-    def product_ids(self) -> list[int]:
-        return [product_id for product_id, _ in self.quantities]
-
-    def fingerprint(self, ship_to: Address | None = None) -> str:
-        """Stable digest of the merged cart and where it ships: equal carts to equal
-        addresses give equal fingerprints (without an address, the cart's alone, as orders
-        from before shipping addresses recorded it)."""
-        text = ";".join(f"{pid}x{qty}" for pid, qty in self.quantities)
-        if ship_to is not None:
-            text += f"|ship:{ship_to.fingerprint()}"
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-# ---- orders -----------------------------------------------------------------------------
+from ordergraph.domain.users import User
 
 
 class OrderStatus(enum.Enum):
@@ -318,11 +252,14 @@ def order_from_snapshot(data: dict[str, Any]) -> Order:
     payment = None
     if payment_data:
         refund_status = payment_data.get("refund_status")
+        requested_at = payment_data.get("refund_requested_at")
         payment = Payment(provider=payment_data["provider"], intent_id=payment_data["intent_id"],
                           status=payment_data.get("status"),
                           last_error=payment_data.get("last_error"),
                           refund_status=RefundStatus(refund_status) if refund_status else None,
-                          refund_id=payment_data.get("refund_id"))
+                          refund_id=payment_data.get("refund_id"),
+                          refund_requested_at=datetime.fromisoformat(requested_at)
+                          if requested_at else None)
     reserved_until = data.get("reserved_until")
     address = data.get("shipping_address")
     return Order(

@@ -1,8 +1,10 @@
 """What the use cases need from the outside world, as Protocols.
 
-`db/` implements the unit of work, repositories and the read store; `adapters/` implement the
-payment gateway, the event publisher, password hashing, tokens and the clock. What only the
-API side (resolvers/) calls, and no use case, is in `ports_api.py`.
+`db/` implements the unit of work and the repositories; `adapters/` implement the payment
+gateway, the event publisher, the mailer and the clock. The read store (the queries behind
+the API) is in `read_ports.py`; the accounts' passwords, tokens and throttle in
+`auth_ports.py`; what only the API side (resolvers/) calls, and no use case, in
+`ports_api.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self
 
 from ordergraph.domain.events import DomainEvent
 from ordergraph.domain.mail import QueuedMail
@@ -20,17 +22,13 @@ from ordergraph.domain.model import (
     Actor,
     Money,
     Order,
-    OrderStatus,
     OwedRefund,
     Payment,
     Product,
     Stock,
     User,
 )
-from ordergraph.domain.sales import SalesFigures, SalesWindow
 from ordergraph.domain.shipping import Address
-
-T = TypeVar("T")
 
 
 class RetryableConflict(Exception):
@@ -186,18 +184,13 @@ class UnitOfWork(Protocol):
         ...
 
 
-# ---- read side --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_next: bool
-    total_count: int
+# ---- the audit log, read back -----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
+    """An audit-log row as read back (`ReadStore`, read_ports.py): an AuditDraft with its id."""
+
     id: int
     at: datetime
     actor: Actor
@@ -206,33 +199,6 @@ class AuditRecord:
     entity_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
-
-
-class ReadStore(Protocol):
-    """Queries for the API. Each call uses its own connection, so concurrent resolvers and
-    dataloaders never share one."""
-
-    async def products_page(self, *, first: int, after_id: int | None, search: str | None,
-                            include_inactive: bool, low_stock_below: int | None = None
-                            ) -> tuple[Page[Product], dict[int, Stock]]:
-        """A page of products and the stock of each (one read for the catalog)."""
-        ...
-    async def products_by_ids(self, ids: Sequence[int]) -> dict[int, Product]: ...
-    async def product_by_sku(self, sku: str) -> Product | None: ...
-    async def stocks_by_product_ids(self, ids: Sequence[int]) -> dict[int, Stock]: ...
-    async def all_stocks(self, *, limit: int) -> list[Stock]: ...
-    async def orders_page(self, *, first: int, after_id: int | None,
-                          status: OrderStatus | None,
-                          customer_id: int | None) -> Page[Order]: ...
-    async def orders_by_ids(self, ids: Sequence[int]) -> dict[int, Order]: ...
-    async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]: ...
-    async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
-                         entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]: ...
-    async def audit_for_entities(self, entity_type: str,
-                                 entity_ids: Sequence[str]) -> dict[str, list[AuditRecord]]: ...
-    async def sales_report(self, window: SalesWindow) -> SalesFigures: ...
-    async def default_address(self, user_id: int) -> Address | None: ...
-    async def ping(self) -> None: ...
 
 
 # ---- the outside world ------------------------------------------------------------------
@@ -285,9 +251,9 @@ class PaymentGateway(Protocol):
 
 
 class Gateways(PaymentGateway, Protocol):
-    """The payment gateways by provider name (ordergraph/wiring.py lists them). Itself the
-    default gateway, where new checkouts open their payments; a payment that exists is acted
-    on through its own provider's."""
+    """The payment gateways by provider name (ordergraph/wiring_payments.py lists them).
+    Itself the default gateway, where new checkouts open their payments; a payment that
+    exists is acted on through its own provider's."""
 
     def for_provider(self, provider: str) -> PaymentGateway:
         """The gateway of that name; raises PaymentFailed (a provider error) if none."""
@@ -307,47 +273,7 @@ class Clock(Protocol):
         ...
 
 
-class PasswordHasher(Protocol):
-    async def hash(self, password: str) -> str: ...
-    async def verify(self, password_hash: str, password: str) -> bool: ...
-    def needs_rehash(self, password_hash: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    expires_at: datetime
-
-
-class TokenIssuer(Protocol):
-    def issue(self, user_id: int) -> IssuedToken: ...
-    def verify(self, token: str) -> int:
-        """The user id the token was issued to; raises Unauthenticated if it is not valid."""
-        ...
-    def expires_at(self, token: str) -> datetime | None:
-        """When a valid token stops being valid (to end live subscriptions on time)."""
-        ...
-    def issued_at(self, token: str) -> datetime | None:
-        """When a valid token was issued (a password reset revokes those issued before)."""
-        ...
-
-
 class Mailer(Protocol):
     async def send(self, mail: QueuedMail) -> None:
         """Render and hand the message to the mail server; raises on any failure."""
-        ...
-
-
-class RateLimiter(Protocol):
-    """Counts attempts per key (an address, an account) and blocks keys that fail too often."""
-
-    async def attempt(self, keys: Sequence[str]) -> None:
-        """Count an attempt on every key, atomically with the check: RateLimited (and nothing
-        counted) while any key is blocked. Call it before the attempt is made."""
-        ...
-    async def uncount(self, keys: Sequence[str]) -> None:
-        """Take back the attempt just counted on these keys (it succeeded)."""
-        ...
-    async def reset(self, keys: Sequence[str]) -> None:
-        """Forget everything counted on these keys."""
         ...

@@ -17,8 +17,8 @@ from typing import Any
 
 from ordergraph.domain.errors import ValidationFailed
 from ordergraph.domain.model import Stock, User
-from ordergraph.domain.ports import ReadStore
 from ordergraph.domain.ports_api import LiveMessage
+from ordergraph.domain.read_ports import ReadStore
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.live import SNAPSHOT, is_resync, shared_read, until_session_ends
 from ordergraph.resolvers.live_access import LiveViewer

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ordergraph.domain.errors import ValidationFailed
-from ordergraph.domain.ports import Page
+from ordergraph.domain.read_ports import Page
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100

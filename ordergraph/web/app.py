@@ -42,10 +42,9 @@ from ordergraph.wiring import (
     build_deps,
     build_metrics,
     build_tracing,
-    learn_installation_id,
     open_adapters,
-    payment_settings,
 )
+from ordergraph.wiring_payments import learn_installation_id, payment_settings
 
 __all__ = ["Overrides", "create_app", "serve_app"]
 

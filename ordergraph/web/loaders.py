@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from ordergraph.domain.ports import ReadStore
+from ordergraph.domain.read_ports import ReadStore
 from ordergraph.schema.context import Loaders
 
 K = TypeVar("K", bound=Hashable)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ordergraph.domain.carts import Cart
 from ordergraph.domain.errors import InsufficientStock, ValidationFailed
-from ordergraph.domain.model import SYSTEM, Cart, Money, Stock, normalise_email
+from ordergraph.domain.model import SYSTEM, Money, Stock, normalise_email
 from ordergraph.setting_values import parse_duration
 from ordergraph.settings import Settings, SettingsError
 

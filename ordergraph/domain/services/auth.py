@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ordergraph.domain import events as ev
+from ordergraph.domain.auth_ports import IssuedToken, PasswordHasher, TokenIssuer
 from ordergraph.domain.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -24,14 +25,8 @@ from ordergraph.domain.model import (
     check_password_rules,
     normalise_email,
 )
-from ordergraph.domain.ports import (
-    Clock,
-    IssuedToken,
-    PasswordHasher,
-    ReadStore,
-    TokenIssuer,
-    UnitOfWork,
-)
+from ordergraph.domain.ports import Clock, UnitOfWork
+from ordergraph.domain.read_ports import ReadStore
 from ordergraph.domain.services.transaction import retrying
 
 MAX_NAME_LENGTH = 200
