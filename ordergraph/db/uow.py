@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordergraph.db.inventory_repository import SqlInventoryRepository
 from ordergraph.db.order_repository import SqlOrderRepository
 from ordergraph.db.outbox import SqlOutboxRepository, SqlPasswordResetRepository, queue_mail
 from ordergraph.db.repositories import (
     SqlAddressBook,
-    SqlInventoryRepository,
     SqlOwedRefundRepository,
     SqlProductRepository,
     SqlUserRepository,
