@@ -16,8 +16,7 @@ from ordergraph.db.repositories import among
 from ordergraph.db.sales import read_sales
 from ordergraph.db.tables import audit_log, default_addresses, inventory, orders, products, users
 from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
-from ordergraph.domain.ports import AuditRecord
-from ordergraph.domain.read_ports import Page
+from ordergraph.domain.read_ports import AuditRecord, Page
 from ordergraph.domain.sales import SalesFigures, SalesWindow
 from ordergraph.domain.shipping import Address
 

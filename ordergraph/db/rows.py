@@ -19,7 +19,7 @@ from ordergraph.domain.model import (
     Stock,
     User,
 )
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.domain.shipping import Address
 
 Row = Mapping[str, Any]

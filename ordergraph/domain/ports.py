@@ -14,12 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
 from ordergraph.domain.events import DomainEvent
 from ordergraph.domain.mail import QueuedMail
 from ordergraph.domain.model import (
-    Actor,
     Money,
     Order,
     OwedRefund,
@@ -185,20 +184,6 @@ class UnitOfWork(Protocol):
 
 
 # ---- the audit log, read back -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """An audit-log row as read back (`ReadStore`, read_ports.py): an AuditDraft with its id."""
-
-    id: int
-    at: datetime
-    actor: Actor
-    action: str
-    entity_type: str
-    entity_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 # ---- the outside world ------------------------------------------------------------------

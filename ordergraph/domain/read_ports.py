@@ -7,14 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
-from ordergraph.domain.model import Order, OrderStatus, Product, Stock, User
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.model import Actor, Order, OrderStatus, Product, Stock, User
 from ordergraph.domain.sales import SalesFigures, SalesWindow
 from ordergraph.domain.shipping import Address
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An audit-log row as read back (`ReadStore.audit_trail`): an AuditDraft with its id."""
+
+    id: int
+    at: datetime
+    actor: Actor
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

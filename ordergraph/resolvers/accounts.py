@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ordergraph.domain.errors import NotFound, ValidationFailed
 from ordergraph.domain.model import Role, User
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.domain.services import auth
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id

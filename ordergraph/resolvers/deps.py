@@ -10,9 +10,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ordergraph.domain.auth_ports import PasswordHasher, RateLimiter, TokenIssuer
 from ordergraph.domain.model import Product, Stock, User
-from ordergraph.domain.ports import AuditRecord, Clock, Gateways, Mailer, UnitOfWork
+from ordergraph.domain.ports import Clock, Gateways, Mailer, UnitOfWork
 from ordergraph.domain.ports_api import LiveFeed, LocalMailbox, Metrics, NullMetrics
-from ordergraph.domain.read_ports import ReadStore
+from ordergraph.domain.read_ports import AuditRecord, ReadStore
 from ordergraph.domain.services.checkout import DEFAULT_PROVIDER_DEADLINE, CheckoutLimits
 from ordergraph.domain.shipping import ShippingRates
 from ordergraph.resolvers.live_access import RoleChanges, SubscriptionSlots

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ordergraph.domain.errors import DomainError, NotFound, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, User
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.domain.services import orders as order_services
 from ordergraph.domain.services import payments, refunds
 from ordergraph.domain.services.checkout import CheckoutResult

@@ -10,7 +10,7 @@ from typing import Any
 import strawberry
 
 from ordergraph.domain import model
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.resolvers.pagination import Connection
 from ordergraph.schema.types import AuditEntry, Order, Product
 

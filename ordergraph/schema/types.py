@@ -15,7 +15,7 @@ from strawberry import UNSET
 from strawberry.scalars import JSON
 
 from ordergraph.domain import model, shipping
-from ordergraph.domain.ports import AuditRecord
+from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.resolvers import accounts, catalog, orders
 from ordergraph.resolvers import shipping as shipping_fields
 from ordergraph.resolvers.context import PaymentSettings, RequestContext
