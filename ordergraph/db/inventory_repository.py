@@ -20,7 +20,11 @@ _LOCK_STOCK = {dialect: sa.select(inventory).where(among(inventory.c.product_id,
                for dialect in ("postgresql", "sqlite")}
 # PostgreSQL: lock the rows (in product-id order, as _LOCK_STOCK) and, in the same statement,
 # move each row by the caller's planned deltas where the levels allow it. Answers the levels
-# as they were under the lock, and whether each row moved.
+# as they were under the lock, and whether each row moved. The new levels are computed from
+# `locked` (the latest version, taken under the lock), never from `inventory.available`:
+# under READ COMMITTED the UPDATE's own scan can still see the version its snapshot had,
+# from before a concurrent change committed while we waited for the lock, and PostgreSQL
+# checks the CHECK constraints on that row before it notices and rechecks.
 _LOCK_AND_MOVE_STOCK = sa.text("""
 WITH locked AS (
     SELECT product_id, available, reserved, updated_at FROM inventory
@@ -30,10 +34,11 @@ WITH locked AS (
     SELECT * FROM unnest(CAST(:ids AS BIGINT[]), CAST(:d_available AS INTEGER[]),
                          CAST(:d_reserved AS INTEGER[])) AS p(product_id, d_available, d_reserved)
 ), moved AS (
-    UPDATE inventory SET available = inventory.available + planned.d_available,
-                         reserved = inventory.reserved + planned.d_reserved, updated_at = :at
+    UPDATE inventory SET available = locked.available + planned.d_available,
+                         reserved = locked.reserved + planned.d_reserved, updated_at = :at
     FROM locked JOIN planned USING (product_id)
     WHERE inventory.product_id = locked.product_id
+      AND (planned.d_available, planned.d_reserved) <> (0, 0)
       AND locked.available + planned.d_available >= 0
       AND locked.reserved + planned.d_reserved >= 0
     RETURNING inventory.product_id

@@ -68,7 +68,8 @@ class InventoryRepository(Protocol):
         """SELECT ... FOR UPDATE the rows, always in product-id order (no deadlocks), as
         they are under the lock. `planned`: the (available, reserved) deltas the caller is
         about to apply at `at`; a repository may write them in the same statement (where
-        neither level goes negative), and save() then writes only what differs."""
+        neither level goes negative), and save() then writes only what differs. With a plan,
+        save() every stock returned or roll back: the plan may already be written."""
         ...
     async def save(self, stocks: Sequence[Stock]) -> None: ...
 

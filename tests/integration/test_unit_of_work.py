@@ -297,3 +297,47 @@ async def test_a_row_refused_at_commit_leaves_nothing_committed(engine, pg_url) 
         await uow.inventory.save(list(stocks.values()))
         await uow.commit()
     assert await _levels(pg_url, product) == (9, 0)
+
+
+async def test_a_planned_move_after_waiting_for_the_lock_starts_from_the_new_level(
+        engine, pg_url) -> None:
+    """READ COMMITTED: while we wait for the row lock another transaction adds 5 units and
+    commits. The move must start from the level it left (3 + 5 = 8 available, enough to
+    take 5), not from the 3 our statement's snapshot saw, which would break the CHECK."""
+    import asyncio
+
+    import psycopg
+
+    from tests.support import psycopg_dsn
+
+    product = await add_product(engine, stock=10)
+    execute(pg_url, "UPDATE inventory SET available = 3, reserved = 7 WHERE product_id = %s",
+            (product,))
+    other = await psycopg.AsyncConnection.connect(psycopg_dsn(pg_url))
+    await other.execute("UPDATE inventory SET available = available + 5 WHERE product_id = %s",
+                        (product,))
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    now = datetime.now(UTC)
+
+    async def take_five() -> int:
+        async with uow:
+            stocks = await uow.inventory.lock([product], planned={product: (-5, 0)}, at=now)
+            seen = stocks[product].available
+            stocks[product].adjust(-5, actor=SYSTEM, at=now, note="after the wait")
+            await uow.inventory.save(list(stocks.values()))
+            await uow.commit()
+        return seen
+
+    waiting = asyncio.create_task(take_five())
+    for _ in range(200):  # until our statement waits for the other transaction's row lock
+        if scalar(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                          "'Lock' AND query LIKE %s", ("%FOR UPDATE%",)):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the lock-and-move statement never waited for the lock")
+    await other.commit()
+    await other.close()
+
+    assert await waiting == 8
+    assert await _levels(pg_url, product) == (3, 7)
