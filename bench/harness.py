@@ -131,23 +131,33 @@ def app_server(env: dict[str, str], *, name: str = "app",
     `module="bench.bare"` serves the bare ceilings instead (bench/bare.py). `args` go to the
     server's command line (e.g. `("--workers", "2")`).
     """
-    port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="ordergraph-bench-"))
     log_path = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", module, "--port", str(port), *args]
-    if profile:
-        # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
-        kind = "flamegraph" if profile.endswith(".svg") else "raw"
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile,
-                   "--format", kind, "--rate", "200", "--nonblocking", "--", *command]
     clean_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("DATABASE_", "STRIPE_", "BROADCAST_", "BENCH_GATEWAY"))}
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(command, env={**clean_env, **env}, cwd=ROOT, stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    server = AppServer(process, f"127.0.0.1:{port}", log_path, env)
+    for attempt in range(3):
+        # The port is free when chosen, but until uvicorn binds it another socket of the
+        # machine may take it (the app's own local SMTP sink, for one): then try another.
+        port = free_port()
+        command = [sys.executable, "-m", module, "--port", str(port), *args]
+        if profile:
+            # An .svg is a flame graph; any other name gets py-spy's collapsed stacks (text).
+            kind = "flamegraph" if profile.endswith(".svg") else "raw"
+            command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile,
+                       "--format", kind, "--rate", "200", "--nonblocking", "--", *command]
+        with log_path.open("wb") as sink:
+            process = subprocess.Popen(command, env={**clean_env, **env}, cwd=ROOT,
+                                       stdout=sink, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        server = AppServer(process, f"127.0.0.1:{port}", log_path, env)
+        try:
+            _wait_ready(server)
+            break
+        except RuntimeError:
+            stop_process(process, timeout=15)
+            if attempt == 2 or "address already in use" not in log_path.read_text():
+                raise
     try:
-        _wait_ready(server)
         yield server
     finally:
         if profile and process.poll() is None:
