@@ -115,6 +115,19 @@ def _values(statement: str, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]
     return f"{head} VALUES {', '.join([group] * len(rows))}", [v for row in rows for v in row]
 
 
+async def _priced_cart(conn: psycopg.AsyncConnection[Any], customer: int, key: str,
+                      items: list[tuple[int, int]]
+                      ) -> tuple[list[tuple[int, int, int]], int, str, datetime]:
+    """What every variant's transaction 1 starts with, as the app does: the idempotency key
+    looked up, the cart's products read; then the lines, total and fingerprint."""
+    await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
+    products = {row[0]: row for row in
+                await (await conn.execute(PRODUCTS, ([pid for pid, _ in items],))).fetchall()}
+    lines = [(pid, qty, products[pid][4]) for pid, qty in items]
+    fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+    return lines, sum(q * u for _, q, u in lines), fingerprint, datetime.now(UTC)
+
+
 async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
                        items: list[tuple[int, int]]) -> bool:
     """The app's whole checkout (ordergraph/domain/services/checkout.py), null gateway."""
@@ -124,13 +137,7 @@ async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
     key = uuid.uuid4().hex
     ids = [pid for pid, _ in items]
     async with conn.transaction():
-        await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
-        products = {row[0]: row for row in
-                    await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
-        now = datetime.now(UTC)
-        lines = [(pid, qty, products[pid][4]) for pid, qty in items]
-        total = sum(q * u for _, q, u in lines)
-        fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+        lines, total, fingerprint, now = await _priced_cart(conn, customer, key, items)
         order_id = (await (await conn.execute(ORDER_WITH_LINES, {
             "customer": customer, "total": total, "key": key, "fingerprint": fingerprint,
             "now": now, "pids": [p for p, _, _ in lines], "qtys": [q for _, q, _ in lines],
@@ -168,16 +175,10 @@ async def lock_first(conn: psycopg.AsyncConnection[Any], customer: int,
     key = uuid.uuid4().hex
     ids = [pid for pid, _ in items]
     async with conn.transaction():
-        await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
-        products = {row[0]: row for row in
-                    await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
+        lines, total, fingerprint, now = await _priced_cart(conn, customer, key, items)
         stocks = {row[0]: row for row in await (await conn.execute(LOCK, (ids,))).fetchall()}
         if any(stocks[pid][1] < qty for pid, qty in items):
             raise _Insufficient()
-        now = datetime.now(UTC)
-        lines = [(pid, qty, products[pid][4]) for pid, qty in items]
-        total = sum(q * u for _, q, u in lines)
-        fingerprint = hashlib.sha256(";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
         order_id = (await (await conn.execute(ORDER, (customer, "usd", total, total, key,
                                                       fingerprint, now, now))).fetchone())[0]  # type: ignore[index]
         async with conn.cursor() as cur:
@@ -199,17 +200,9 @@ async def update_last(conn: psycopg.AsyncConnection[Any], customer: int,
                       items: list[tuple[int, int]]) -> bool:
     """The lock-last variant (bench/sql/checkout_update_last.sql) from Python."""
     key = uuid.uuid4().hex
-    ids = [pid for pid, _ in items]
     try:
         async with conn.transaction():
-            await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
-            products = {row[0]: row for row in
-                        await (await conn.execute(PRODUCTS, (ids,))).fetchall()}
-            now = datetime.now(UTC)
-            lines = [(pid, qty, products[pid][4]) for pid, qty in items]
-            total = sum(q * u for _, q, u in lines)
-            fingerprint = hashlib.sha256(
-                ";".join(f"{p}x{q}" for p, q in items).encode()).hexdigest()
+            lines, total, fingerprint, now = await _priced_cart(conn, customer, key, items)
             inserted = await conn.execute(ORDER, (customer, "usd", total, total, key,
                                                   fingerprint, now, now))
             order_id = (await inserted.fetchone())[0]  # type: ignore[index]

@@ -268,7 +268,10 @@ async def test_a_plan_the_levels_do_not_allow_moves_nothing(engine, pg_url) -> N
         stocks = await uow.inventory.lock([scarce, plenty],
                                           planned={plenty: (-5, 5), scarce: (-2, 2)}, at=now)
         assert [stocks[scarce].available, stocks[plenty].available] == [1, 10]
-        assert await uow.products.get(plenty) is not None  # the transaction still works
+        # Read again in the same transaction (it still works): only the plenty row moved.
+        again = await uow.inventory.lock([scarce, plenty])
+        assert [(again[p].available, again[p].reserved) for p in (scarce, plenty)] == \
+            [(1, 0), (5, 5)]
         # the checkout refuses (InsufficientStock) and leaves without committing
     assert await _levels(pg_url, plenty) == (10, 0)
     assert await _levels(pg_url, scarce) == (1, 0)
