@@ -143,8 +143,11 @@ async def live_server(settings: Settings, overrides: Overrides | None = None
 
     port = free_port()
     app = create_app(settings, overrides or Overrides(run_sweeper=False))
+    # A bounded graceful shutdown: a test that fails with sockets still open must not hang
+    # its teardown (and leave the app's hub tasks running into the next test).
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=10))
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(400):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,6 +55,15 @@ async def count_statements(engine: object, work: object) -> int:
     return len(statements)
 
 
+@contextlib.asynccontextmanager
+async def all_closed(sockets: list[GraphQLWebSocket]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        async with asyncio.timeout(15):
+            await asyncio.gather(*[s.close() for s in sockets])
+
+
 async def test_two_hundred_clients_subscribing_at_once_all_get_the_change(
         pg_url: str, stripe_emulator: LocalStripe, broadcast_url: str) -> None:
     settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
@@ -73,36 +83,38 @@ async def test_two_hundred_clients_subscribing_at_once_all_get_the_change(
 
         sockets = await asyncio.gather(*[GraphQLWebSocket.open(address, token=customer)
                                          for _ in range(200)])
-        subs = await asyncio.gather(*[s.subscribe(ORDER_UPDATED, {"id": watched["id"]})
-                                      for s in sockets])
-        snapshots = await asyncio.gather(*[s.next(sub, 30) for s, sub in zip(sockets, subs,
-                                                                            strict=True)])
-        assert {snap["orderUpdated"]["type"] for snap in snapshots} == {"SNAPSHOT"}
+        # A deadline of its own, well inside the suite's 120 s: a lost subscriber fails
+        # here as a timeout, and the sockets are closed either way.
+        async with all_closed(sockets), asyncio.timeout(75):
+            subs = await asyncio.gather(*[s.subscribe(ORDER_UPDATED, {"id": watched["id"]})
+                                          for s in sockets])
+            snapshots = await asyncio.gather(*[s.next(sub, 30) for s, sub in zip(sockets, subs,
+                                                                                strict=True)])
+            assert {snap["orderUpdated"]["type"] for snap in snapshots} == {"SNAPSHOT"}
 
-        engine = app.state.engine
-        # The same change with nobody listening, to know what the mutation itself costs.
-        alone = await count_statements(
-            engine, api.gql(CANCEL, {"id": quiet["id"]}, token=customer))
+            engine = app.state.engine
+            # The same change with nobody listening, to know what the mutation itself costs.
+            alone = await count_statements(
+                engine, api.gql(CANCEL, {"id": quiet["id"]}, token=customer))
 
-        async def cancel_and_deliver() -> list[dict]:
-            await api.gql(CANCEL, {"id": watched["id"]}, token=customer)
-            return await asyncio.gather(*[s.next(sub, 30) for s, sub in zip(sockets, subs,
-                                                                           strict=True)])
+            async def cancel_and_deliver() -> list[dict]:
+                await api.gql(CANCEL, {"id": watched["id"]}, token=customer)
+                return await asyncio.gather(*[s.next(sub, 30) for s, sub in zip(sockets, subs,
+                                                                               strict=True)])
 
-        received: list[dict] = []
+            received: list[dict] = []
 
-        async def work() -> None:
-            received.extend(await cancel_and_deliver())
+            async def work() -> None:
+                received.extend(await cancel_and_deliver())
 
-        with_fanout = await count_statements(engine, work())
+            with_fanout = await count_statements(engine, work())
 
-        assert len(received) == 200
-        assert {r["orderUpdated"]["type"] for r in received} == {"ORDER_CANCELLED"}
-        assert {r["orderUpdated"]["order"]["items"][0]["product"]["sku"]
-                for r in received} == {"hot"}
-        # Products and the customer for all 200 subscribers: a few shared queries, not 400.
-        assert with_fanout - alone <= 3, (with_fanout, alone)
-        await asyncio.gather(*[s.close() for s in sockets])
+            assert len(received) == 200
+            assert {r["orderUpdated"]["type"] for r in received} == {"ORDER_CANCELLED"}
+            assert {r["orderUpdated"]["order"]["items"][0]["product"]["sku"]
+                    for r in received} == {"hot"}
+            # Products and the customer for all 200 subscribers: a few shared queries, not 400.
+            assert with_fanout - alone <= 3, (with_fanout, alone)
 
 
 def start_instance(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
