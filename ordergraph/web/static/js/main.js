@@ -2,9 +2,11 @@
 
 import { onSessionExpired, onSocketStatus } from './api.js';
 import { cart } from './cart.js';
+import { banner, toast } from './feedback.js';
+import { fmt } from './format.js';
 import { currentLocation, navigate, onRoute, reload, start } from './router.js';
 import { session } from './session.js';
-import { banner, fill, fmt, h, toast } from './ui.js';
+import { fill, h } from './ui.js';
 
 const main = document.getElementById('main');
 const account = document.getElementById('account');

@@ -2,8 +2,10 @@
 // timeline built from `history`, and the Fulfil / Cancel / Refund actions.
 
 import { query } from './api.js';
+import { announce, confirmDialog, toast } from './feedback.js';
+import { fmt, statusLabel } from './format.js';
 import { CANCEL_ORDER, FULFILL_ORDER, REFUND_ORDER } from './queries.js';
-import { announce, confirmDialog, fmt, h, setBusy, statusLabel, toast } from './ui.js';
+import { h, setBusy } from './ui.js';
 
 export function itemsSummary(items) {
   return items.map((item) => `${item.quantity} × ${item.product.name}`).join(', ');

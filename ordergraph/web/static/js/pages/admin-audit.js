@@ -1,10 +1,9 @@
 // #/admin/audit : the audit log, newest first, filtered by entity type, entity id and actor.
 
 import { query } from '../api.js';
+import { formatDateTime, money, when } from '../format.js';
 import { AUDIT_LOG } from '../queries.js';
-import {
-  emptyState, errorState, fill, formatDateTime, formField, h, loadingState, money, nextId, when,
-} from '../ui.js';
+import { emptyState, errorState, fill, formField, h, loadingState, nextId } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Audit log';

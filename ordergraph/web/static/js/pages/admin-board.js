@@ -2,12 +2,12 @@
 // arrive through orderEvents (every order, for admins) and slide in without a reload.
 
 import { query } from '../api.js';
+import { announce } from '../feedback.js';
+import { fmt, statusLabel, statusPill, timeAgo, when } from '../format.js';
 import { itemCount, newer, orderActions } from '../orders.js';
 import { ADMIN_ORDERS, ORDER_EVENTS } from '../queries.js';
 import { addressLines, countryName } from '../shipping.js';
-import {
-  announce, errorState, fill, fmt, h, loadingState, statusLabel, statusPill, timeAgo, when,
-} from '../ui.js';
+import { errorState, fill, h, loadingState } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Order board';

@@ -2,8 +2,9 @@
 // with an inline "set" and a "+/-" adjustment with a reason.
 
 import { query } from '../api.js';
+import { toast } from '../feedback.js';
 import { ADJUST_STOCK, INVENTORY, SET_STOCK, STOCK_UPDATED } from '../queries.js';
-import { emptyState, errorState, fill, h, loadingState, nextId, setBusy, toast } from '../ui.js';
+import { emptyState, errorState, fill, h, loadingState, nextId, setBusy } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Inventory';

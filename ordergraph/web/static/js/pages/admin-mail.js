@@ -2,8 +2,9 @@
 // only): every customer email, as sent over SMTP, newest first, with its links clickable.
 
 import { query } from '../api.js';
+import { formatDateTime } from '../format.js';
 import { LOCAL_MAILBOX } from '../queries.js';
-import { emptyState, errorState, fill, formatDateTime, h, loadingState } from '../ui.js';
+import { emptyState, errorState, fill, h, loadingState } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Mail';

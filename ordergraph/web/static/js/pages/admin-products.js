@@ -1,10 +1,12 @@
 // #/admin/products : every product (active or not); create, edit, deactivate / reactivate.
 
 import { query } from '../api.js';
+import { confirmDialog, toast } from '../feedback.js';
+import { fmt, moneyInput, parseMoney } from '../format.js';
 import { ADMIN_PRODUCTS, CREATE_PRODUCT, UPDATE_PRODUCT } from '../queries.js';
 import {
-  ICONS, confirmDialog, emptyState, errorState, fieldError, fill, fmt, formField, h, loadingState,
-  moneyInput, nextId, parseMoney, setBusy, svgIcon, toast,
+  ICONS, emptyState, errorState, fieldError, fill, formField, h, loadingState, nextId, setBusy,
+  svgIcon,
 } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 

@@ -2,8 +2,9 @@
 // event asks for the report again, debounced, so the numbers follow the shop live.
 
 import { query } from '../api.js';
+import { fmt, money, statusPill } from '../format.js';
 import { SALES_ORDER_EVENTS, SALES_REPORT } from '../queries.js';
-import { errorState, fill, fmt, h, loadingState, money, nextId, statusPill } from '../ui.js';
+import { errorState, fill, h, loadingState, nextId } from '../ui.js';
 import { adminNav } from './admin-nav.js';
 
 export const title = 'Sales';

@@ -1,8 +1,9 @@
 // Shared by #/login and #/register: a short form whose errors come from the API's `field`.
 
 import { query } from '../api.js';
+import { toast } from '../feedback.js';
 import { session } from '../session.js';
-import { fieldError, fill, formField, h, setBusy, toast } from '../ui.js';
+import { fieldError, fill, formField, h, setBusy } from '../ui.js';
 
 /** Where to go after logging in: ?next=/checkout (only paths inside the app). */
 export function nextPath(params) {

@@ -1,7 +1,8 @@
 // Cart lines with quantity steppers: used by #/cart (editable) and #/checkout (summary).
 
 import { cart, MAX_QUANTITY } from '../cart.js';
-import { fmt, h, nextId } from '../ui.js';
+import { fmt } from '../format.js';
+import { h, nextId } from '../ui.js';
 
 export function lineTotal(line) {
   return { amount: line.price.amount * line.quantity, currency: line.price.currency };

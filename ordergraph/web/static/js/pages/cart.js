@@ -1,9 +1,11 @@
 // #/cart : lines with steppers and remove, live availability, subtotal, "Checkout".
 
 import { cart } from '../cart.js';
+import { toast } from '../feedback.js';
+import { fmt } from '../format.js';
 import { STOCK_UPDATED } from '../queries.js';
 import { session } from '../session.js';
-import { emptyState, fill, fmt, h, toast } from '../ui.js';
+import { emptyState, fill, h } from '../ui.js';
 import { shippingCost, shippingRates } from '../shipping.js';
 import { freeShippingHint, lineName, lineTotal, stepper, summaryRows } from './cart-lines.js';
 

@@ -2,10 +2,11 @@
 
 import { query } from '../api.js';
 import { cart, MAX_QUANTITY } from '../cart.js';
+import { announce, toast } from '../feedback.js';
+import { fmt, stockLevel, stockText } from '../format.js';
 import { PRODUCTS, STOCK_UPDATED } from '../queries.js';
 import {
-  ICONS, announce, emptyState, errorState, fill, fmt, h, initials, loadingState, nextId,
-  stockLevel, stockText, svgIcon, toast,
+  ICONS, emptyState, errorState, fill, h, initials, loadingState, nextId, svgIcon,
 } from '../ui.js';
 
 export const title = 'Shop';

@@ -13,15 +13,15 @@
 
 import { ApiError, query } from '../api.js';
 import { cart } from '../cart.js';
+import { announce, toast } from '../feedback.js';
+import { fmt } from '../format.js';
 import {
   CANCEL_ORDER, CHECKOUT, MY_ADDRESS, PAY_ORDER, SYNC_PAYMENT, UPDATE_DEFAULT_ADDRESS,
 } from '../queries.js';
 import { session } from '../session.js';
 import { addressForm, shippingCost, shippingRates } from '../shipping.js';
 import { loadStripe, paymentConfig } from '../stripe.js';
-import {
-  ICONS, announce, emptyState, fill, fmt, h, loadingState, randomKey, setBusy, svgIcon, toast,
-} from '../ui.js';
+import { ICONS, emptyState, fill, h, loadingState, randomKey, setBusy, svgIcon } from '../ui.js';
 import { freeShippingHint, lineTotal, summaryRows } from './cart-lines.js';
 
 export const title = 'Checkout';

@@ -2,14 +2,13 @@
 // a countdown while the reservation holds, and "Cancel order" while unpaid.
 
 import { query } from '../api.js';
+import { announce } from '../feedback.js';
+import { fmt, formatDateTime, statusLabel, statusPill, when } from '../format.js';
 import { orderActions, timeline } from '../orders.js';
 import { ORDER, ORDER_UPDATED } from '../queries.js';
 import { session } from '../session.js';
 import { addressBlock } from '../shipping.js';
-import {
-  ICONS, announce, emptyState, errorState, fill, fmt, formatDateTime, h, loadingState,
-  statusLabel, statusPill, svgIcon, when,
-} from '../ui.js';
+import { ICONS, emptyState, errorState, fill, h, loadingState, svgIcon } from '../ui.js';
 
 export const title = 'Order';
 

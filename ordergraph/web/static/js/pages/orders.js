@@ -1,11 +1,11 @@
 // #/orders : my orders with status pills, kept live by orderEvents (a customer's own orders).
 
 import { query } from '../api.js';
+import { announce } from '../feedback.js';
+import { fmt, statusLabel, statusPill, when } from '../format.js';
 import { itemsSummary, newer } from '../orders.js';
 import { MY_ORDERS, ORDER_EVENTS } from '../queries.js';
-import {
-  announce, emptyState, errorState, fill, fmt, h, loadingState, statusLabel, statusPill, when,
-} from '../ui.js';
+import { emptyState, errorState, fill, h, loadingState } from '../ui.js';
 
 export const title = 'My orders';
 
