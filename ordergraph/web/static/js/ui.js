@@ -1,4 +1,4 @@
-// Small DOM helpers: building and filling elements, icons, list states, busy buttons, form fields.
+// DOM helpers (elements, icons, list states, busy buttons, form fields), initials, random keys.
 
 /**
  * h('button', { class: 'btn', onclick: fn, disabled: true }, 'Text', child, [more])
