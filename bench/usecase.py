@@ -7,8 +7,8 @@
 It builds the app's `Deps` as the server does (`create_app`, null gateway, no sweeper), runs a
 warm-up, then `--checkouts` checkouts of 1-3 products of 1,000 from `--clients` concurrent
 tasks through `domain/services/checkout.checkout`, and prints one JSON line: checkouts/s and
-CPU ms per checkout (`time.process_time()` of this process, the driver's share included,
-PostgreSQL's not). On 2 shared cores the CPU per checkout moves 20 % between runs: compare two
+CPU ms per checkout (`os.times()` of this process, user and system apart, the driver's
+share included, PostgreSQL's not). On 2 shared cores the CPU per checkout moves 20 % between runs: compare two
 versions by alternating them, e.g. from two worktrees (`cd WORKTREE && python -m
 bench.usecase ...`, five times each, in turn), and read the medians.
 
@@ -69,12 +69,14 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         if args.mark_stderr:
             os.write(2, b"MEASURING\n")
         per_client = max(1, args.checkouts // args.clients)
-        cpu, wall = time.process_time(), time.monotonic()
+        before, wall = os.times(), time.monotonic()
         await asyncio.gather(*(client(i, per_client) for i in range(args.clients)))
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        after, wall = os.times(), time.monotonic() - wall
+        user, system = after.user - before.user, after.system - before.system
     done = per_client * args.clients
     return {"checkouts": done, "checkouts_per_s": round(done / wall, 1),
-            "cpu_ms_per_checkout": round(cpu / done * 1000, 2)}
+            "cpu_ms_per_checkout": round((user + system) / done * 1000, 2),
+            "user_ms": round(user / done * 1000, 2), "system_ms": round(system / done * 1000, 2)}
 
 
 def main() -> None:
