@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +159,31 @@ async def live_server(settings: Settings, overrides: Overrides | None = None
     finally:
         server.should_exit = True
         await task
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """The statements this process sends to PostgreSQL meanwhile, each executemany as one:
+    through SQLAlchemy and straight on psycopg alike (db/driver.py), which SQLAlchemy's own
+    cursor events would not see."""
+    sent: list[str] = []
+    execute, executemany = psycopg.AsyncCursor.execute, psycopg.AsyncCursor.executemany
+
+    async def counted_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    async def counted_executemany(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await executemany(self, query, *args, **kwargs)
+
+    psycopg.AsyncCursor.execute = counted_execute  # type: ignore[method-assign]
+    psycopg.AsyncCursor.executemany = counted_executemany  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        psycopg.AsyncCursor.execute = execute  # type: ignore[method-assign]
+        psycopg.AsyncCursor.executemany = executemany  # type: ignore[method-assign]
 
 
 def settings_for(database_url: str, **changes: Any) -> Settings:

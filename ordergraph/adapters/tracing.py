@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ordergraph.db.driver import trace_statements
+
 log = logging.getLogger(__name__)
 
 # Probes and scrapes would be most of the traces and say nothing.
@@ -49,16 +51,26 @@ class Tracing:
         return lambda: OpenTelemetryExtension(tracer_provider=self.provider)
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
-        """One span per SQL statement on this engine (and on no other)."""
+        """One span per SQL statement on this engine (and on no other): SQLAlchemy's, and
+        those db/driver.py sends to psycopg itself, named and labelled alike."""
         from opentelemetry.instrumentation.sqlalchemy import __version__
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
         from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.trace import get_tracer
+        from opentelemetry.trace import SpanKind, get_tracer
 
         tracer = get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__,
                             self.provider)
         usage = NoOpMeterProvider().get_meter("ordergraph").create_up_down_counter("unused")
         EngineTracer(tracer, engine.sync_engine, usage)
+        database = engine.url.database or ""
+
+        def statement_span(sql: str) -> Any:
+            return tracer.start_as_current_span(
+                f"{sql.split(None, 1)[0]} {database}".strip(), kind=SpanKind.CLIENT,
+                attributes={"db.system": engine.dialect.name, "db.name": database,
+                            "db.statement": sql})
+
+        trace_statements(engine, statement_span)
 
     def instrument_http_client(self, client: Any) -> None:
         """One client span per request on this httpx client (the Stripe SDK's)."""

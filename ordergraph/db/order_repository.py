@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.db import rows
+from ordergraph.db.driver import Driver
 from ordergraph.db.repositories import Repository, Track, is_unique_violation
 from ordergraph.db.tables import order_items, orders
 from ordergraph.domain.model import HOLDS_RESERVATION, Order, RefundStatus
@@ -33,39 +34,50 @@ _ITEMS_BY_ORDERS = (sa.select(order_items)
 
 
 @functools.cache
-def _insert_order_with_lines(columns: tuple[str, ...]) -> sa.Insert:
-    """PostgreSQL: the order and its lines in one statement (the order's INSERT as a CTE
-    whose id the lines take), answering the order's id: one round trip, not two. Built once
-    per set of columns (rows.order_values always gives the same)."""
-    new_order = sa.insert(orders).values(
-        {column: sa.bindparam(f"o_{column}", type_=orders.c[column].type)
-         for column in columns}).returning(orders.c.id).cte("new_order")
-    lines = sa.func.unnest(
-        sa.bindparam("l_product_ids", type_=sa.ARRAY(sa.BigInteger())),
-        sa.bindparam("l_quantities", type_=sa.ARRAY(sa.Integer())),
-        sa.bindparam("l_prices", type_=sa.ARRAY(sa.Integer())),
-    ).table_valued("product_id", "quantity", "unit_price_cents").render_derived(name="line")
-    return sa.insert(order_items).add_cte(new_order).from_select(
-        ["order_id", "product_id", "quantity", "unit_price_cents"],
-        sa.select(new_order.c.id, lines.c.product_id, lines.c.quantity, lines.c.unit_price_cents)
-        .select_from(new_order.join(lines, sa.true()))  # one order row: every line takes its id
-    ).returning(order_items.c.order_id)
+def _insert_order_with_lines(columns: tuple[str, ...]) -> str:
+    """PostgreSQL (on the driver, driver.py): the order and its lines in one statement (the
+    order's INSERT as a CTE whose id the lines take), answering the order's id: one round
+    trip, not two. Built once per set of columns (rows.order_values always gives the same)."""
+    placeholders = ", ".join(f"%(o_{column})s" for column in columns)
+    # Only our own column names; the values are bound.
+    return (f"WITH new_order AS (INSERT INTO orders ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({placeholders}) RETURNING id) "
+            "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) "
+            "SELECT new_order.id, line.product_id, line.quantity, line.unit_price_cents "
+            "FROM new_order, unnest(CAST(%(l_product_ids)s AS BIGINT[]), "
+            "CAST(%(l_quantities)s AS INTEGER[]), CAST(%(l_prices)s AS INTEGER[])) "
+            "AS line(product_id, quantity, unit_price_cents) "
+            "RETURNING order_items.order_id")
+
+
+@functools.cache
+def _update_order(columns: tuple[str, ...]) -> str:
+    """PostgreSQL (on the driver): save()'s UPDATE with its version check."""
+    assignments = ", ".join(f"{column} = %(o_{column})s" for column in columns)
+    return (f"UPDATE orders SET {assignments} "  # noqa: S608 (our own column names)
+            "WHERE id = %(b_id)s AND version = %(b_version)s")
+
+
+_DRIVER_ORDER_ID_BY_KEY = ("SELECT id FROM orders "
+                           "WHERE customer_id = %(b_customer)s AND idempotency_key = %(b_key)s")
 
 
 class SqlOrderRepository(Repository):
-    def __init__(self, conn: AsyncConnection, track: Track) -> None:
-        super().__init__(conn, track)
+    def __init__(self, conn: AsyncConnection, track: Track, *,
+                 driver: Driver | None = None) -> None:
+        super().__init__(conn, track, driver=driver)
         self._loaded_versions: dict[int, int] = {}
 
     async def add(self, order: Order) -> None:
         values = rows.order_values(order)
         try:
-            if self._conn.dialect.name == "postgresql":
-                order.id = await self._conn.scalar(_insert_order_with_lines(tuple(values)), {
+            if self._driver is not None:
+                inserted = await self._driver.rows(_insert_order_with_lines(tuple(values)), {
                     **{f"o_{column}": value for column, value in values.items()},
                     "l_product_ids": [line.product_id for line in order.lines],
                     "l_quantities": [line.quantity for line in order.lines],
                     "l_prices": [line.unit_price.amount for line in order.lines]})
+                order.id = inserted[0]["order_id"]
             else:
                 order.id = await self._conn.scalar(_INSERT_ORDER, values)
                 await self._conn.execute(_INSERT_ITEMS, [
@@ -91,6 +103,10 @@ class SqlOrderRepository(Repository):
         self._track(order)
 
     async def get_by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
+        if self._driver is not None:  # the checkout asks every time; it is rarely there
+            hit = await self._driver.rows(_DRIVER_ORDER_ID_BY_KEY,
+                                          {"b_customer": customer_id, "b_key": key})
+            return await self.get(hit[0]["id"]) if hit else None
         found = await self._load(_ORDER_BY_KEY, {"b_customer": customer_id, "b_key": key})
         return found[0] if found else None
 
@@ -138,9 +154,15 @@ class SqlOrderRepository(Repository):
                            "shipping_cents", *rows.address_values(None, "ship_"),
                            "idempotency_key", "cart_fingerprint", "created_at"):
             del values[unchanging]
-        result = await self._conn.execute(
-            _UPDATE_ORDER, {**values, "b_id": order.id, "b_version": loaded_version})
-        if result.rowcount != 1:
+        if self._driver is not None:
+            changed = await self._driver.execute(_update_order(tuple(values)), {
+                **{f"o_{column}": value for column, value in values.items()},
+                "b_id": order.id, "b_version": loaded_version})
+        else:
+            changed = (await self._conn.execute(
+                _UPDATE_ORDER, {**values, "b_id": order.id, "b_version": loaded_version})
+            ).rowcount
+        if changed != 1:
             # Someone changed the order since we read it; the row lock should make this
             # impossible, so run the whole transaction again rather than lose their change.
             raise RetryableConflict(f"order {order.id} changed concurrently")

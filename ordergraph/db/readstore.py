@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ordergraph.db import rows
+from ordergraph.db.driver import Driver
 from ordergraph.db.order_repository import items_by_order
 from ordergraph.db.repositories import among
 from ordergraph.db.sales import read_sales
@@ -23,6 +24,9 @@ from ordergraph.domain.shipping import Address
 # Every request's viewer lookup, built once (SQLAlchemy skips rebuilding it each time).
 _USERS_BY_IDS = {dialect: sa.select(users).where(among(users.c.id, dialect))
                  for dialect in ("postgresql", "sqlite")}
+# PostgreSQL, on the driver (driver.py): every authenticated request reads its viewer.
+_DRIVER_USERS_BY_IDS = (f"SELECT {', '.join(users.c.keys())} FROM users "  # noqa: S608
+                        "WHERE id = ANY(%(ids)s)")
 
 
 class SqlReadStore:
@@ -149,8 +153,13 @@ class SqlReadStore:
 
     async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
         async with self._connection() as conn:
-            result = await conn.execute(_USERS_BY_IDS[conn.dialect.name], {"ids": list(ids)})
-            return {row["id"]: rows.user_from_row(row) for row in result.mappings()}
+            driver = await Driver.under(conn)
+            if driver is not None:
+                found = await driver.rows(_DRIVER_USERS_BY_IDS, {"ids": list(ids)})
+            else:
+                found = (await conn.execute(_USERS_BY_IDS[conn.dialect.name],
+                                            {"ids": list(ids)})).mappings().all()
+            return {row["id"]: rows.user_from_row(row) for row in found}
 
     async def audit_page(self, *, first: int, after_id: int | None, entity_type: str | None,
                          entity_id: str | None, actor_id: int | None) -> Page[AuditRecord]:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.db import rows
+from ordergraph.db.driver import Driver
 from ordergraph.db.tables import (
     default_addresses,
     owed_refunds,
@@ -48,6 +49,8 @@ def among(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[bool]
 
 _PRODUCTS_BY_IDS = {dialect: sa.select(products).where(among(products.c.id, dialect))
                     for dialect in ("postgresql", "sqlite")}
+_DRIVER_PRODUCTS_BY_IDS = (f"SELECT {', '.join(products.c.keys())} FROM products "  # noqa: S608
+                           "WHERE id = ANY(%(ids)s)")
 def is_unique_violation(error: IntegrityError, *constraint_hints: str) -> bool:
     """Whether a unique constraint whose name (or SQLite message) contains a hint failed."""
     orig = error.orig
@@ -63,9 +66,12 @@ def is_unique_violation(error: IntegrityError, *constraint_hints: str) -> bool:
 
 
 class Repository:
-    def __init__(self, conn: AsyncConnection, track: Track) -> None:
+    def __init__(self, conn: AsyncConnection, track: Track, *,
+                 driver: Driver | None = None) -> None:
         self._conn = conn
         self._track = track
+        # PostgreSQL: psycopg's connection, for the checkout's hottest statements (driver.py).
+        self._driver = driver
 
 
 class SqlUserRepository(Repository):
@@ -135,9 +141,13 @@ class SqlProductRepository(Repository):
         return self._tracked(row)
 
     async def get_many(self, product_ids: Sequence[int]) -> dict[int, Product]:
-        result = await self._conn.execute(_PRODUCTS_BY_IDS[self._conn.dialect.name],
-                                           {"ids": list(product_ids)})
-        found = [self._tracked(row) for row in result.mappings()]
+        if self._driver is not None:
+            found = [self._tracked(row) for row in await self._driver.rows(
+                _DRIVER_PRODUCTS_BY_IDS, {"ids": list(product_ids)})]
+        else:
+            result = await self._conn.execute(_PRODUCTS_BY_IDS[self._conn.dialect.name],
+                                               {"ids": list(product_ids)})
+            found = [self._tracked(row) for row in result.mappings()]
         return {product.id: product for product in found if product is not None}
 
     async def save(self, product: Product) -> None:

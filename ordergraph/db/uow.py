@@ -10,9 +10,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ordergraph.db.driver import Driver
 from ordergraph.db.inventory_repository import SqlInventoryRepository
 from ordergraph.db.order_repository import SqlOrderRepository
 from ordergraph.db.outbox import SqlOutboxRepository, SqlPasswordResetRepository, queue_mail
@@ -41,25 +43,23 @@ MOVEMENT_COLUMNS = ("product_id", "delta_available", "delta_reserved", "reason",
 
 
 def _values(table: sa.Table, columns: Sequence[str], prefix: str, count: int) -> str:
-    rows = ", ".join("(" + ", ".join(f":{prefix}{index}_{column}" for column in columns) + ")"
+    rows = ", ".join("(" + ", ".join(f"%({prefix}{index}_{column})s" for column in columns) + ")"
                      for index in range(count))
     # Only our own table and column names and numbered placeholders: the values are bound.
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {rows}"  # noqa: S608
 
 
 @functools.lru_cache(maxsize=256)
-def _audit_with_movements(audit_count: int, movement_count: int) -> sa.TextClause:
-    """PostgreSQL: a transaction's audit rows and stock movements as one statement, built once
-    per number of rows, the rows as parameters. Text, because SQLAlchemy compiles an INSERT
-    with several VALUES rows inside WITH anew every time (it has no cache key)."""
-    binds = [sa.bindparam(f"{prefix}{index}_{column}", type_=table.c[column].type)
-             for table, columns, prefix, count in ((audit_log, AUDIT_COLUMNS, "a", audit_count),
-                                                   (stock_movements, MOVEMENT_COLUMNS, "m",
-                                                    movement_count))
-             for index in range(count) for column in columns]
-    return sa.text(
-        f"WITH audit_rows AS ({_values(audit_log, AUDIT_COLUMNS, 'a', audit_count)}) "
-        f"{_values(stock_movements, MOVEMENT_COLUMNS, 'm', movement_count)}").bindparams(*binds)
+def _audit_and_movements(audit_count: int, movement_count: int) -> str:
+    """PostgreSQL (on the driver, driver.py): a transaction's audit rows and stock movements
+    as one statement (the audit rows' INSERT as a CTE), one round trip, built once per
+    number of rows."""
+    if not movement_count:
+        return _values(audit_log, AUDIT_COLUMNS, "a", audit_count)
+    if not audit_count:
+        return _values(stock_movements, MOVEMENT_COLUMNS, "m", movement_count)
+    return (f"WITH audit_rows AS ({_values(audit_log, AUDIT_COLUMNS, 'a', audit_count)}) "
+            f"{_values(stock_movements, MOVEMENT_COLUMNS, 'm', movement_count)}")
 
 
 def _numbered(prefix: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -93,6 +93,7 @@ class SqlAlchemyUnitOfWork:
         self._publisher = publisher
         self._on_conflict = on_conflict  # counts the retries (metrics)
         self._conn: AsyncConnection | None = None
+        self._driver: Driver | None = None
         self._seen: list[Any] = []
         self._committed = False
         self._published: list[DomainEvent] = []
@@ -101,6 +102,7 @@ class SqlAlchemyUnitOfWork:
         self._conn = await self._engine.connect()
         try:
             await self._conn.begin()
+            self._driver = driver = await Driver.under(self._conn)
         except BaseException:
             await self._conn.close()
             raise
@@ -108,9 +110,9 @@ class SqlAlchemyUnitOfWork:
         self._committed = False
         track = self._seen.append
         self.users = SqlUserRepository(self._conn, track)
-        self.products = SqlProductRepository(self._conn, track)
-        self.inventory = SqlInventoryRepository(self._conn, track)
-        self.orders = SqlOrderRepository(self._conn, track)
+        self.products = SqlProductRepository(self._conn, track, driver=driver)
+        self.inventory = SqlInventoryRepository(self._conn, track, driver=driver)
+        self.orders = SqlOrderRepository(self._conn, track, driver=driver)
         self.owed_refunds = SqlOwedRefundRepository(self._conn, track)
         self.webhook_events = SqlWebhookEventRepository(self._conn, track)
         self.addresses = SqlAddressBook(self._conn, track)
@@ -120,7 +122,7 @@ class SqlAlchemyUnitOfWork:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         assert conn is not None
         committed, self._committed = self._committed, False
         published, self._published = self._published, []
@@ -177,11 +179,14 @@ class SqlAlchemyUnitOfWork:
              "actor_id": event.actor.user_id, "note": event.note, "at": event.at}
             for event in events if isinstance(event, StockChanged)
         ]
-        if audit_rows and movements and self._conn.dialect.name == "postgresql":
-            # Both in one statement (the audit rows' INSERT as a CTE): one round trip fewer
-            # for every change of stock. SQLite has no INSERT inside WITH.
-            await self._conn.execute(
-                _audit_with_movements(len(audit_rows), len(movements)),
+        if self._driver is not None and (audit_rows or movements):
+            # Both in one statement: one round trip fewer for every change of stock. JSON as
+            # SQLAlchemy's JSON type writes it (None as JSON null). SQLite has no INSERT
+            # inside WITH.
+            for row in audit_rows:
+                row["before"], row["after"] = Jsonb(row["before"]), Jsonb(row["after"])
+            await self._driver.execute(
+                _audit_and_movements(len(audit_rows), len(movements)),
                 {**_numbered("a", audit_rows), **_numbered("m", movements)})
             return
         if audit_rows:

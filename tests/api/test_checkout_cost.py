@@ -6,8 +6,7 @@ this holds the count where bench/ measured it, so a change that adds one shows u
 
 from __future__ import annotations
 
-from tests.api.test_orders import statement_counter
-from tests.support import Api, stock_invariant_violations
+from tests.support import Api, statements_sent, stock_invariant_violations
 
 # The viewer; transaction 1: the idempotency key, the customer's row lock and unpaid total
 # (the per-customer limits), the products, the order with its lines, the stock locked and
@@ -24,7 +23,7 @@ async def test_a_checkout_takes_the_same_few_statements_whatever_the_cart(
 
     counts = []
     for size in (1, 3):
-        with statement_counter(api) as statements:
+        with statements_sent() as statements:
             result = await api.checkout(customer, [(p, 2) for p in products[:size]],
                                         key=f"cart-of-{size}")
         assert result["order"]["status"] == "PAYMENT_PENDING", result

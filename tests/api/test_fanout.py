@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from ordergraph.adapters.clock import SystemClock
 from ordergraph.adapters.passwords import Argon2PasswordHasher
@@ -25,7 +24,7 @@ from ordergraph.domain.services.auth import create_user
 from ordergraph.resolvers.live_access import SubscriptionSlots
 from ordergraph.settings import Settings
 from ordergraph.web.app import Overrides
-from tests.support import CANCEL, Api, live_server, settings_for
+from tests.support import CANCEL, Api, live_server, settings_for, statements_sent
 from tests.ws import GraphQLWebSocket
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -40,18 +39,9 @@ def broadcast_url(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-async def count_statements(engine: object, work: object) -> int:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    sync_engine = engine.sync_engine  # type: ignore[attr-defined]
-    event.listen(sync_engine, "before_cursor_execute", count)
-    try:
+async def count_statements(work: object) -> int:
+    with statements_sent() as statements:
         await work  # type: ignore[misc]
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", count)
     return len(statements)
 
 
@@ -92,10 +82,9 @@ async def test_two_hundred_clients_subscribing_at_once_all_get_the_change(
                                                                                 strict=True)])
             assert {snap["orderUpdated"]["type"] for snap in snapshots} == {"SNAPSHOT"}
 
-            engine = app.state.engine
             # The same change with nobody listening, to know what the mutation itself costs.
             alone = await count_statements(
-                engine, api.gql(CANCEL, {"id": quiet["id"]}, token=customer))
+                api.gql(CANCEL, {"id": quiet["id"]}, token=customer))
 
             async def cancel_and_deliver() -> list[dict]:
                 await api.gql(CANCEL, {"id": watched["id"]}, token=customer)
@@ -107,7 +96,7 @@ async def test_two_hundred_clients_subscribing_at_once_all_get_the_change(
             async def work() -> None:
                 received.extend(await cancel_and_deliver())
 
-            with_fanout = await count_statements(engine, work())
+            with_fanout = await count_statements(work())
 
             assert len(received) == 200
             assert {r["orderUpdated"]["type"] for r in received} == {"ORDER_CANCELLED"}

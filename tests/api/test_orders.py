@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
-from tests.support import CANCEL, FULFILL, ORDER, STOCK, Api, stock_invariant_violations
+from tests.support import (
+    CANCEL,
+    FULFILL,
+    ORDER,
+    STOCK,
+    Api,
+    statements_sent,
+    stock_invariant_violations,
+)
 
 ORDERS_PAGE = """
 query Page($first: Int) {
@@ -21,21 +24,6 @@ query Page($first: Int) {
     } }
   }
 }"""
-
-
-@contextmanager
-def statement_counter(api: Api) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    engine = api.app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_owner_cancels_and_stock_is_released_exactly_once(api: Api, admin: str) -> None:
@@ -127,10 +115,10 @@ async def test_a_page_of_orders_costs_a_constant_number_of_queries(api: Api,
     for n in range(20):
         await api.checkout(customers[n % 4], [(products[n % 5], 1), (products[(n + 1) % 5], 2)])
 
-    with statement_counter(api) as statements:
+    with statements_sent() as statements:
         data = await api.gql(ORDERS_PAGE, {"first": 20}, token=admin)
     page_of_20 = len(statements)
-    with statement_counter(api) as statements:
+    with statements_sent() as statements:
         await api.gql(ORDERS_PAGE, {"first": 2}, token=admin)
     page_of_2 = len(statements)
 
