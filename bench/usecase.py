@@ -8,8 +8,8 @@ It builds the app's `Deps` as the server does (`create_app`, null gateway, no sw
 warm-up, then `--checkouts` checkouts of 1-3 products of 1,000 from `--clients` concurrent
 tasks through `domain/services/checkout.checkout`, and prints one JSON line: checkouts/s and
 CPU ms per checkout (`os.times()` of this process, user and system apart, the driver's
-share included, PostgreSQL's not). On 2 shared cores the CPU per checkout moves 20 % between runs: compare two
-versions by alternating them, e.g. from two worktrees (`cd WORKTREE && python -m
+share included, PostgreSQL's not). On 2 shared cores the CPU per checkout moves 20 % between
+runs: compare two versions by alternating them, e.g. from two worktrees (`cd WORKTREE && python -m
 bench.usecase ...`, five times each, in turn), and read the medians.
 
 Round trips: with `--mark-stderr` it writes `MEASURING` to stderr after the warm-up, so
