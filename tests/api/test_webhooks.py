@@ -369,3 +369,31 @@ async def test_charge_refunded_after_our_own_refund_is_a_no_op(
     assert (late.status_code, late.json()["outcome"]) == (200, "unchanged")
     assert scalar(api.settings.database_url, "SELECT count(*) FROM audit_log") == audit_rows
     assert len(await customer_side.refunds_of(order["payment"]["intentId"])) == 1
+
+
+def signed_raw(payload: str) -> tuple[bytes, dict[str, str]]:
+    """Any body, signed as Stripe signs (the signature is over the raw bytes)."""
+    import stripe
+
+    header = stripe.WebhookSignature.generate_signature_header(
+        payload, TEST_WEBHOOK_SECRET, timestamp=int(time.time()))
+    return payload.encode(), {"stripe-signature": header, "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("payload", [
+    "[]", "[{}]", '"event"', "1", "null", "true",
+    '{"id": "evt_1", "type": "payment_intent.succeeded", "data": []}',
+    '{"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": []}}',
+    '{"id": "evt_1", "type": "charge.refunded", "data": {"object": "ch_1"}}',
+])
+async def test_a_signed_body_that_is_not_an_event_object_is_400_and_changes_nothing(
+        api: Api, payload: str) -> None:
+    """A correct signature over JSON that is no event object (Stripe never sends one) is
+    refused like any other unreadable body: 400 with the reason, nothing recorded."""
+    body, headers = signed_raw(payload)
+
+    response = await api.client.post("/webhooks/stripe", content=body, headers=headers)
+
+    assert response.status_code == 400, response.text
+    assert "payload" in response.json()["error"]
+    assert scalar(api.settings.database_url, "SELECT count(*) FROM webhook_events") == 0
