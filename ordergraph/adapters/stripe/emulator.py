@@ -4,7 +4,8 @@
 loopback only (its own CLI binds every interface) and without re-pickling its whole store
 to /tmp after every write (slow, and shared between every emulator on the machine). It also
 accepts two PaymentIntent parameters of Stripe's that localstripe 1.15 refuses ("400
-Unexpected"): `shipping` and `receipt_email`, kept and returned as Stripe does.
+Unexpected"): `shipping` and `receipt_email`, kept and returned as Stripe does; and Stripe's
+refund rules it lacks (emulator_refunds.py: `amount_received`, no refund past the capture).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from ordergraph.adapters.stripe.emulator_refunds import teach_refund_rules
 
 if TYPE_CHECKING:
     from ordergraph.settings import Settings
@@ -199,6 +202,7 @@ def _serve(host: str, port: int) -> None:
     # Keep the store in memory only (see the module docstring).
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
     _accept_shipping_and_receipt_email(resources)
+    teach_refund_rules(resources)
     server.app.middlewares.insert(0, _idempotency_middleware())
     logging.basicConfig(level=logging.WARNING)
     web.run_app(server.app, host=host, port=port, print=None, access_log=None)
