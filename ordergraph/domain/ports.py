@@ -216,6 +216,9 @@ class PaymentIntent:
     order_id: int | None = None  # from the intent's metadata
     state: PaymentState = PaymentState.PENDING  # the gateway reads its provider's status
     provider: str = ""  # the gateway's provider name, e.g. "stripe"
+    # Money actually captured and refunded so far, when the gateway read them (None: unknown).
+    amount_received: int | None = None
+    amount_refunded: int | None = None
 
 
 class PaymentGateway(Protocol):
@@ -232,7 +235,9 @@ class PaymentGateway(Protocol):
                              idempotency_key: str) -> PaymentIntent: ...
     async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> PaymentIntent: ...
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
-        """Refund the intent's charge in full; returns the refund id."""
+        """Refund the intent's charge in full; returns the refund id. Refunds the provider
+        already holds count: only what they leave of the capture is refunded, and the call
+        returns only once the provider's refunds cover the whole captured amount."""
         ...
 
 

@@ -71,7 +71,8 @@ class StripeGateway:
     @stripe_call("retrieve_intent")
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
         try:
-            intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
+            intent = await self._client.v1.payment_intents.retrieve_async(
+                intent_id, params={"expand": ["latest_charge"]})  # its refunds, too
         except stripe.InvalidRequestError as error:
             if error.http_status == 404:
                 raise IntentNotFound(intent_id) from error
@@ -109,36 +110,51 @@ class StripeGateway:
 
     @stripe_call("refund")
     async def refund(self, intent_id: str, *, idempotency_key: str) -> str:
-        """Refund the intent in full, once: a refund the provider already holds for it is
-        returned instead of a second one. Stripe's idempotency keys expire after a day and
-        a lost answer must not become a double refund, so we look before and after."""
-        existing = await self._existing_refund(intent_id)
-        if existing is not None:
+        """Refund the intent in full, once. Refunds the provider already holds for it count
+        (ours after a lost answer, or a partial one made in the dashboard): one of them is
+        returned when together they cover the capture, else only what they leave is refunded
+        (README, Payments: "Refunds"). Stripe's idempotency keys expire after a day and a lost
+        answer must not become a double refund, so we look before and after."""
+        captured = await self._captured(intent_id)
+        existing, refunded = await self._existing_refunds(intent_id)
+        if existing is not None and refunded >= captured:
             return existing
+        params: dict[str, Any] = {"payment_intent": intent_id}
+        if refunded:
+            # The rest only, under a key of its own (the same key with another amount is
+            # refused); a retry after a lost answer finds the same rest, so the same key.
+            params["amount"] = captured - refunded
+            idempotency_key = f"{idempotency_key}-rest-{captured - refunded}"
         try:
             refund = await self._client.v1.refunds.create_async(
-                params={"payment_intent": intent_id},
+                params=params,  # type: ignore[arg-type]
                 # No blind retries: after a lost answer we look instead.
                 options={"idempotency_key": self._key(idempotency_key),
                          "max_network_retries": 0},
             )
         except (stripe.APIConnectionError, stripe.APIError) as error:
             log.warning("refund of %s: no answer (%r); looking for it", intent_id, error)
-            found = await self._existing_refund(intent_id)
-            if found is not None:
+            found, refunded = await self._existing_refunds(intent_id)
+            if found is not None and refunded >= captured:
                 return found
             raise _as_payment_failure(error) from error
         except stripe.StripeError as error:
             raise _as_payment_failure(error) from error
         return str(refund.id)
 
-    async def _existing_refund(self, intent_id: str) -> str | None:
+    async def _captured(self, intent_id: str) -> int:
+        """What the intent's charge captured (its amount when the provider does not say)."""
+        intent = await self.retrieve_intent(intent_id)
+        return intent.amount if intent.amount_received is None else intent.amount_received
+
+    async def _existing_refunds(self, intent_id: str) -> tuple[str | None, int]:
+        """(the newest refund the provider holds for the intent, all of them summed)."""
         refunds = await _call(self._client.v1.refunds.list_async(
-            params={"payment_intent": intent_id, "limit": 10}))
-        for refund in refunds.data:
-            if getattr(refund, "status", None) in ("succeeded", "pending", None):
-                return str(refund.id)
-        return None
+            params={"payment_intent": intent_id, "limit": 100}))
+        held = [refund for refund in refunds.data
+                if getattr(refund, "status", None) in ("succeeded", "pending", None)]
+        total = sum(int(getattr(refund, "amount", 0) or 0) for refund in held)
+        return (str(held[0].id) if held else None), total
 
     def _installation(self) -> str:
         if self.installation_id is None:  # the database has not answered since start-up
@@ -215,6 +231,8 @@ def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "",
     ours = (metadata.get(INSTALLATION_KEY) or "") == installation_id
     order_id = metadata.get("order_id") if ours else None
     status, last_error = data.get("status") or "unknown", error.get("message") or error.get("code")
+    charge = data.get("latest_charge")  # an object when expanded (retrieve_intent does)
+    received = data.get("amount_received")
     return PaymentIntent(
         id=data["id"], status=status, state=payment_state(status, failed=bool(last_error)),
         provider=provider,
@@ -223,4 +241,7 @@ def intent_from_stripe(data: dict[str, Any], *, installation_id: str = "",
         last_error=last_error,
         decline_code=error.get("decline_code") or error.get("code"),
         order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
+        amount_received=int(received) if received is not None else None,
+        amount_refunded=int(charge.get("amount_refunded") or 0)
+        if isinstance(charge, dict) else None,
     )
