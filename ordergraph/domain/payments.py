@@ -14,7 +14,8 @@ class PaymentSignal(enum.Enum):
     SUCCEEDED = "succeeded"          # money taken: the order is PAID
     FAILED = "failed"                # the attempt failed (declined): the order FAILED
     CANCELED = "canceled"            # the intent was cancelled: the order is CANCELLED
-    REFUNDED = "refunded"            # the charge was refunded: the order is REFUNDED
+    REFUNDED = "refunded"            # the charge was refunded in full: the order is REFUNDED
+    PARTIALLY_REFUNDED = "partially_refunded"  # part of it: recorded, the order stays PAID
     PROCESSING = "processing"        # in flight: record it, wait
     ACTION_REQUIRED = "requires_action"  # 3-D Secure: the customer acts (e.g. in Stripe.js)
     PENDING = "pending"              # nothing new (no payment method yet)
@@ -33,6 +34,18 @@ _SIGNALS = {
 def signal_for_intent(intent: PaymentIntent) -> PaymentSignal:
     """The news an intent's state carries (the gateway read the provider's status)."""
     return _SIGNALS[intent.state]
+
+
+def refund_signal(intent: PaymentIntent) -> PaymentSignal:
+    """The news of a refund, read from the intent as the provider shows it now: REFUNDED only
+    when its refunds cover the whole capture (README, Guarantees: money), PARTIALLY_REFUNDED
+    for less, and otherwise what the intent's own state says."""
+    received, refunded = intent.amount_received, intent.amount_refunded or 0
+    if intent.state is PaymentState.SUCCEEDED and refunded > 0:
+        captured = intent.amount if received is None else received
+        return PaymentSignal.REFUNDED if refunded >= captured else \
+            PaymentSignal.PARTIALLY_REFUNDED
+    return signal_for_intent(intent)
 
 
 @dataclass(frozen=True, slots=True)

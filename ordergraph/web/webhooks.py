@@ -8,9 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ordergraph.adapters.stripe.webhooks import InvalidWebhook, parse_event
-from ordergraph.domain.errors import ServiceUnavailable
-from ordergraph.domain.model import PAYMENT_PROVIDER
-from ordergraph.domain.services.payments import settle_payment
+from ordergraph.domain.errors import PaymentFailed, ServiceUnavailable
+from ordergraph.domain.services.provider_events import settle_provider_event
 from ordergraph.schema.context import Deps
 
 log = logging.getLogger(__name__)
@@ -37,14 +36,23 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         deps.metrics.webhook(event_type, "ignored")
         return JSONResponse({"received": True, "handled": False, "type": event_type})
     try:
-        settlement = await settle_payment(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock,
-                                          update=update, actor=PAYMENT_PROVIDER)
+        # The event is a signal: its intent is read again from the provider and the order
+        # settled on that (README, "The webhook").
+        settlement = await settle_provider_event(uow=deps.uow(), gateways=deps.gateway,
+                                                 clock=deps.clock, update=update)
     except ServiceUnavailable as outage:
         # The database is away (logged once per outage): one line, and Stripe retries.
         log.info("webhook %s (%s) not applied: database unavailable", event_id, event_type)
         deps.metrics.webhook(event_type, "error")
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
                             headers={"Retry-After": str(outage.retry_after_seconds)})
+    except PaymentFailed:
+        # The provider could not be asked what the intent is now: Stripe retries.
+        log.info("webhook %s (%s) not applied: the payment provider did not answer",
+                 event_id, event_type)
+        deps.metrics.webhook(event_type, "error")
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                            headers={"Retry-After": "30"})
     except Exception:
         # Never acknowledge what we could not apply: Stripe retries non-2xx deliveries.
         log.exception("webhook %s (%s) failed; asking Stripe to retry", event_id, event_type)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
+import stripe
 
 from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from ordergraph.adapters.stripe.gateway import StripeGateway
@@ -16,6 +18,7 @@ from ordergraph.domain.services.sweeper import sweep
 from ordergraph.web.app import Overrides
 from tests.support import (
     CANCEL,
+    CARD_DECLINED,
     CARD_OK,
     PAY,
     REFUND,
@@ -122,13 +125,18 @@ async def test_big_bodies_are_refused_with_413(api: Api) -> None:
     assert response.status_code == 413
 
 
-async def test_news_with_a_wrong_amount_is_refused_and_audited(api: Api, admin: str) -> None:
-    """News of an intent whose amount disagrees with the order never pays it: processing
-    news is refused and recorded; a failure still ends the order (no money moved, and the
-    stock must not wait on an intent that can no longer pay it)."""
+async def test_news_with_a_wrong_amount_is_refused_and_audited(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """News of an intent whose amount disagrees with the order never pays it: news is
+    refused and recorded; a failure still ends the order (no money moved, and the stock must
+    not wait on an intent that can no longer pay it). The app reads the intent again from
+    the provider, so the provider's intent is the one that disagrees."""
     product, customer, order = await pending(api, admin)
-    processing = {"id": order["payment"]["intentId"], "object": "payment_intent",
-                  "status": "processing", "amount": 1, "currency": "usd",
+    intent_id = order["payment"]["intentId"]
+    await customer_side.client.v1.payment_intents.update_async(intent_id,
+                                                               params={"amount": 100})
+    processing = {"id": intent_id, "object": "payment_intent",
+                  "status": "processing", "amount": 100, "currency": "usd",
                   "metadata": {"order_id": order["id"]}}
     response = await post_event(api, intent_event("payment_intent.processing", processing))
     assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
@@ -138,13 +146,11 @@ async def test_news_with_a_wrong_amount_is_refused_and_audited(api: Api, admin: 
                       "'ORDER_PAYMENT_UPDATED'")
     assert "amount or currency differ" in reason
 
-    forged_amount = {"id": order["payment"]["intentId"], "object": "payment_intent",
-                     "status": "requires_payment_method", "amount": 1, "currency": "usd",
-                     "last_payment_error": {"code": "card_declined", "message": "no"},
-                     "metadata": {"order_id": order["id"]}}
+    with pytest.raises(stripe.CardError):
+        await customer_side.pay_directly(intent_id, CARD_DECLINED)
 
     response = await post_event(api, intent_event("payment_intent.payment_failed",
-                                                  forged_amount))
+                                                  await customer_side.intent(intent_id)))
 
     assert (response.status_code, response.json()["outcome"]) == (200, "mismatch")
     assert await status_of(api, order["id"], customer) == "FAILED"
@@ -231,33 +237,88 @@ async def test_success_after_cancel_is_refunded_automatically(
         await gateway.aclose()
 
 
-async def test_failure_after_success_is_ignored_and_recorded(
+def declined(intent: dict) -> dict:
+    """The intent as a payment_failed event would carry it (back to requires_payment_method
+    with the decline), whatever it is now."""
+    return {**intent, "status": "requires_payment_method",
+            "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline",
+                                   "message": "Your card was declined."}}
+
+
+async def test_a_stale_failure_after_success_changes_nothing(
         api: Api, admin: str, customer_side: Customer) -> None:
+    """Stripe does not order its events: a payment_failed (an earlier attempt's) that arrives
+    after the intent succeeded is read against the intent as it is now, and the PAID order
+    stays PAID."""
     product, customer, order = await pending(api, admin)
     method = await customer_side.card(CARD_OK)
     await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer)
     intent = await customer_side.intent(order["payment"]["intentId"])
-    intent.update(status="requires_payment_method",
-                  last_payment_error={"code": "card_declined", "message": "late decline"})
+    audit_rows = scalar(api.settings.database_url, "SELECT count(*) FROM audit_log")
 
-    response = await post_event(api, intent_event("payment_intent.payment_failed", intent))
+    response = await post_event(api, intent_event("payment_intent.payment_failed",
+                                                  declined(intent)))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "unchanged")
+    assert await status_of(api, order["id"], customer) == "PAID"
+    assert scalar(api.settings.database_url, "SELECT count(*) FROM audit_log") == audit_rows
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+
+
+async def test_a_stale_failure_before_the_success_event_pays_the_order(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """The customer's first card was declined and the second paid (Stripe.js); the failure's
+    event arrives first. The order is PAID (the intent succeeded), never FAILED with its
+    stock released and then refunded when the success arrives."""
+    product, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    succeeded = await customer_side.intent(intent_id)
+
+    stale = await post_event(api, intent_event("payment_intent.payment_failed",
+                                               declined(succeeded)))
+    assert (stale.status_code, stale.json()["outcome"]) == (200, "applied")
+    assert await status_of(api, order["id"], customer) == "PAID"
+    late = await post_event(api, intent_event("payment_intent.succeeded", succeeded))
+
+    assert (late.status_code, late.json()["outcome"]) == (200, "unchanged")
+    assert await status_of(api, order["id"], customer) == "PAID"
+    assert paid_transitions(api.settings.database_url, order["id"]) == 1
+    assert await customer_side.refunds_of(intent_id) == []
+    assert rows(api.settings.database_url, "SELECT count(*) FROM owed_refunds") == [(0,)]
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 2, "reserved": 0}
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+
+
+async def test_a_signed_success_for_an_unpaid_intent_pays_nothing(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """A validly signed payment_intent.succeeded whose intent has taken no money (a payload
+    that does not say what the provider holds) leaves the order waiting for its payment."""
+    product, customer, order = await pending(api, admin)
+    intent = await customer_side.intent(order["payment"]["intentId"])
+    assert intent["status"] == "requires_payment_method"
+
+    response = await post_event(api, intent_event("payment_intent.succeeded",
+                                                  {**intent, "status": "succeeded"}))
 
     assert response.status_code == 200
-    assert await status_of(api, order["id"], customer) == "PAID"
-    (reason,), = rows(api.settings.database_url,
-                      "SELECT after->>'reason' FROM audit_log WHERE action = "
-                      "'ORDER_PAYMENT_UPDATED' ORDER BY id DESC LIMIT 1")
-    assert reason == "ignored failed after the order was PAID"
-    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []
+    assert response.json()["outcome"] != "applied"
+    assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
+    assert paid_transitions(api.settings.database_url, order["id"]) == 0
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 2, "reserved": 2}
 
 
 async def test_webhook_failure_event_fails_a_pending_order(api: Api, admin: str,
                                                            customer_side: Customer) -> None:
     product, customer, order = await pending(api, admin)
-    intent = await customer_side.intent(order["payment"]["intentId"])
-    intent.update(last_payment_error={"code": "card_declined", "message": "declined"})
+    intent_id = order["payment"]["intentId"]
+    with pytest.raises(stripe.CardError):
+        await customer_side.pay_directly(intent_id, CARD_DECLINED)  # Stripe.js, declined
 
-    await post_event(api, intent_event("payment_intent.payment_failed", intent))
+    await post_event(api, intent_event("payment_intent.payment_failed",
+                                       await customer_side.intent(intent_id)))
 
     assert await status_of(api, order["id"], customer) == "FAILED"
     stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
@@ -280,12 +341,16 @@ async def test_webhook_and_sync_racing_make_one_transition(api: Api, admin: str,
 
 
 async def test_database_down_means_5xx_so_stripe_retries(
-        stripe_emulator: LocalStripe, caplog: pytest.LogCaptureFixture) -> None:
+        stripe_emulator: LocalStripe, customer_side: Customer,
+        caplog: pytest.LogCaptureFixture) -> None:
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
     async with running_api(settings_for(dead, stripe_api_base=stripe_emulator.api_base,
                                         installation_id="shop")) as api:
-        intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
-                  "amount": 100, "currency": "usd", "metadata": {"order_id": "1"}}
+        opened = await customer_side.client.v1.payment_intents.create_async(params={
+            "amount": 100, "currency": "usd", "payment_method_types": ["card"],
+            "metadata": {"order_id": "1", "installation": "shop"}})
+        await customer_side.pay_directly(opened.id)  # the provider knows it (it is re-read)
+        intent = await customer_side.intent(opened.id)
         response = await post_event(api, intent_event("payment_intent.succeeded", intent))
         assert response.status_code == 503
         assert response.headers["retry-after"]
@@ -336,17 +401,31 @@ def refunded_charge(order: dict, *, refunded: bool = True) -> dict:
             "metadata": {}}
 
 
+async def dashboard_refund(customer_side: Customer, intent_id: str,
+                           amount: int | None = None) -> dict:
+    """A refund made at the provider (the dashboard), and the charge.refunded Stripe sends:
+    the charge as the provider shows it after the refund."""
+    params: dict = {"payment_intent": intent_id}
+    if amount is not None:
+        params["amount"] = amount
+    await customer_side.client.v1.refunds.create_async(params=params)  # type: ignore[arg-type]
+    charge = (await customer_side.intent(intent_id))["latest_charge"]
+    return intent_event("charge.refunded", charge)
+
+
 async def test_a_refund_made_in_stripes_dashboard_refunds_the_order(
         api: Api, admin: str, customer_side: Customer) -> None:
     product, customer, order = await pending(api, admin)
+    intent_id = order["payment"]["intentId"]
     method = await customer_side.card(CARD_OK)
     paid = (await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer))["payOrder"]
     assert paid["order"]["status"] == "PAID"
 
-    partial = await post_event(api, intent_event("charge.refunded",
-                                                 refunded_charge(paid["order"], refunded=False)))
-    assert partial.json()["outcome"] == "unchanged"
-    full = await post_event(api, intent_event("charge.refunded", refunded_charge(paid["order"])))
+    # A forged "refunded" for a charge the provider has not refunded changes nothing.
+    forged = await post_event(api, intent_event("charge.refunded", refunded_charge(paid["order"])))
+    assert forged.json()["outcome"] == "unchanged"
+    assert await status_of(api, order["id"], customer) == "PAID"
+    full = await post_event(api, await dashboard_refund(customer_side, intent_id))
 
     assert full.json()["outcome"] == "applied"
     assert await status_of(api, order["id"], customer) == "REFUNDED"
@@ -397,3 +476,66 @@ async def test_a_signed_body_that_is_not_an_event_object_is_400_and_changes_noth
     assert response.status_code == 400, response.text
     assert "payload" in response.json()["error"]
     assert scalar(api.settings.database_url, "SELECT count(*) FROM webhook_events") == 0
+
+
+SALES = """query($from: DateTime!, $to: DateTime!) { salesReport(from: $from, to: $to) {
+  grossSales { amount } refunds { amount } revenue { amount } ordersRefunded } }"""
+HISTORY = """query($id: ID!) { order(id: $id) { status payment { lastError }
+  history { action after } } }"""
+
+
+async def test_a_partial_dashboard_refund_is_recorded_and_refund_order_returns_the_rest(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """A partial refund at the provider leaves the order PAID (the shop still holds the rest),
+    on its record; refundOrder then refunds only what is left, and the order is REFUNDED
+    once the provider's refunds cover the whole capture, never with money still captured."""
+    product, customer, order = await pending(api, admin)
+    intent_id, total = order["payment"]["intentId"], order["total"]["amount"]
+    method = await customer_side.card(CARD_OK)
+    await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer)
+
+    partial = await post_event(api, await dashboard_refund(customer_side, intent_id, 300))
+
+    assert (partial.status_code, partial.json()["outcome"]) == (200, "applied")
+    seen = (await api.gql(HISTORY, {"id": order["id"]}, token=admin))["order"]
+    assert seen["status"] == "PAID"
+    assert seen["payment"]["lastError"] == \
+        f"partially refunded at the provider: 300 of {total} usd"
+    assert seen["history"][-1]["action"] == "ORDER_PAYMENT_UPDATED"
+    assert "partially refunded at the provider (300 of" in seen["history"][-1]["after"]["reason"]
+
+    refunded = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+
+    assert refunded["order"]["status"] == "REFUNDED"
+    amounts = sorted(r["amount"] for r in await customer_side.refunds_of(intent_id))
+    assert amounts == [300, total - 300]
+    charge = (await customer_side.intent(intent_id))["latest_charge"]
+    assert (charge["amount_refunded"], charge["refunded"]) == (total, True)
+    # Stripe's charge.refunded for our own refund of the rest: nothing more to do.
+    late = await post_event(api, intent_event("charge.refunded", charge))
+    assert late.json()["outcome"] == "unchanged"
+    assert len(await customer_side.refunds_of(intent_id)) == 2
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 4, "reserved": 0}
+    now = api.deps.clock.now()
+    window = {"from": (now - timedelta(days=1)).isoformat(),
+              "to": (now + timedelta(days=1)).isoformat()}
+    report = (await api.gql(SALES, window, token=admin))["salesReport"]
+    assert (report["refunds"]["amount"], report["ordersRefunded"]) == (total, 1)
+
+
+async def test_refund_order_after_a_full_dashboard_refund_refunds_nothing_more(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """Refunds at the provider that already cover the capture are adopted: refundOrder
+    (the charge.refunded not yet delivered) asks for no second refund."""
+    _, customer, order = await pending(api, admin)
+    intent_id, total = order["payment"]["intentId"], order["total"]["amount"]
+    method = await customer_side.card(CARD_OK)
+    await api.gql(PAY, {"id": order["id"], "pm": method}, token=customer)
+    await dashboard_refund(customer_side, intent_id, 300)
+    await dashboard_refund(customer_side, intent_id, total - 300)  # not delivered yet
+
+    refunded = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+
+    assert refunded["order"]["status"] == "REFUNDED"
+    assert len(await customer_side.refunds_of(intent_id)) == 2

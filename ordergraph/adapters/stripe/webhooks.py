@@ -64,8 +64,6 @@ def parse_event(payload: bytes, signature: str | None, secret: str, *,
             else intent_from_stripe(obj, installation_id=installation_id)
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidWebhook(f"unexpected {event_type} payload: {error}") from None
-    if signal is PaymentSignal.REFUNDED and not obj.get("refunded"):
-        signal = PaymentSignal.PENDING  # a partial refund: news, not a REFUNDED order
     return event_id, event_type, PaymentUpdate(intent=intent, signal=signal, event_id=event_id,
                                                event_type=event_type)
 

@@ -199,6 +199,23 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
             return Outcome.APPLIED
         return Outcome.UNCHANGED  # already REFUNDED (we asked for it), or nothing to refund
 
+    if signal is PaymentSignal.PARTIALLY_REFUNDED:
+        if status not in (OrderStatus.PAID, OrderStatus.FULFILLED):
+            return Outcome.UNCHANGED
+        # Part of the money went back (the dashboard): the shop still holds the rest, so the
+        # order stays as it is; the refund is on its record (README, Payments: "Refunds").
+        # A refundOrder later refunds only what is left.
+        refunded, captured = intent.amount_refunded or 0, (
+            intent.amount if intent.amount_received is None else intent.amount_received)
+        before = order.version
+        order.update_payment(
+            actor=actor, at=at,
+            last_error=f"partially refunded at the provider: {refunded} of {captured} "
+                       f"{intent.currency}",
+            reason=f"partially refunded at the provider ({refunded} of {captured} "
+                   f"{intent.currency}); the order stays {status.value}")
+        return Outcome.APPLIED if order.version != before else Outcome.UNCHANGED
+
     # PROCESSING, ACTION_REQUIRED, PENDING: news without a transition.
     if order.holds_reservation:
         before = order.version
