@@ -539,3 +539,31 @@ async def test_refund_order_after_a_full_dashboard_refund_refunds_nothing_more(
 
     assert refunded["order"]["status"] == "REFUNDED"
     assert len(await customer_side.refunds_of(intent_id)) == 2
+
+
+class UnreachableForReads(StripeGateway):
+    """The provider cannot be asked what an intent is now (a network blip)."""
+
+    async def retrieve_intent(self, intent_id: str):  # type: ignore[override]
+        raise PaymentFailed.provider_error()
+
+
+async def test_a_webhook_whose_intent_cannot_be_read_again_is_503_and_changes_nothing(
+        pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
+    """The event is only applied on what the provider says now: if it cannot be asked, the
+    answer is 503 so that Stripe delivers the event again, and nothing is claimed."""
+    gateway = UnreachableForReads("sk_test_x", api_base=stripe_emulator.api_base)
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)
+    async with running_api(settings, Overrides(gateway=gateway, run_sweeper=False)) as api:
+        admin = await api.create_admin()
+        _, customer, order = await pending(api, admin)
+        intent_id = order["payment"]["intentId"]
+        await customer_side.pay_directly(intent_id)
+        event = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+
+        response = await post_event(api, event)
+
+        assert response.status_code == 503
+        assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
+        assert scalar(pg_url, "SELECT count(*) FROM webhook_events") == 0
+        await gateway.aclose()
