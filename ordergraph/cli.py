@@ -101,7 +101,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> tuple[SweepReport, DeliveryReport | None]:
         async with _tools(settings, live=True, payments=True) as tools:
             assert tools.gateway is not None
-            report = await sweep(uow=tools.uow(), gateways=tools.gateway, clock=tools.clock)
+            report = await sweep(uow=tools.uow(), gateways=tools.gateway, clock=tools.clock,
+                                 provider_deadline=settings.payment_provider_deadline)
             if tools.mailer is None:  # no SMTP_URL
                 return report, None
             # Then the email that is due, the sweep's own (expiries, refunds) included.

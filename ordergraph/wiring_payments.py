@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ordergraph.adapters.gateways import GatewayRegistry
 from ordergraph.adapters.stripe import PROVIDER as STRIPE
 from ordergraph.adapters.stripe import emulator as localstripe
-from ordergraph.adapters.stripe.gateway import StripeGateway
+from ordergraph.adapters.stripe.gateway import REQUEST_TIMEOUT_SECONDS, StripeGateway
 from ordergraph.db.installation import installation_id
 from ordergraph.resolvers.deps import Deps, PaymentSettings
 from ordergraph.settings import Settings
@@ -60,7 +60,9 @@ def build_stripe_gateway(settings: Settings, installation: str | None) -> Stripe
         log.warning("no STRIPE_SECRET_KEY and no STRIPE_API_BASE: payments cannot work; "
                     "`ordergraph serve` starts the local Stripe emulator for you")
     key = settings.stripe_secret_key or localstripe.SECRET_KEY
-    return StripeGateway(key, installation_id=installation, api_base=settings.stripe_api_base)
+    return StripeGateway(key, installation_id=installation, api_base=settings.stripe_api_base,
+                         timeout=min(REQUEST_TIMEOUT_SECONDS,
+                                     settings.payment_provider_deadline.total_seconds()))
 
 
 async def load_installation_id(settings: Settings, engine: AsyncEngine) -> str:

@@ -98,7 +98,8 @@ async def cancel_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
     s = ctx.deps
     return await order_services.cancel_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
-                                             order_id=_order_id(id), viewer=viewer)
+                                             order_id=_order_id(id), viewer=viewer,
+                                             provider_deadline=s.payment_provider_deadline)
 
 
 async def fulfil_order(ctx: RequestContext, *, id: str) -> Order:
@@ -113,21 +114,24 @@ async def pay_order(ctx: RequestContext, *, id: str, payment_method_id: str) -> 
     s = ctx.deps
     return await payments.pay_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
                                     order_id=_order_id(id), viewer=viewer,
-                                    payment_method_id=payment_method_id)
+                                    payment_method_id=payment_method_id,
+                                    provider_deadline=s.payment_provider_deadline)
 
 
 async def sync_payment(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_user()
     s = ctx.deps
     return await payments.sync_payment(uow=s.uow(), gateways=s.gateway, clock=s.clock,
-                                       order_id=_order_id(id), viewer=viewer)
+                                       order_id=_order_id(id), viewer=viewer,
+                                       provider_deadline=s.payment_provider_deadline)
 
 
 async def refund_order(ctx: RequestContext, *, id: str) -> Order:
     viewer = await ctx.require_admin()
     s = ctx.deps
     return await refunds.refund_order(uow=s.uow(), gateways=s.gateway, clock=s.clock,
-                                       order_id=_order_id(id), viewer=viewer)
+                                       order_id=_order_id(id), viewer=viewer,
+                                       provider_deadline=s.payment_provider_deadline)
 
 
 def _order_id(raw: str) -> int:

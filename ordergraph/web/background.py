@@ -22,7 +22,8 @@ async def run_sweeper(deps: Deps, interval: timedelta) -> None:
     next one runs as usual."""
     while True:
         try:
-            report = await sweep(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock)
+            report = await sweep(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock,
+                                 provider_deadline=deps.payment_provider_deadline)
         except ServiceUnavailable:
             # The outage itself is logged once (ordergraph.db.outage); the next pass retries.
             log.info("sweep skipped: database unavailable")

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from ordergraph.adapters.stripe.webhooks import InvalidWebhook, parse_event
 from ordergraph.domain.errors import PaymentFailed, ServiceUnavailable
+from ordergraph.domain.services.provider_deadline import per_request
 from ordergraph.domain.services.provider_events import settle_provider_event
 from ordergraph.schema.context import Deps
 
@@ -37,8 +38,10 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"received": True, "handled": False, "type": event_type})
     try:
         # The event is a signal: its intent is read again from the provider and the order
-        # settled on that (README, "The webhook").
-        settlement = await settle_provider_event(uow=deps.uow(), gateways=deps.gateway,
+        # settled on that (README, "The webhook"); the read, and a refund it owes, wait at
+        # most the deadline (the sweeper retries the refund if need be).
+        gateways = per_request(deps.gateway, deps.payment_provider_deadline)
+        settlement = await settle_provider_event(uow=deps.uow(), gateways=gateways,
                                                  clock=deps.clock, update=update)
     except ServiceUnavailable as outage:
         # The database is away (logged once per outage): one line, and Stripe retries.

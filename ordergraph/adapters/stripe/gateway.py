@@ -30,9 +30,12 @@ class StripeGateway:
     provider = PROVIDER
 
     def __init__(self, secret_key: str, *, installation_id: str | None = "",
-                 api_base: str | None = None, max_network_retries: int = 2) -> None:
+                 api_base: str | None = None, max_network_retries: int = 2,
+                 timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.installation_id = installation_id
-        self._http = stripe.HTTPXClient(timeout=REQUEST_TIMEOUT_SECONDS)
+        # The use cases cut every call at PAYMENT_PROVIDER_DEADLINE (README); no SDK
+        # attempt needs to outlive it.
+        self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             api_key=secret_key,
             base_addresses={"api": api_base} if api_base else None,

@@ -24,13 +24,11 @@ from ordergraph.domain.model import (
 )
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.payment_opening import cancel_orphan_intent, open_intent
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE
 from ordergraph.domain.services.transaction import retrying
 from ordergraph.domain.shipping import Address, ShippingRates
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
-# How long one checkout waits for the provider to open its payment, retries included: less
-# than the server's graceful shutdown, so a deploy never cuts a checkout in half.
-DEFAULT_PROVIDER_DEADLINE = timedelta(seconds=8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from ordergraph.domain.errors import InvalidTransition, NotFound, PaymentFailed
 from ordergraph.domain.model import Actor, Order, OrderStatus, RefundStatus, User
@@ -10,6 +11,7 @@ from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
 from ordergraph.domain.services.payment_opening import close_unrecorded_intent
 from ordergraph.domain.services.payments import settle_payment
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, per_request
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import retrying
 
@@ -24,12 +26,16 @@ async def _locked_visible_order(uow: UnitOfWork, order_id: int, viewer: User) ->
 
 
 async def cancel_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                       order_id: int, viewer: User) -> Order:
+                       order_id: int, viewer: User,
+                       provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> Order:
     """CREATED/PAYMENT_PENDING -> CANCELLED by its owner or an admin; the stock goes back.
 
     The state machine makes a second cancel INVALID_TRANSITION, so stock is released once.
+    Closing the intent afterwards waits at most `provider_deadline`; the order is cancelled
+    either way.
     """
     actor = Actor.user(viewer.id)
+    gateways = per_request(gateways, provider_deadline)
 
     async for attempt in retrying(uow):
         async with attempt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ordergraph.domain.errors import (
     IntentNotFound,
@@ -29,6 +30,7 @@ from ordergraph.domain.model import (
 )
 from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, PaymentIntent, UnitOfWork
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, per_request
 from ordergraph.domain.services.refunds import refund_owed
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.settlement import Settlement, apply_payment_status
@@ -93,14 +95,19 @@ class PayResult:
 
 
 async def pay_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock, order_id: int,
-                    viewer: User, payment_method_id: str) -> PayResult:
+                    viewer: User, payment_method_id: str,
+                    provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> PayResult:
     """The owner pays a pending order with a payment method; the server confirms it.
 
     Whatever the confirmation answers, the intent's own status decides: a decline fails the
     order (its stock goes back) and raises PAYMENT_DECLINED; an intent that had already
     succeeded (Pay pressed twice, or after 3-D Secure) settles the order as PAID; 3-D Secure
-    returns requires_action with the client secret for Stripe.js.
+    returns requires_action with the client secret for Stripe.js. A provider that does not
+    answer within `provider_deadline` raises PAYMENT_PROVIDER_ERROR with the order still
+    PAYMENT_PENDING: the confirmation may have gone through, and the webhook, syncPayment,
+    paying again (the same idempotency key) or the expiry settle it by the intent's status.
     """
+    gateways = per_request(gateways, provider_deadline)
     payment_method_id = payment_method_id.strip()
     if not 1 <= len(payment_method_id) <= 255:
         raise ValidationFailed("paymentMethodId is required.", field="paymentMethodId")
@@ -173,8 +180,12 @@ async def _pay_result(uow: UnitOfWork, gateways: Gateways, clock: Clock, order: 
 
 
 async def sync_payment(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                       order_id: int, viewer: User) -> Order:
-    """Ask the provider for the intent's status now and apply it (a missed webhook)."""
+                       order_id: int, viewer: User,
+                       provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> Order:
+    """Ask the provider for the intent's status now and apply it (a missed webhook); a
+    provider that does not answer within `provider_deadline` raises PAYMENT_PROVIDER_ERROR
+    and changes nothing."""
+    gateways = per_request(gateways, provider_deadline)
     order = await _visible_order(uow, order_id, viewer)
     if order.payment is None or order.payment.intent_id is None:
         return order

@@ -17,6 +17,7 @@ from ordergraph.domain.model import (
     User,
 )
 from ordergraph.domain.ports import Clock, Gateways, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, per_request
 from ordergraph.domain.services.reservations import restock_order
 from ordergraph.domain.services.transaction import retrying
 
@@ -90,14 +91,18 @@ async def refund_owed(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
 
 
 async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                       order_id: int, viewer: User) -> Order:
+                       order_id: int, viewer: User,
+                       provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> Order:
     """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
 
     The request is recorded under the row lock before the provider is called, so a second or
     racing call sees it and returns the order as it stands instead of refunding again, and
-    fulfilment waits until the refund has an answer (never both shipped and refunded).
+    fulfilment waits until the refund has an answer (never both shipped and refunded). A
+    provider that does not answer within `provider_deadline` raises PAYMENT_PROVIDER_ERROR
+    with the request still recorded: the sweeper finishes it (resume_refund).
     """
     actor = Actor.user(viewer.id)
+    gateways = per_request(gateways, provider_deadline)
     async for attempt in retrying(uow):
         async with attempt:
             order = await uow.orders.get(order_id, for_update=True)

@@ -20,6 +20,7 @@ from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
 from ordergraph.domain.services.payment_opening import close_unrecorded_intent
 from ordergraph.domain.services.payments import close_lost_payment, settle_payment
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, per_pass
 from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import retrying
@@ -46,7 +47,10 @@ class SweepReport:
 
 
 async def sweep(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                batch: int = BATCH) -> SweepReport:
+                batch: int = BATCH,
+                provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> SweepReport:
+    # Each provider call within the deadline; once one hangs the rest wait for a later pass.
+    gateways = per_pass(gateways, provider_deadline)
     report = SweepReport()
     await _expire_reservations(uow, gateways, clock, report, batch)
     await _retry_owed_refunds(uow, gateways, clock, report, batch)
