@@ -24,7 +24,7 @@ from ordergraph.domain.model import (
 )
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
 from ordergraph.domain.services.payment_opening import cancel_orphan_intent, open_intent
-from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE
+from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, within
 from ordergraph.domain.services.transaction import retrying
 from ordergraph.domain.shipping import Address, ShippingRates
 
@@ -108,8 +108,9 @@ async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, cu
         known = None
     if order.status is not OrderStatus.PAYMENT_PENDING or order.payment is None or \
             order.payment.intent_id != intent.id:
-        # Cancelled while we were talking to the provider: do not leave the intent open.
-        await cancel_orphan_intent(gateway, intent.id, order.id)
+        # Cancelled while we were talking to the provider: do not leave the intent open
+        # (within the deadline too; an intent left open that is paid is refunded).
+        await cancel_orphan_intent(within(gateway, provider_deadline), intent.id, order.id)
     return CheckoutResult(order, _client_secret(order), products)
 
 

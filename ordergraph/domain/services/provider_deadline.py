@@ -113,6 +113,11 @@ def per_request(gateways: Gateways, deadline: timedelta) -> Gateways:
     return BoundedGateways(gateways, _Budget(deadline, shared=True))
 
 
+def within(gateway: PaymentGateway, deadline: timedelta) -> PaymentGateway:
+    """One gateway's calls within one `deadline`."""
+    return _Bounded(gateway, _Budget(deadline, shared=True))
+
+
 def per_pass(gateways: Gateways, deadline: timedelta) -> Gateways:
     """Each call within `deadline`; after one outlived it, the others fail at once."""
     return BoundedGateways(gateways, _Budget(deadline, shared=False))
