@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry import UNSET
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -77,6 +80,16 @@ class QuietWebSocket(ASGIWebSocketAdapter):
             log.debug("closing a closed WebSocket: %s", error)
 
 
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def refusal(status: int, message: str) -> JSONResponse:
+    """A request refused before any GraphQL ran: the shape of every GraphQL error."""
+    code = HTTP_CODES.get(status, "BAD_REQUEST")
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]},
+                        status_code=status)
+
+
 def _shared_next(message: Mapping[str, object], encode: Any) -> str | None:
     """A `next` message carrying only a shared live result, encoded once for every subscriber
     (schema/live_execution.py); None for anything else."""
@@ -129,6 +142,28 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 
         await response_cache.serve(cache, app, scope, receive, send, record=lambda name,
                                    seconds: metrics.graphql(name, "ok", seconds))
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Refusals of the request itself (malformed JSON, a body that is not an object,
+        batching, an unsupported content type) are 4xx with a GraphQL-style JSON body, as
+        README "Abuse limits" describes, rather than Strawberry's plain text."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as error:
+            if isinstance(request, WebSocket):
+                raise
+            return refusal(error.status_code, error.reason)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A body must be JSON (UTF-8) holding an object, or a list, which is refused as a
+        batch (batching is off); anything else is 400, not an error inside Strawberry."""
+        try:
+            value = json.loads(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "The request body is not valid UTF-8 JSON.") from None
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, 'Expected a JSON object, e.g. {"query": "{ __typename }"}.')
+        return value
 
     async def get_context(self, request: Request | WebSocket,
                           response: Response | WebSocket) -> RequestContext:
