@@ -3,6 +3,8 @@ nothing changed (README "Abuse limits"; docs/api.graphql "Errors")."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support import Api
 
 
@@ -32,3 +34,22 @@ async def test_an_unsupported_content_type_is_a_json_400(api: Api) -> None:
                                      headers={"content-type": "text/plain"})
     assert response.status_code == 400
     assert codes(response.json()) == ["BAD_REQUEST"]
+
+
+# ---- subscriptions over HTTP ---------------------------------------------------------------
+
+async def test_a_subscription_over_http_is_a_client_error_pointing_at_the_websocket(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    document = "subscription { stockUpdated { type } }"
+    posted = await api.post(document)
+    got = await api.client.get("/graphql", params={"query": document})
+    for response in (posted, got):
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert codes(body) == ["BAD_REQUEST"]
+        assert "WebSocket" in body["errors"][0]["message"]
+        assert "graphql-transport-ws" in body["errors"][0]["message"]
+    assert "Traceback" not in caplog.text
+    assert "unexpected error" not in caplog.text
+    # Queries and mutations over HTTP are unaffected.
+    assert (await api.raw("{ __typename }"))["data"] == {"__typename": "Query"}
