@@ -31,6 +31,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from ordergraph.resolvers.pagination import MAX_PAGE_SIZE
+from ordergraph.schema.text_inputs import NoNulInLiterals, nul_in_variables
 
 # `first` is capped by the resolvers at MAX_PAGE_SIZE; a variable is assumed to be the cap.
 PAGE_CAP = MAX_PAGE_SIZE
@@ -178,13 +179,19 @@ def prepared_documents(limits: QueryLimits) -> type[SchemaExtension]:
             context = self.execution_context
             document: DocumentNode | None = context.graphql_document
             if document is not None and context.pre_execution_errors is None:
-                rules = (*context.validation_rules, rule)
+                rules = (*context.validation_rules, rule, NoNulInLiterals)
                 key = (id(context.schema._schema), context.query, rules)
                 errors = _validations.get(key)
                 if errors is None:
                     errors = validate_document(context.schema._schema, document, rules)
                     _validations.put(key, errors)
-                context.pre_execution_errors = errors
+                context.pre_execution_errors = errors or _request_errors(context, document)
             yield
 
     return PreparedDocuments
+
+
+def _request_errors(context: Any, document: DocumentNode) -> list[GraphQLError]:
+    """What depends on the request, not the document: the variables."""
+    nul = nul_in_variables(context.variables)
+    return [nul] if nul is not None else []

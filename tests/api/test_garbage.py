@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Api
+from tests.support import (
+    ADJUST_STOCK,
+    CHECKOUT,
+    CREATE_PRODUCT,
+    LOGIN,
+    REGISTER,
+    STOCK,
+    Api,
+    scalar,
+)
+
+NUL = "\u0000"
 
 
 def codes(body: dict) -> list[str | None]:
@@ -53,3 +64,64 @@ async def test_a_subscription_over_http_is_a_client_error_pointing_at_the_websoc
     assert "unexpected error" not in caplog.text
     # Queries and mutations over HTTP are unaffected.
     assert (await api.raw("{ __typename }"))["data"] == {"__typename": "Query"}
+
+
+# ---- NUL characters in strings -------------------------------------------------------------
+
+def refused_for_nul(body: dict, field: str) -> None:
+    assert body.get("data") is None, body
+    assert codes(body) == ["VALIDATION_FAILED"], body
+    assert body["errors"][0]["extensions"]["field"] == field, body
+    assert "NUL" in body["errors"][0]["message"]
+
+
+async def test_a_nul_in_any_string_variable_is_validation_failed_and_changes_nothing(
+        api: Api, admin: str, pg_url: str) -> None:
+    product = await api.create_product(admin, sku="plain", stock=5)
+    customer = await api.register("buyer@example.com")
+    users, products = scalar(pg_url, "SELECT count(*) FROM users"), \
+        scalar(pg_url, "SELECT count(*) FROM products")
+    cases = [
+        ("query($s: String) { products(search: $s) { totalCount } }", {"s": f"a{NUL}b"},
+         None, "s"),
+        ("query($s: String) { product(sku: $s) { id } }", {"s": f"plain{NUL}"}, None, "s"),
+        (LOGIN, {"email": f"x{NUL}@example.com", "password": "x"}, None, "email"),
+        ("mutation($e: String!) { requestPasswordReset(email: $e) { ok } }",
+         {"e": f"buyer{NUL}@example.com"}, None, "e"),
+        (REGISTER, {"input": {"email": "new@example.com", "password": "password123",
+                              "name": f"N{NUL}"}}, None, "input.name"),
+        (CREATE_PRODUCT, {"input": {"sku": "nul", "name": f"Bad{NUL}", "priceCents": 100}},
+         admin, "input.name"),
+        ("mutation($id: ID!, $d: String) { updateProduct(id: $id, input: {description: $d}) "
+         "{ __typename } }", {"id": product, "d": f"x{NUL}"}, admin, "d"),
+        (ADJUST_STOCK, {"productId": product, "delta": 1, "reason": f"r{NUL}"}, admin,
+         "reason"),
+        (CHECKOUT, {"input": {"items": [{"productId": product, "quantity": 1}],
+                              "idempotencyKey": f"k{NUL}"}}, customer,
+         "input.idempotencyKey"),
+        (CHECKOUT, {"input": {"items": [{"productId": f"1{NUL}", "quantity": 1}]}}, customer,
+         "input.items.0.productId"),
+    ]
+    for document, variables, token, field in cases:
+        refused_for_nul(await api.raw(document, variables, token=token), field)
+    assert scalar(pg_url, "SELECT count(*) FROM users") == users
+    assert scalar(pg_url, "SELECT count(*) FROM products") == products
+    assert scalar(pg_url, "SELECT count(*) FROM orders") == 0
+    assert (await api.gql(STOCK, {"id": product}))["product"]["stock"]["available"] == 5
+    # The same register without the NUL goes through: the refused one stored nothing.
+    await api.register("new@example.com", name="N")
+
+
+async def test_a_nul_in_a_string_literal_is_validation_failed(api: Api, admin: str) -> None:
+    inline = await api.raw('{ products(search: "a\\u0000b") { totalCount } }')
+    refused_for_nul(inline, "search")
+    nested = await api.raw(
+        'mutation { createProduct(input: {sku: "lit", name: "a\\u0000", priceCents: 1}) '
+        "{ __typename } }", token=admin)
+    refused_for_nul(nested, "input.name")
+    default = await api.raw('query($s: String = "\\u0000") { products(search: $s) '
+                            "{ totalCount } }")
+    refused_for_nul(default, "s")
+    # Other control characters are not the storage's problem: searched as they are.
+    assert (await api.gql("query($s: String) { products(search: $s) { totalCount } }",
+                          {"s": "a\tb\u0001"}))["products"]["totalCount"] == 0
