@@ -192,6 +192,13 @@ def prepared_documents(limits: QueryLimits) -> type[SchemaExtension]:
 
 
 def _request_errors(context: Any, document: DocumentNode) -> list[GraphQLError]:
-    """What depends on the request, not the document: the variables."""
+    """What depends on the request, not the document: the operation to run, the variables.
+
+    Strawberry runs the first operation of a document when no operationName is given (its
+    ExecutionContext.operation_name); the GraphQL spec (GetOperation) requires an error."""
+    if getattr(context, "_provided_operation_name", None) is None and sum(
+            isinstance(d, OperationDefinitionNode) for d in document.definitions) > 1:
+        return [GraphQLError("Must provide operation name if query contains multiple "
+                             "operations.")]
     nul = nul_in_variables(context.variables)
     return [nul] if nul is not None else []

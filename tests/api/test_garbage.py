@@ -125,3 +125,22 @@ async def test_a_nul_in_a_string_literal_is_validation_failed(api: Api, admin: s
     # Other control characters are not the storage's problem: searched as they are.
     assert (await api.gql("query($s: String) { products(search: $s) { totalCount } }",
                           {"s": "a\tb\u0001"}))["products"]["totalCount"] == 0
+
+
+# ---- several operations --------------------------------------------------------------------
+
+async def test_several_operations_without_an_operation_name_are_refused(api: Api) -> None:
+    document = "query A { a: __typename } query B { b: __typename }"
+    body = await api.raw(document)
+    assert body.get("data") is None
+    assert body["errors"][0]["message"] == \
+        "Must provide operation name if query contains multiple operations."
+    # Twice: the prepared-documents cache does not remember the first answer for the text.
+    assert (await api.raw(document))["errors"]
+    named = await api.client.post("/graphql", json={"query": document, "operationName": "B"})
+    assert named.json() == {"data": {"b": "Query"}}
+    unknown = await api.client.post("/graphql", json={"query": document,
+                                                      "operationName": "C"})
+    assert unknown.status_code == 400
+    assert codes(unknown.json()) == ["BAD_REQUEST"]
+    assert (await api.raw("query A { a: __typename }"))["data"] == {"a": "Query"}
