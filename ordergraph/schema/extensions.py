@@ -10,6 +10,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from ordergraph.domain.errors import DomainError, ServiceUnavailable
+from ordergraph.schema.limits import with_limit_code
 
 log = logging.getLogger("ordergraph.errors")
 
@@ -22,7 +23,8 @@ class ErrorPolicy(MaskErrors):
     - a DomainError raised outside a result union (UNAUTHENTICATED, FORBIDDEN, ...): its code;
       SERVICE_UNAVAILABLE (the database is away) adds `retryAfterSeconds` and is not logged
       here: the outage is logged once (db/outage.py), each request by the access log;
-    - GraphQL's own errors (syntax, validation, permissions): kept as they are;
+    - GraphQL's own errors (syntax, validation, permissions): kept as they are, but for the
+      refusals of over-limit documents, which get QUERY_TOO_COMPLEX (schema/limits.py);
     - anything else is a bug: logged with the request id and masked as "Unexpected error."
       with code INTERNAL_SERVER_ERROR and the request id, so an operator can find the log line.
     """
@@ -51,7 +53,9 @@ class ErrorPolicy(MaskErrors):
 
     def _rewrite(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
         original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
+        if original is None:
+            return with_limit_code(error)
+        if isinstance(original, GraphQLError):
             return error
         if isinstance(original, DomainError):
             return GraphQLError(original.message, nodes=error.nodes, source=error.source,

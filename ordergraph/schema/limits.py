@@ -27,6 +27,8 @@ from graphql import (
     ValidationContext,
     parse,
 )
+from graphql.error import GraphQLSyntaxError
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -50,6 +52,20 @@ class QueryLimits:
 
 def _too_complex(message: str, node: Any) -> GraphQLError:
     return GraphQLError(message, node, extensions={"code": LIMIT_CODE})
+
+
+def with_limit_code(error: GraphQLError) -> GraphQLError:
+    """graphql-core's own refusals of an over-limit document, with the code README "Abuse
+    limits" gives them: the token limit ("Document contains more than 2000 tokens", a syntax
+    error) and validation it aborts when a document is too costly to validate (e.g. a
+    thousand `__typename`, "Validation aborted."). Any other error as it is."""
+    over_tokens = isinstance(error, GraphQLSyntaxError) and \
+        "tokens. Parsing aborted" in error.message
+    if not (over_tokens or isinstance(error, ValidationAbortedError)) or \
+            (error.extensions or {}).get("code"):
+        return error
+    return GraphQLError(error.message, source=error.source, positions=error.positions,
+                        extensions={**(error.extensions or {}), "code": LIMIT_CODE})
 
 
 def limits_rule(limits: QueryLimits) -> type[ASTValidationRule]:

@@ -144,3 +144,19 @@ async def test_several_operations_without_an_operation_name_are_refused(api: Api
     assert unknown.status_code == 400
     assert codes(unknown.json()) == ["BAD_REQUEST"]
     assert (await api.raw("query A { a: __typename }"))["data"] == {"a": "Query"}
+
+
+# ---- over-limit documents ------------------------------------------------------------------
+
+async def test_documents_over_the_token_limit_are_query_too_complex(api: Api) -> None:
+    for _ in range(2):  # the second time through the prepared-documents cache
+        body = await api.raw("{ " + "__typename " * 2100 + "}")
+        assert codes(body) == ["QUERY_TOO_COMPLEX"]
+        assert "2000 tokens" in body["errors"][0]["message"]
+
+
+async def test_documents_too_costly_to_validate_are_query_too_complex(api: Api) -> None:
+    for _ in range(2):
+        body = await api.raw("{ " + "__typename " * 1000 + "}")
+        assert body.get("data") is None
+        assert codes(body) == ["QUERY_TOO_COMPLEX"], body
