@@ -182,7 +182,8 @@ class Mutation:
                                      "Logged in.",
                          permission_classes=[IsAuthenticated])
     async def update_default_address(self, info: Info,
-                                     address: AddressInput | None) -> UserResult:
+                                     address: AddressInput | None = UNSET) -> UserResult:
+        # Omitted is null (docs/api.graphql: "null forgets it"); _address maps UNSET to None.
         return await as_result(
             shipping_fields.update_default_address(info.context, fields=_address(address)),
             lambda user: UserPayload(user=User.of(user)), *USER_ERRORS)

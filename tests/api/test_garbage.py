@@ -160,3 +160,61 @@ async def test_documents_too_costly_to_validate_are_query_too_complex(api: Api) 
         body = await api.raw("{ " + "__typename " * 1000 + "}")
         assert body.get("data") is None
         assert codes(body) == ["QUERY_TOO_COMPLEX"], body
+
+
+# ---- omitted nullable arguments ------------------------------------------------------------
+
+async def test_update_default_address_without_the_argument_forgets_it_as_null_does(
+        api: Api) -> None:
+    customer = await api.register("home@example.com")
+    save = ("mutation($a: AddressInput) { updateDefaultAddress(address: $a) { __typename "
+            "... on UserPayload { user { defaultAddress { city } } } } }")
+    address = {"name": "A", "line1": "1 Road", "city": "Town", "postalCode": "1",
+               "country": "DE"}
+    for forget in ("mutation { updateDefaultAddress { __typename "
+                   "... on UserPayload { user { defaultAddress { city } } } } }",
+                   "mutation { updateDefaultAddress(address: null) { __typename "
+                   "... on UserPayload { user { defaultAddress { city } } } } }"):
+        saved = await api.gql(save, {"a": address}, token=customer)
+        assert saved["updateDefaultAddress"]["user"]["defaultAddress"] == {"city": "Town"}
+        forgot = await api.gql(forget, token=customer)
+        assert forgot["updateDefaultAddress"] == {"__typename": "UserPayload",
+                                                  "user": {"defaultAddress": None}}
+
+
+ROOTS = """{ __schema {
+  queryType { fields { ...F } } mutationType { fields { ...F } } } }
+fragment F on __Field { name args { name type { kind name ofType { kind name } } }
+  type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }"""
+SIMPLE = {"ID": '"1"', "String": '"x"', "Int": "1", "Boolean": "false",
+          "DateTime": '"2024-01-01T00:00:00Z"', "Role": "CUSTOMER"}
+
+
+def _selection(type_: dict) -> str:
+    while type_.get("ofType"):
+        type_ = type_["ofType"]
+    return " { __typename }" if type_["kind"] in ("OBJECT", "UNION", "INTERFACE") else ""
+
+
+async def test_every_nullable_argument_may_be_omitted_or_null(api: Api, admin: str) -> None:
+    """Each root field, its required arguments given (when simple), its nullable ones all
+    omitted, then all null: a result or a clear error, never INTERNAL_SERVER_ERROR."""
+    schema = (await api.gql(ROOTS, token=admin))["__schema"]
+    tried = 0
+    for kind, root in (("query", schema["queryType"]), ("mutation", schema["mutationType"])):
+        for field in root["fields"]:
+            required = [a for a in field["args"] if a["type"]["kind"] == "NON_NULL"]
+            nullable = [a for a in field["args"] if a["type"]["kind"] != "NON_NULL"]
+            if not nullable or any(a["type"]["ofType"]["name"] not in SIMPLE
+                                   for a in required):
+                continue
+            given = [f'{a["name"]}: {SIMPLE[a["type"]["ofType"]["name"]]}' for a in required]
+            for extra in ([], [f'{a["name"]}: null' for a in nullable]):
+                arguments = ", ".join(given + extra)
+                document = f"{kind} {{ {field['name']}" + (f"({arguments})" if arguments
+                                                           else "") + \
+                    _selection(field["type"]) + " }"
+                body = await api.raw(document, token=admin)
+                assert "INTERNAL_SERVER_ERROR" not in codes(body), (document, body)
+                tried += 1
+    assert tried >= 16  # products, product, orders, ..., updateDefaultAddress
