@@ -27,7 +27,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         padded = cursor + "=" * (-len(cursor) % 4)
         prefix, _, raw_id = base64.urlsafe_b64decode(padded).decode().partition(":")
         # Only ids we could have issued: a huge one would overflow the database's bigint.
-        if prefix == kind and raw_id.isdigit() and len(raw_id) <= MAX_ID_DIGITS:
+        if prefix == kind and _ascii_digits(raw_id) and len(raw_id) <= MAX_ID_DIGITS:
             return _positive_id(int(raw_id))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -65,16 +65,23 @@ class Connection(Generic[T]):
 
 
 def parse_id(raw: str | int | None) -> int | None:
-    """A numeric id from a GraphQL ID; None for one that cannot name anything of ours."""
+    """A numeric id from a GraphQL ID; None for one that cannot name anything of ours.
+
+    ASCII digits only, as we write ids: int() alone would also take " 1", "+1", "1_0" and
+    full-width digits (U+FF11 for 1), other spellings of an id that must not name it."""
     if raw is None:
         return None
-    text = str(raw).strip()
-    if len(text) > MAX_ID_DIGITS + 1:  # int() of a huge string is slow and never an id
+    text = str(raw)
+    if not _ascii_digits(text) or len(text) > MAX_ID_DIGITS:
         return None
     try:
         return _positive_id(int(text))
     except ValueError:
         return None
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _positive_id(value: int) -> int:

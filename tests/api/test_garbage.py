@@ -3,6 +3,8 @@ nothing changed (README "Abuse limits"; docs/api.graphql "Errors")."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.support import (
@@ -218,3 +220,30 @@ async def test_every_nullable_argument_may_be_omitted_or_null(api: Api, admin: s
                 assert "INTERNAL_SERVER_ERROR" not in codes(body), (document, body)
                 tried += 1
     assert tried >= 16  # products, product, orders, ..., updateDefaultAddress
+
+
+# ---- ids -----------------------------------------------------------------------------------
+
+async def test_ids_are_ascii_digits_only(api: Api, admin: str, pg_url: str) -> None:
+    product = await api.create_product(admin, sku="first", stock=5)
+    await api.create_product(admin, sku="second", stock=5)
+    customer = await api.register("strict@example.com")
+    full_width = "".join(chr(0xFF10 + int(d)) for d in product)  # U+FF10 is full-width 0
+    spellings = [f" {product}", f"{product} ", f"+{product}", full_width, f"0_{product}",
+                 f"{product}\n"]
+    for spelling in spellings:
+        found = await api.gql("query($id: ID) { product(id: $id) { id } }", {"id": spelling})
+        assert found["product"] is None, spelling
+        result = (await api.gql(CHECKOUT, {"input": {"items": [
+            {"productId": spelling, "quantity": 1}]}}, token=customer))["checkout"]
+        assert (result["__typename"], result["field"]) == \
+            ("NotFoundError", "items.0.productId"), spelling
+    assert scalar(pg_url, "SELECT count(*) FROM orders") == 0
+    # The plain spelling names it; so does a cursor only when its id is ASCII digits.
+    assert (await api.gql("query($id: ID) { product(id: $id) { id } }",
+                          {"id": product}))["product"] == {"id": product}
+    page = "query($after: String) { products(first: 1, after: $after) { totalCount } }"
+    good = base64.urlsafe_b64encode(f"product:{product}".encode()).decode().rstrip("=")
+    assert (await api.gql(page, {"after": good}))["products"]["totalCount"] >= 1
+    odd = base64.urlsafe_b64encode(f"product:{full_width}".encode()).decode().rstrip("=")
+    assert codes(await api.raw(page, {"after": odd})) == ["VALIDATION_FAILED"]
