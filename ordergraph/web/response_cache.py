@@ -34,6 +34,7 @@ from urllib.parse import parse_qs
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.http.parse_content_type import parse_content_type
 
 CACHEABLE_ROOT_FIELDS = frozenset({"products", "product", "__typename"})
 MAX_ENTRIES = 256
@@ -141,8 +142,11 @@ def _request(scope: Scope, body: bytes | None) -> tuple[str, str, str | None] | 
         query = (params.get("query") or [None])[0]
         variables: Any = (params.get("variables") or [None])[0]
         name = (params.get("operationName") or [None])[0]
+        extensions = (params.get("extensions") or [None])[0]
         try:
             variables = json.loads(variables) if variables else {}
+            if extensions and not isinstance(json.loads(extensions), dict):
+                return None  # refused by the endpoint
         except ValueError:
             return None
     else:
@@ -154,10 +158,20 @@ def _request(scope: Scope, body: bytes | None) -> tuple[str, str, str | None] | 
             return None
         query, variables, name = data.get("query"), data.get("variables") or {}, \
             data.get("operationName")
+        if not isinstance(data.get("extensions") or {}, dict):
+            return None  # refused by the endpoint
     if not isinstance(query, str) or not isinstance(variables, dict) or \
             not (name is None or isinstance(name, str)):
         return None
     return query, json.dumps(variables, sort_keys=True, separators=(",", ":")), name
+
+
+def _json_content(scope: Scope) -> bool:
+    """A POST the endpoint reads as JSON (its own test, strawberry's parse_content_type), so
+    that the cache never answers what the endpoint refuses (README "Abuse limits")."""
+    content_type, _ = parse_content_type(
+        (_header(scope, b"content-type") or b"").decode("latin-1"))
+    return "application/json" in content_type
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -179,8 +193,9 @@ async def serve(cache: ResponseCache, app: ASGIApp, scope: Scope, receive: Recei
     """Answer an HTTP GraphQL request from the cache when it can, else through `app`
     (filling the cache with what `app` answers, when it may)."""
     method = scope.get("method")
-    if method not in ("GET", "POST") or _header(scope, b"authorization") is not None:
-        await app(scope, receive, send)
+    if method not in ("GET", "POST") or _header(scope, b"authorization") is not None or \
+            (method == "POST" and not _json_content(scope)):
+        await app(scope, receive, send)  # the endpoint's refusals are its own (400)
         return
     body: bytes | None = None
     if method == "POST":

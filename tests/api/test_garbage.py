@@ -4,6 +4,7 @@ nothing changed (README "Abuse limits"; docs/api.graphql "Errors")."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -247,3 +248,31 @@ async def test_ids_are_ascii_digits_only(api: Api, admin: str, pg_url: str) -> N
     assert (await api.gql(page, {"after": good}))["products"]["totalCount"] >= 1
     odd = base64.urlsafe_b64encode(f"product:{full_width}".encode()).decode().rstrip("=")
     assert codes(await api.raw(page, {"after": odd})) == ["VALIDATION_FAILED"]
+
+
+# ---- the response cache refuses what the endpoint refuses ---------------------------------
+
+async def test_the_response_cache_never_answers_what_the_endpoint_refuses(api: Api) -> None:
+    document = "query Catalog { products { totalCount } }"
+    body = json.dumps({"query": document}).encode()
+    cache = api.app.state.response_cache
+    for _ in range(2):  # the second time the document is cached
+        assert (await api.client.post("/graphql", content=body, headers={
+            "content-type": "application/json"})).status_code == 200
+    assert cache.hits >= 1
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        refused = await api.client.post("/graphql", content=body,
+                                        headers={"content-type": content_type})
+        assert refused.status_code == 400, content_type
+        assert codes(refused.json()) == ["BAD_REQUEST"]
+    for extensions in ('"x"', "5", "[1]"):
+        bad = f'{{"query": {json.dumps(document)}, "extensions": {extensions}}}'.encode()
+        posted = await api.client.post("/graphql", content=bad,
+                                       headers={"content-type": "application/json"})
+        assert posted.status_code == 400, extensions
+        got = await api.client.get("/graphql", params={"query": document,
+                                                       "extensions": extensions})
+        assert got.status_code == 400, extensions
+    # A parameter is fine: the same answer as plain application/json.
+    assert (await api.client.post("/graphql", content=body, headers={
+        "content-type": "application/json; charset=utf-8"})).status_code == 200
