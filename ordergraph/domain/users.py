@@ -31,6 +31,8 @@ def check_password_rules(password: str) -> None:
             f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
             field="password",
         )
+    if not password.strip():  # eight spaces have the length of a password, not its secret
+        raise ValidationFailed("Password must not be only spaces.", field="password")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from strawberry import UNSET
 @strawberry.input(description="A new account. Never takes a role: everyone starts CUSTOMER.")
 class RegisterInput:
     email: str
-    password: str = strawberry.field(description="8 to 1024 characters.")
+    password: str = strawberry.field(description="8 to 1024 characters, not only whitespace.")
     name: str | None = UNSET
 
 

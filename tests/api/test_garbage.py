@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.api.test_password_reset import REQUEST, reset, reset_link
 from tests.support import (
     ADJUST_STOCK,
     CHECKOUT,
@@ -276,3 +277,25 @@ async def test_the_response_cache_never_answers_what_the_endpoint_refuses(api: A
     # A parameter is fine: the same answer as plain application/json.
     assert (await api.client.post("/graphql", content=body, headers={
         "content-type": "application/json; charset=utf-8"})).status_code == 200
+
+
+# ---- passwords -----------------------------------------------------------------------------
+
+async def test_a_password_of_only_whitespace_is_refused_at_register_and_reset(
+        api: Api, admin: str, pg_url: str) -> None:
+    blanks = [" " * 8, "\t" * 8, " \n \t  \u3000  ", " " * 1024]
+    for password in blanks:
+        result = (await api.gql(REGISTER, {"input": {"email": "blank@example.com",
+                                                     "password": password}}))["register"]
+        assert (result["__typename"], result["code"], result["field"]) == \
+            ("ValidationError", "VALIDATION_FAILED", "password"), repr(password)
+    assert scalar(pg_url, "SELECT count(*) FROM users WHERE email = 'blank@example.com'") == 0
+    # Spaces inside a password are fine, as is one that is long enough around them.
+    await api.register("spaced@example.com", password="  a b c  ")
+
+    await api.gql(REQUEST, {"e": "spaced@example.com"})
+    _, token = await reset_link(api, admin, "spaced@example.com")
+    for password in blanks:
+        weak = await reset(api, token, password)
+        assert (weak["__typename"], weak["field"]) == ("ValidationError", "newPassword")
+    assert (await reset(api, token, "a real one"))["__typename"] == "AuthPayload"
