@@ -105,6 +105,11 @@ async def test_a_nul_in_any_string_variable_is_validation_failed_and_changes_not
          "input.idempotencyKey"),
         (CHECKOUT, {"input": {"items": [{"productId": f"1{NUL}", "quantity": 1}]}}, customer,
          "input.items.0.productId"),
+        (CHECKOUT, {"input": {"items": [{"productId": product, "quantity": 1}],
+                              "shippingAddress": {"name": "A", "line1": f"1 Road{NUL}",
+                                                  "city": "T", "postalCode": "1",
+                                                  "country": "DE"}}}, customer,
+         "input.shippingAddress.line1"),
     ]
     for document, variables, token, field in cases:
         refused_for_nul(await api.raw(document, variables, token=token), field)
