@@ -32,7 +32,12 @@ _SIGNALS = {
 
 
 def signal_for_intent(intent: PaymentIntent) -> PaymentSignal:
-    """The news an intent's state carries (the gateway read the provider's status)."""
+    """The news an intent's state carries (the gateway read the provider's status). A
+    succeeded intent whose refunds cover its capture is REFUNDED, whoever reads it (a
+    status read, the sweeper, a webhook of any type): its money is back, so it must never
+    make an order PAID (README, Guarantees: money)."""
+    if intent.state is PaymentState.SUCCEEDED and _refunded(intent) >= _captured(intent) > 0:
+        return PaymentSignal.REFUNDED
     return _SIGNALS[intent.state]
 
 
@@ -40,12 +45,17 @@ def refund_signal(intent: PaymentIntent) -> PaymentSignal:
     """The news of a refund, read from the intent as the provider shows it now: REFUNDED only
     when its refunds cover the whole capture (README, Guarantees: money), PARTIALLY_REFUNDED
     for less, and otherwise what the intent's own state says."""
-    received, refunded = intent.amount_received, intent.amount_refunded or 0
-    if intent.state is PaymentState.SUCCEEDED and refunded > 0:
-        captured = intent.amount if received is None else received
-        return PaymentSignal.REFUNDED if refunded >= captured else \
-            PaymentSignal.PARTIALLY_REFUNDED
+    if intent.state is PaymentState.SUCCEEDED and 0 < _refunded(intent) < _captured(intent):
+        return PaymentSignal.PARTIALLY_REFUNDED
     return signal_for_intent(intent)
+
+
+def _captured(intent: PaymentIntent) -> int:
+    return intent.amount if intent.amount_received is None else intent.amount_received
+
+
+def _refunded(intent: PaymentIntent) -> int:
+    return intent.amount_refunded or 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from tests.support import (
     TEST_WEBHOOK_SECRET,
     Api,
     Customer,
+    execute,
     intent_event,
     live_server,
     rows,
@@ -567,3 +568,33 @@ async def test_a_webhook_whose_intent_cannot_be_read_again_is_503_and_changes_no
         assert await status_of(api, order["id"], customer) == "PAYMENT_PENDING"
         assert scalar(pg_url, "SELECT count(*) FROM webhook_events") == 0
         await gateway.aclose()
+
+
+@pytest.mark.parametrize("heard_by", ["syncPayment", "the sweeper", "a late succeeded webhook"])
+async def test_a_payment_refunded_in_full_before_we_heard_of_it_ends_refunded_not_paid(
+        api: Api, admin: str, customer_side: Customer, heard_by: str) -> None:
+    """Paid through Stripe.js and refunded in full in the dashboard while both webhooks were
+    lost: whoever reads the intent next finds its money back, so the order is PAID then
+    REFUNDED on its record and its stock back on sale, never PAID without the money."""
+    product, customer, order = await pending(api, admin, sku=f"quick-{len(heard_by)}")
+    intent_id = order["payment"]["intentId"]
+    await customer_side.pay_directly(intent_id)
+    await dashboard_refund(customer_side, intent_id)  # its charge.refunded is lost too
+
+    if heard_by == "syncPayment":
+        synced = (await api.gql(SYNC, {"id": order["id"]}, token=customer))["syncPayment"]
+        assert synced["order"]["status"] == "REFUNDED", synced
+    elif heard_by == "the sweeper":
+        execute(api.settings.database_url, "UPDATE orders SET reserved_until = now() - "
+                "interval '1 minute' WHERE id = %s", (int(order["id"]),))
+        s = api.deps
+        await sweep(uow=s.uow(), gateways=s.gateway, clock=s.clock)
+    else:
+        late = intent_event("payment_intent.succeeded", await customer_side.intent(intent_id))
+        assert (await post_event(api, late)).status_code == 200
+
+    assert await status_of(api, order["id"], customer) == "REFUNDED"
+    assert paid_transitions(api.settings.database_url, order["id"]) == 1
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 4, "reserved": 0}
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 4}) == []

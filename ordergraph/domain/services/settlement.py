@@ -185,6 +185,15 @@ async def _apply(uow: UnitOfWork, order: Order, update: PaymentUpdate, *, actor:
         return Outcome.UNCHANGED
 
     if signal is PaymentSignal.REFUNDED:
+        if status is OrderStatus.PAYMENT_PENDING:
+            # Paid and refunded in full at the provider before we heard of the payment (its
+            # webhook missed, the dashboard quick): the order is PAID, then REFUNDED, both on
+            # its record, and its stock back on sale, never a PAID order without the money.
+            await sell_reservation(uow, order, actor=actor, at=at)
+            order.transition(OrderStatus.PAID, actor=actor, at=at,
+                             reason="payment succeeded (heard after its refund)",
+                             **payment_news)
+            status = OrderStatus.PAID
         if status is OrderStatus.PAID:
             await restock_order(uow, order, actor=actor, at=at)
             order.transition(OrderStatus.REFUNDED, actor=actor, at=at,

@@ -58,6 +58,15 @@ async def sweep(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
     return report
 
 
+# What an expired order's intent can say, and the reason on the order's record (a payment
+# refunded in full before we heard of it: the settlement's own reasons, README "Payments").
+_SETTLED_AT_EXPIRY: dict[PaymentSignal, str | None] = {
+    PaymentSignal.CANCELED: "reservation expired",
+    PaymentSignal.SUCCEEDED: "paid before the reservation expired",
+    PaymentSignal.REFUNDED: None,
+}
+
+
 async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock,
                                report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
@@ -86,13 +95,12 @@ async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock
             await _postpone(uow, clock, order_id)
             continue
         update = PaymentUpdate.from_intent(intent)
-        if update.signal not in (PaymentSignal.CANCELED, PaymentSignal.SUCCEEDED):
+        if update.signal not in _SETTLED_AT_EXPIRY:
             await _postpone(uow, clock, order_id)  # e.g. processing: ask again later
             continue
         settlement = await settle_payment(
             uow=uow, gateways=gateways, clock=clock, update=update, actor=SYSTEM,
-            reason="reservation expired" if update.signal is PaymentSignal.CANCELED
-            else "paid before the reservation expired")
+            reason=_SETTLED_AT_EXPIRY[update.signal])
         if settlement.order is not None and settlement.order.status is OrderStatus.PAID:
             report.paid_at_expiry += 1
         elif settlement.order is not None and settlement.order.status is OrderStatus.CANCELLED:
