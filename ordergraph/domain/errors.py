@@ -104,7 +104,8 @@ class IdempotencyKeyReused(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "This idempotency key was already used for a different cart.", field="idempotencyKey"
+            "This idempotency key was already used for a different cart or shipping address.",
+            field="idempotencyKey",
         )
 
 
