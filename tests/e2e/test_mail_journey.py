@@ -52,7 +52,7 @@ def test_buy_get_the_confirmation_forget_and_reset_the_password(shop: Shop,
     # The confirmation, as the local SMTP sink received it.
     admin = browse.page()
     log_in(admin, shop, *ADMIN, next_path="/admin/mail")
-    expect(admin.get_by_role("heading", name="Mail")).to_be_visible()
+    expect(admin.get_by_role("heading", name="Mail", exact=True)).to_be_visible()
     expect(admin.get_by_role("navigation", name="Admin").get_by_role("link", name="Mail")
            ).to_be_visible()
     open_mail(admin, f"Order #{order_id} confirmed")
