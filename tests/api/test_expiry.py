@@ -154,3 +154,34 @@ async def test_ordergraph_sweep_does_one_pass(pg_url: str, stripe_emulator: Loca
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sweep: 1 expired")
     assert rows(pg_url, "SELECT status FROM orders") == [("CANCELLED",)]
+
+
+async def test_a_mismatched_payment_refunded_before_we_heard_of_it_expires_and_frees_stock(
+        timed_api: Api, clock: OffsetClock, customer_side: Customer) -> None:
+    """The intent's currency was changed at the provider, the customer paid, and the shop
+    refunded it in full in the dashboard, no webhook heard: at expiry the sweeper finds a
+    payment that can never be the order's and holds no money, so the order ends FAILED with
+    its stock back on sale, not PAYMENT_PENDING with its stock held on every pass."""
+    api = timed_api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="mismatch-refunded", price_cents=1250,
+                                       stock=4)
+    customer = await api.register("mismatch-refunded@example.com")
+    order = (await api.checkout(customer, [(product, 2)]))["order"]
+    intent_id = order["payment"]["intentId"]
+    await customer_side.client.v1.payment_intents.update_async(  # type: ignore[attr-defined]
+        intent_id, params={"currency": "eur"})
+    await customer_side.pay_directly(intent_id)
+    await customer_side.client.v1.refunds.create_async(  # type: ignore[attr-defined]
+        params={"payment_intent": intent_id})
+    clock.advance(timedelta(minutes=15, seconds=1))
+
+    await run_sweep(api)
+
+    url = api.settings.database_url
+    assert rows(url, "SELECT status, refund_status FROM orders WHERE id = %s",
+                (int(order["id"]),)) == [("FAILED", "SUCCEEDED")]
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 4, "reserved": 0}
+    assert rows(url, "SELECT count(*) FROM owed_refunds") == [(0,)]  # nothing more to send
+    assert stock_invariant_violations(url, {int(product): 4}) == []

@@ -122,6 +122,18 @@ async def _apply_mismatch(uow: UnitOfWork, order: Order, update: PaymentUpdate, 
                      reason=f"payment {update.signal.value} (its amount or currency differ "
                             "from the order)")
         return Outcome.MISMATCH
+    if update.signal is PaymentSignal.REFUNDED:
+        # Captured (not the order's amount) and already refunded in full at the provider: no
+        # money is held and nothing is owed, so the order closes like any mismatch, its stock
+        # released; waiting would hold the stock for ever.
+        if order.holds_reservation:
+            await release_reservation(uow, order, actor=actor, at=at)
+            order.transition(OrderStatus.FAILED, actor=actor, at=at,
+                             reason="the payment did not match the order and was refunded "
+                                    "in full at the provider",
+                             status=intent.status, last_error=error,
+                             refund_status=RefundStatus.SUCCEEDED)
+        return Outcome.MISMATCH
     if update.signal is not PaymentSignal.SUCCEEDED:
         order.update_payment(actor=actor, at=at, last_error=error, provider=intent.provider,
                              reason=f"refused {update.signal.value}: amount or currency "

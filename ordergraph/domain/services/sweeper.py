@@ -105,6 +105,12 @@ async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock
             report.paid_at_expiry += 1
         elif settlement.order is not None and settlement.order.status is OrderStatus.CANCELLED:
             report.expired += 1
+        elif settlement.order is not None and settlement.order.holds_reservation:
+            # Settled without closing (news the order cannot act on): ask again after the
+            # backoff, not on every pass, and say so.
+            log.warning("order %s expired but stays %s (its payment says %s): asking again "
+                        "later", order_id, settlement.order.status.value, update.signal.value)
+            await _postpone(uow, clock, order_id)
 
 
 async def _expire_unopened(uow: UnitOfWork, gateways: Gateways, clock: Clock,
