@@ -137,16 +137,17 @@ def _catalog_query(document: str, operation_name: str | None) -> bool:
 
 def _request(scope: Scope, body: bytes | None) -> tuple[str, str, str | None] | None:
     """(document, canonical variables, operation name) of a GraphQL request, or None."""
+    # `variables` and `extensions` are an object or absent/null, exactly as the endpoint
+    # takes them: anything else (an empty GET parameter, [], "", 0, false) it refuses, so
+    # the cache must not answer it either.
     if body is None:  # GET
-        params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        params = parse_qs(scope.get("query_string", b"").decode("latin-1"),
+                          keep_blank_values=True)
         query = (params.get("query") or [None])[0]
-        variables: Any = (params.get("variables") or [None])[0]
         name = (params.get("operationName") or [None])[0]
-        extensions = (params.get("extensions") or [None])[0]
         try:
-            variables = json.loads(variables) if variables else {}
-            if extensions and not isinstance(json.loads(extensions), dict):
-                return None  # refused by the endpoint
+            variables: Any = _object_or_none(params, "variables")
+            _object_or_none(params, "extensions")
         except ValueError:
             return None
     else:
@@ -154,16 +155,26 @@ def _request(scope: Scope, body: bytes | None) -> tuple[str, str, str | None] | 
             data = json.loads(body)
         except ValueError:
             return None
-        if not isinstance(data, dict):
-            return None
-        query, variables, name = data.get("query"), data.get("variables") or {}, \
-            data.get("operationName")
-        if not isinstance(data.get("extensions") or {}, dict):
+        if not isinstance(data, dict) or not all(
+                isinstance(data.get(key), dict | None) for key in ("variables", "extensions")):
             return None  # refused by the endpoint
+        query, variables, name = data.get("query"), data.get("variables"), \
+            data.get("operationName")
+    variables = {} if variables is None else variables
     if not isinstance(query, str) or not isinstance(variables, dict) or \
             not (name is None or isinstance(name, str)):
         return None
     return query, json.dumps(variables, sort_keys=True, separators=(",", ":")), name
+
+
+def _object_or_none(params: dict[str, list[str]], key: str) -> dict[str, Any] | None:
+    """A GET parameter holding a JSON object, None when absent; ValueError otherwise."""
+    if key not in params:
+        return None
+    value = json.loads(params[key][0])  # an empty value is not JSON: ValueError
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
 
 
 def _json_content(scope: Scope) -> bool:

@@ -271,14 +271,25 @@ async def test_the_response_cache_never_answers_what_the_endpoint_refuses(api: A
                                         headers={"content-type": content_type})
         assert refused.status_code == 400, content_type
         assert codes(refused.json()) == ["BAD_REQUEST"]
-    for extensions in ('"x"', "5", "[1]"):
-        bad = f'{{"query": {json.dumps(document)}, "extensions": {extensions}}}'.encode()
-        posted = await api.client.post("/graphql", content=bad,
-                                       headers={"content-type": "application/json"})
-        assert posted.status_code == 400, extensions
-        got = await api.client.get("/graphql", params={"query": document,
-                                                       "extensions": extensions})
-        assert got.status_code == 400, extensions
+    await api.client.get("/graphql", params={"query": document})  # cached for GET too
+    # Falsy non-objects as well: the endpoint refuses [], "", 0 and false, and an empty GET
+    # parameter, exactly as it refuses "x".
+    for field in ("extensions", "variables"):
+        for value in ('"x"', "5", "[1]", "[]", '""', "0", "false"):
+            bad = f'{{"query": {json.dumps(document)}, "{field}": {value}}}'.encode()
+            posted = await api.client.post("/graphql", content=bad,
+                                           headers={"content-type": "application/json"})
+            assert posted.status_code == 400, (field, value, posted.text)
+            got = await api.client.get("/graphql", params={"query": document, field: value})
+            assert got.status_code == 400, (field, value, got.text)
+        empty = await api.client.get("/graphql", params={"query": document, field: ""})
+        assert empty.status_code == 400, (field, empty.text)
+    for null in ("null", "{}"):  # what the endpoint takes, the cache takes
+        posted = await api.client.post(
+            "/graphql", content=f'{{"query": {json.dumps(document)}, "variables": {null}, '
+                                f'"extensions": {null}}}'.encode(),
+            headers={"content-type": "application/json"})
+        assert posted.status_code == 200, (null, posted.text)
     # A parameter is fine: the same answer as plain application/json.
     assert (await api.client.post("/graphql", content=body, headers={
         "content-type": "application/json; charset=utf-8"})).status_code == 200
