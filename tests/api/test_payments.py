@@ -15,6 +15,7 @@ from tests.support import (
     SYNC,
     Api,
     Customer,
+    execute,
     rows,
     stock_invariant_violations,
 )
@@ -188,3 +189,22 @@ async def test_emulator_rejects_nothing_we_send(api: Api, admin: str,
     assert (intent["amount"], intent["currency"]) == (7500, "usd")
     assert intent["metadata"] == {"order_id": order["id"],
                                   "installation": api.deps.installation_id}
+
+
+async def test_a_refund_of_a_payment_the_provider_no_longer_knows_is_refused_and_closed(
+        api: Api, admin: str, customer_side: Customer) -> None:
+    """The provider does not know the order's intent any more (deleted, another account's
+    keys): the refund is refused as a decline and its request closed, so fulfilment is not
+    blocked by a refund that can never happen."""
+    _product, _customer, order = await paid_order(api, admin, customer_side, sku="forgotten")
+    url = api.settings.database_url
+    execute(url, "UPDATE orders SET payment_intent_id = 'pi_unknown_to_the_provider' "
+                 "WHERE id = %s", (int(order["id"]),))
+
+    refused = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+
+    assert refused["code"] == "PAYMENT_DECLINED", refused
+    assert rows(url, "SELECT status, refund_status FROM orders WHERE id = %s",
+                (int(order["id"]),)) == [("PAID", None)]
+    fulfilled = (await api.gql(FULFILL, {"id": order["id"]}, token=admin))["fulfillOrder"]
+    assert fulfilled["order"]["status"] == "FULFILLED", fulfilled

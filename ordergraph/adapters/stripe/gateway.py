@@ -146,8 +146,13 @@ class StripeGateway:
         return str(refund.id)
 
     async def _captured(self, intent_id: str) -> int:
-        """What the intent's charge captured (its amount when the provider does not say)."""
-        intent = await self.retrieve_intent(intent_id)
+        """What the intent's charge captured (its amount when the provider does not say). An
+        intent the provider does not know is refused as Stripe refuses a refund of it (a
+        decline): the refund request is then closed, not retried for ever."""
+        try:
+            intent = await self.retrieve_intent(intent_id)
+        except IntentNotFound as unknown:
+            raise PaymentFailed.declined(unknown.message, "resource_missing") from unknown
         return intent.amount if intent.amount_received is None else intent.amount_received
 
     async def _existing_refunds(self, intent_id: str) -> tuple[str | None, int]:
