@@ -7,8 +7,8 @@ The use cases take their gateways through one of these wrappers of the Gateways 
   read after it, a refund, a cancel, `syncPayment`'s read, a webhook's refund) shares one
   deadline, counted from the first call, so a deploy's SHUTDOWN_TIMEOUT outlasts the request;
 - `per_pass`: the sweeper gives each call the deadline, and once one has hung past it the
-  rest of the pass fails at once instead of waiting on a provider that does not answer
-  (every one of them is retried by a later pass).
+  pass stops asking (`gave_up`): what it had not reached waits, untouched, for a later pass,
+  instead of each failing at once and being backed off for an attempt never made.
 
 A call past its deadline is cancelled and raises PaymentFailed(PAYMENT_PROVIDER_ERROR), like
 any provider failure, so the callers' recovery applies unchanged: we cannot tell whether the
@@ -107,6 +107,11 @@ class BoundedGateways(_Bounded):
     def for_payment(self, payment: Payment | None) -> PaymentGateway:
         return _Bounded(self._gateways.for_payment(payment), self._budget)
 
+    @property
+    def gave_up(self) -> bool:
+        """A call outlived its deadline: the provider is not answering (per_pass)."""
+        return self._budget.hung
+
 
 def per_request(gateways: Gateways, deadline: timedelta) -> Gateways:
     """All the provider calls of one request within one `deadline`."""
@@ -118,6 +123,7 @@ def within(gateway: PaymentGateway, deadline: timedelta) -> PaymentGateway:
     return _Bounded(gateway, _Budget(deadline, shared=True))
 
 
-def per_pass(gateways: Gateways, deadline: timedelta) -> Gateways:
-    """Each call within `deadline`; after one outlived it, the others fail at once."""
+def per_pass(gateways: Gateways, deadline: timedelta) -> BoundedGateways:
+    """Each call within `deadline`; after one outlived it, the others fail at once (and
+    `gave_up` tells the pass to stop asking)."""
     return BoundedGateways(gateways, _Budget(deadline, shared=False))

@@ -20,7 +20,11 @@ from ordergraph.domain.payments import PaymentSignal, PaymentUpdate
 from ordergraph.domain.ports import Clock, Gateways, UnitOfWork
 from ordergraph.domain.services.payment_opening import close_unrecorded_intent
 from ordergraph.domain.services.payments import close_lost_payment, settle_payment
-from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, per_pass
+from ordergraph.domain.services.provider_deadline import (
+    DEFAULT_PROVIDER_DEADLINE,
+    BoundedGateways,
+    per_pass,
+)
 from ordergraph.domain.services.refunds import STALE_REFUND_REQUEST, refund_owed, resume_refund
 from ordergraph.domain.services.reservations import release_reservation
 from ordergraph.domain.services.transaction import retrying
@@ -49,12 +53,18 @@ class SweepReport:
 async def sweep(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 batch: int = BATCH,
                 provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> SweepReport:
-    # Each provider call within the deadline; once one hangs the rest wait for a later pass.
-    gateways = per_pass(gateways, provider_deadline)
+    # Each provider call within the deadline; once one hangs the pass stops asking, and what
+    # it had not reached waits for a later pass as it is (no backoff for an attempt never
+    # made).
+    bounded = per_pass(gateways, provider_deadline)
     report = SweepReport()
-    await _expire_reservations(uow, gateways, clock, report, batch)
-    await _retry_owed_refunds(uow, gateways, clock, report, batch)
-    await _resume_stalled_refunds(uow, gateways, clock, report, batch)
+    for step in (_expire_reservations, _retry_owed_refunds, _resume_stalled_refunds):
+        await step(uow, bounded, clock, report, batch)
+        if bounded.gave_up:
+            report.errors.append("the payment provider gave no answer within "
+                                 f"{provider_deadline.total_seconds():g}s: the rest of this "
+                                 "pass waits for the next")
+            break
     return report
 
 
@@ -67,7 +77,7 @@ _SETTLED_AT_EXPIRY: dict[PaymentSignal, str | None] = {
 }
 
 
-async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock,
+async def _expire_reservations(uow: UnitOfWork, gateways: BoundedGateways, clock: Clock,
                                report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
@@ -76,6 +86,8 @@ async def _expire_reservations(uow: UnitOfWork, gateways: Gateways, clock: Clock
     candidates = [(o.id, o.payment, o.payment.intent_id if o.payment else None)
                   for o in expired]
     for order_id, payment, intent_id in candidates:
+        if gateways.gave_up:  # the provider is not answering: the rest waits
+            return
         if intent_id is None:
             await _expire_unopened(uow, gateways, clock, report, order_id)
             continue
@@ -146,13 +158,15 @@ async def _postpone(uow: UnitOfWork, clock: Clock, order_id: int) -> None:
             await uow.commit()
 
 
-async def _retry_owed_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
+async def _retry_owed_refunds(uow: UnitOfWork, gateways: BoundedGateways, clock: Clock,
                               report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
             due = await uow.owed_refunds.due(now=clock.now(), limit=batch)
             await uow.commit()
     for intent_id in due:
+        if gateways.gave_up:  # the provider is not answering: the rest waits
+            return
         refunded = await refund_owed(uow=uow, gateways=gateways, clock=clock, intent_id=intent_id)
         if refunded is not None:
             report.refunds_retried += 1
@@ -160,7 +174,7 @@ async def _retry_owed_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
             report.errors.append(f"refund of {intent_id}: still failing (backing off)")
 
 
-async def _resume_stalled_refunds(uow: UnitOfWork, gateways: Gateways, clock: Clock,
+async def _resume_stalled_refunds(uow: UnitOfWork, gateways: BoundedGateways, clock: Clock,
                                   report: SweepReport, batch: int) -> None:
     async for attempt in retrying(uow):
         async with attempt:
@@ -168,6 +182,8 @@ async def _resume_stalled_refunds(uow: UnitOfWork, gateways: Gateways, clock: Cl
                 before=clock.now() - STALE_REFUND_REQUEST, limit=batch)
             await uow.commit()
     for order in stalled:
+        if gateways.gave_up:  # the provider is not answering: the rest waits
+            return
         resumed = await resume_refund(uow=uow, gateways=gateways, clock=clock, order_id=order.id)
         if resumed is not None and resumed.status is OrderStatus.REFUNDED:
             report.refunds_retried += 1
