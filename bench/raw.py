@@ -92,6 +92,39 @@ MOVEMENT = ("INSERT INTO stock_movements (product_id, delta_available, delta_res
             "order_id, actor_kind, actor_id, note, at) "
             "VALUES (%s, %s, %s, 'RESERVED', %s, 'USER', %s, NULL, %s)")
 
+# The app's audit rows with their stock movements (ordergraph/db/uow.py): one statement of
+# one array per column, whatever the number of rows.
+AUDIT_AND_MOVEMENTS = """
+WITH audit_rows AS (
+    INSERT INTO audit_log (at, actor_kind, actor_id, action, entity_type, entity_id, before,
+                           after)
+    SELECT * FROM unnest(%(a_at)s::timestamptz[], %(a_actor_kind)s::text[],
+                         %(a_actor_id)s::bigint[], %(a_action)s::text[],
+                         %(a_entity_type)s::text[], %(a_entity_id)s::text[],
+                         %(a_before)s::jsonb[], %(a_after)s::jsonb[]))
+INSERT INTO stock_movements (product_id, delta_available, delta_reserved, reason, order_id,
+                             actor_kind, actor_id, note, at)
+SELECT * FROM unnest(%(m_product_id)s::bigint[], %(m_delta_available)s::integer[],
+                     %(m_delta_reserved)s::integer[], %(m_reason)s::text[],
+                     %(m_order_id)s::bigint[], %(m_actor_kind)s::text[],
+                     %(m_actor_id)s::bigint[], %(m_note)s::text[], %(m_at)s::timestamptz[])"""
+
+
+def _audit_and_movement_arrays(audit: list[tuple[Any, ...]], movements: list[tuple[Any, ...]]
+                               ) -> dict[str, list[Any]]:
+    """AUDIT_AND_MOVEMENTS' arrays: audit rows (at, actor, action, entity type and id, before,
+    after) by a user, and RESERVED movements (product, deltas, order, actor, at)."""
+    arrays: dict[str, list[Any]] = {"a_actor_kind": ["USER"] * len(audit)}
+    for index, column in enumerate(("at", "actor_id", "action", "entity_type", "entity_id",
+                                    "before", "after")):
+        arrays[f"a_{column}"] = [row[index] for row in audit]
+    for index, column in enumerate(("product_id", "delta_available", "delta_reserved",
+                                    "order_id", "actor_id", "at")):
+        arrays[f"m_{column}"] = [row[index] for row in movements]
+    arrays.update({"m_reason": ["RESERVED"] * len(movements),
+                   "m_actor_kind": ["USER"] * len(movements), "m_note": [None] * len(movements)})
+    return arrays
+
 
 def cart(rng: random.Random, kind: str) -> list[tuple[int, int]]:
     if kind == "hot":
@@ -107,12 +140,6 @@ def _order_snapshot(order_id: int, customer: int, total: int, lines: list[tuple[
             "lines": [{"product_id": p, "quantity": q, "unit_price": u} for p, q, u in lines],
             "payment": None, "reserved_until": None, "created_at": now.isoformat(),
             "updated_at": now.isoformat()}
-
-
-def _values(statement: str, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """One INSERT for several rows, as SQLAlchemy's insertmanyvalues writes it."""
-    head, _, group = statement.partition(" VALUES ")
-    return f"{head} VALUES {', '.join([group] * len(rows))}", [v for row in rows for v in row]
 
 
 async def _priced_cart(conn: psycopg.AsyncConnection[Any], customer: int, key: str,
@@ -147,25 +174,22 @@ async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
             "d_reserved": [q for _, q in items], "at": now})).fetchall()}
         if not all(stocks[pid][4] for pid in ids):
             raise _Insufficient()
-        audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), None,
+        audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), Jsonb(None),
                   Jsonb(_order_snapshot(order_id, customer, total, lines, now)))]
         audit += [(now, customer, "STOCK_RESERVED", "INVENTORY", str(p),
                    Jsonb({"available": stocks[p][1], "reserved": stocks[p][2]}),
                    Jsonb({"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
                           "order_id": order_id})) for p, q in items]
-        audit_sql, audit_params = _values(AUDIT, audit)
-        movement_sql, movement_params = _values(MOVEMENT, [(p, -q, q, order_id, customer, now)
-                                                           for p, q in items])
-        await conn.execute(f"WITH audit_rows AS ({audit_sql}) {movement_sql}",
-                           audit_params + movement_params)
+        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_arrays(
+            audit, [(p, -q, q, order_id, customer, now) for p, q in items]))
     intent = f"pi_null_{order_id}"
     async with conn.transaction():
         now = datetime.now(UTC)
         await conn.execute(OPEN_PAYMENT, (2, intent, f"{intent}_secret_bench", now, now,
                                           order_id, 1))
-        await conn.execute(AUDIT, (now, customer, "ORDER_PAYMENT_PENDING", "ORDER",
-                                   str(order_id), Jsonb({"status": "CREATED"}),
-                                   Jsonb({"status": "PAYMENT_PENDING"})))
+        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_arrays(
+            [(now, customer, "ORDER_PAYMENT_PENDING", "ORDER", str(order_id),
+              Jsonb({"status": "CREATED"}), Jsonb({"status": "PAYMENT_PENDING"}))], []))
     return True
 
 
