@@ -243,7 +243,7 @@ def create() -> BenchApp:
 
 
 def main() -> None:
-    import uvicorn
+    from ordergraph.web import serving
 
     parser = argparse.ArgumentParser(description="ordergraph served for the benchmarks")
     parser.add_argument("--port", type=int, required=True)
@@ -254,8 +254,8 @@ def main() -> None:
     # The same uvicorn options as `ordergraph serve` (ordergraph/cli.py): keep them in step.
     # BENCH_WS_DEFLATE=on measures the app with per-message deflate.
     deflate = os.environ.get("BENCH_WS_DEFLATE", "off") == "on"
-    uvicorn.run("bench.server:create", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_config=None, access_log=False, proxy_headers=True,
+    serving.run("bench.server:create", workers=args.workers, host=args.host, port=args.port,
+                log_config=None, access_log=False, proxy_headers=True,
                 timeout_graceful_shutdown=10, ws_per_message_deflate=deflate)
 
 

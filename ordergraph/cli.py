@@ -134,7 +134,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
+    from ordergraph.web import serving
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -153,8 +153,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     try:
         # Our access log middleware writes one line per request; uvicorn's would repeat it.
-        uvicorn.run("ordergraph.web.app:serve_app", factory=True, host=host, port=port,
-                    workers=workers, log_config=None, access_log=False, proxy_headers=True,
+        # More than one worker: each on a socket of its own, so connections spread evenly.
+        serving.run("ordergraph.web.app:serve_app", workers=workers, host=host, port=port,
+                    log_config=None, access_log=False, proxy_headers=True,
                     # Behind a load balancer every client would otherwise have its address.
                     forwarded_allow_ips=list(settings.trusted_proxies),
                     timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds()),
