@@ -98,32 +98,42 @@ AUDIT_AND_MOVEMENTS = """
 WITH audit_rows AS (
     INSERT INTO audit_log (at, actor_kind, actor_id, action, entity_type, entity_id, before,
                            after)
-    SELECT * FROM unnest(%(a_at)s::timestamptz[], %(a_actor_kind)s::text[],
-                         %(a_actor_id)s::bigint[], %(a_action)s::text[],
-                         %(a_entity_type)s::text[], %(a_entity_id)s::text[],
-                         %(a_before)s::jsonb[], %(a_after)s::jsonb[]))
+    SELECT at, actor_kind, actor_id, action, entity_type, entity_id,
+           coalesce(before, 'null'::jsonb), coalesce(after, 'null'::jsonb)
+    FROM jsonb_to_recordset(%(audit)s::jsonb) AS entry(
+        at timestamptz, actor_kind text, actor_id bigint, action text, entity_type text,
+        entity_id text, before jsonb, after jsonb))
 INSERT INTO stock_movements (product_id, delta_available, delta_reserved, reason, order_id,
                              actor_kind, actor_id, note, at)
-SELECT * FROM unnest(%(m_product_id)s::bigint[], %(m_delta_available)s::integer[],
-                     %(m_delta_reserved)s::integer[], %(m_reason)s::text[],
-                     %(m_order_id)s::bigint[], %(m_actor_kind)s::text[],
-                     %(m_actor_id)s::bigint[], %(m_note)s::text[], %(m_at)s::timestamptz[])"""
+SELECT product_id, delta_available, delta_reserved, reason, order_id, actor_kind, actor_id,
+       note, at
+FROM jsonb_to_recordset(%(movements)s::jsonb) AS entry(
+    product_id bigint, delta_available integer, delta_reserved integer, reason text,
+    order_id bigint, actor_kind text, actor_id bigint, note text, at timestamptz)"""
 
 
-def _audit_and_movement_arrays(audit: list[tuple[Any, ...]], movements: list[tuple[Any, ...]]
-                               ) -> dict[str, list[Any]]:
-    """AUDIT_AND_MOVEMENTS' arrays: audit rows (at, actor, action, entity type and id, before,
-    after) by a user, and RESERVED movements (product, deltas, order, actor, at)."""
-    arrays: dict[str, list[Any]] = {"a_actor_kind": ["USER"] * len(audit)}
-    for index, column in enumerate(("at", "actor_id", "action", "entity_type", "entity_id",
-                                    "before", "after")):
-        arrays[f"a_{column}"] = [row[index] for row in audit]
-    for index, column in enumerate(("product_id", "delta_available", "delta_reserved",
-                                    "order_id", "actor_id", "at")):
-        arrays[f"m_{column}"] = [row[index] for row in movements]
-    arrays.update({"m_reason": ["RESERVED"] * len(movements),
-                   "m_actor_kind": ["USER"] * len(movements), "m_note": [None] * len(movements)})
-    return arrays
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, separators=(",", ":"),
+                      default=lambda value: value.isoformat())
+
+
+def _audit_and_movement_rows(audit: list[tuple[Any, ...]], movements: list[tuple[Any, ...]]
+                             ) -> dict[str, str]:
+    """AUDIT_AND_MOVEMENTS' two JSON documents, as the app's unit of work writes them
+    (ordergraph/db/uow.py): audit rows (at, actor, action, entity type and id, before, after)
+    by a user, and RESERVED movements (product, deltas, order, actor, at)."""
+    return {
+        "audit": _json_rows([
+            {"at": at, "actor_kind": "USER", "actor_id": actor, "action": action,
+             "entity_type": entity_type, "entity_id": entity_id, "before": before,
+             "after": after}
+            for at, actor, action, entity_type, entity_id, before, after in audit]),
+        "movements": _json_rows([
+            {"product_id": product, "delta_available": available, "delta_reserved": reserved,
+             "reason": "RESERVED", "order_id": order, "actor_kind": "USER", "actor_id": actor,
+             "note": None, "at": at}
+            for product, available, reserved, order, actor, at in movements]),
+    }
 
 
 def cart(rng: random.Random, kind: str) -> list[tuple[int, int]]:
@@ -174,22 +184,22 @@ async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
             "d_reserved": [q for _, q in items], "at": now})).fetchall()}
         if not all(stocks[pid][4] for pid in ids):
             raise _Insufficient()
-        audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), Jsonb(None),
-                  Jsonb(_order_snapshot(order_id, customer, total, lines, now)))]
+        audit = [(now, customer, "ORDER_CREATED", "ORDER", str(order_id), None,
+                  _order_snapshot(order_id, customer, total, lines, now))]
         audit += [(now, customer, "STOCK_RESERVED", "INVENTORY", str(p),
-                   Jsonb({"available": stocks[p][1], "reserved": stocks[p][2]}),
-                   Jsonb({"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
-                          "order_id": order_id})) for p, q in items]
-        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_arrays(
+                   {"available": stocks[p][1], "reserved": stocks[p][2]},
+                   {"available": stocks[p][1] - q, "reserved": stocks[p][2] + q,
+                    "order_id": order_id}) for p, q in items]
+        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_rows(
             audit, [(p, -q, q, order_id, customer, now) for p, q in items]))
     intent = f"pi_null_{order_id}"
     async with conn.transaction():
         now = datetime.now(UTC)
         await conn.execute(OPEN_PAYMENT, (2, intent, f"{intent}_secret_bench", now, now,
                                           order_id, 1))
-        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_arrays(
+        await conn.execute(AUDIT_AND_MOVEMENTS, _audit_and_movement_rows(
             [(now, customer, "ORDER_PAYMENT_PENDING", "ORDER", str(order_id),
-              Jsonb({"status": "CREATED"}), Jsonb({"status": "PAYMENT_PENDING"}))], []))
+              {"status": "CREATED"}, {"status": "PAYMENT_PENDING"})], []))
     return True
 
 

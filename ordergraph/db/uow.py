@@ -3,13 +3,14 @@ after the commit, once the connection is back in the pool."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,27 +44,40 @@ _MOVEMENT_TYPES = {"product_id": "BIGINT", "delta_available": "INTEGER",
                    "actor_kind": "TEXT", "actor_id": "BIGINT", "note": "TEXT", "at": "TIMESTAMPTZ"}
 
 
-def _insert_unnested(table: sa.Table, types: dict[str, str], prefix: str) -> str:
-    arrays = ", ".join(f"CAST(%({prefix}{column})s AS {kind}[])" for column, kind in types.items())
-    # Only our own table, column and type names: the values are bound, one array per column.
-    return (f"INSERT INTO {table.name} ({', '.join(types)}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays})")
+def _insert_from_json(table: sa.Table, types: dict[str, str], parameter: str) -> str:
+    columns = ", ".join(types)
+    # jsonb_to_recordset reads a JSON null as SQL NULL; SQLAlchemy's JSON type writes None
+    # as JSON null, and so do we.
+    values = ", ".join(f"coalesce({column}, 'null'::jsonb)" if kind == "JSONB" else column
+                       for column, kind in types.items())
+    record = ", ".join(f"{column} {kind}" for column, kind in types.items())
+    # Only our own table, column and type names: the rows are one bound JSON document.
+    return (f"INSERT INTO {table.name} ({columns}) SELECT {values} "  # noqa: S608
+            f"FROM jsonb_to_recordset(CAST(%({parameter})s AS jsonb)) AS entry({record})")
 
 
 # PostgreSQL (on the driver, driver.py): a transaction's audit rows and stock movements in one
-# statement (the audit rows' INSERT as a CTE), one round trip. Each column is one array, so
-# the statement's text and its 17 parameters are the same for any number of rows: psycopg
-# caches its conversion (it does not for a statement of over 50 parameters, which a 3-product
-# cart's VALUES lists had: 59) and the server keeps one prepared statement for every cart
-# size. Empty arrays insert nothing.
+# statement (the audit rows' INSERT as a CTE), one round trip. The rows of each table are one
+# JSON array, so the statement's text and its two parameters are the same for any number of
+# rows: psycopg caches its conversion (it does not for a statement of over 50 parameters,
+# which a 3-product cart's VALUES lists had: 59) and the server keeps one prepared statement
+# for every cart size. A JSON text is what psycopg converts fastest: one array per column
+# (17 of them) cost ~4 % of a checkout's CPU in psycopg's array dumper (bench/RESULTS.md).
+# Empty arrays insert nothing.
 _AUDIT_AND_MOVEMENTS = (
-    f"WITH audit_rows AS ({_insert_unnested(audit_log, _AUDIT_TYPES, 'a_')}) "
-    f"{_insert_unnested(stock_movements, _MOVEMENT_TYPES, 'm_')}")
+    f"WITH audit_rows AS ({_insert_from_json(audit_log, _AUDIT_TYPES, 'audit')}) "
+    f"{_insert_from_json(stock_movements, _MOVEMENT_TYPES, 'movements')}")
 
 
-def _columns(prefix: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-             ) -> dict[str, list[Any]]:
-    return {f"{prefix}{column}": [row[column] for row in rows] for column in columns}
+def _json_value(value: object) -> str:
+    """What the standard JSON encoder cannot write: our rows' timestamps (all UTC)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
 # SQLSTATEs after which running the transaction again can succeed.
@@ -179,14 +193,10 @@ class SqlAlchemyUnitOfWork:
             for event in events if isinstance(event, StockChanged)
         ]
         if self._driver is not None and (audit_rows or movements):
-            # Both in one statement: one round trip fewer for every change of stock. JSON as
-            # SQLAlchemy's JSON type writes it (None as JSON null). SQLite has no INSERT
-            # inside WITH.
-            for row in audit_rows:
-                row["before"], row["after"] = Jsonb(row["before"]), Jsonb(row["after"])
+            # Both in one statement: one round trip fewer for every change of stock. SQLite
+            # has no INSERT inside WITH.
             await self._driver.execute(_AUDIT_AND_MOVEMENTS, {
-                **_columns("a_", _AUDIT_TYPES, audit_rows),
-                **_columns("m_", _MOVEMENT_TYPES, movements)})
+                "audit": _json_rows(audit_rows), "movements": _json_rows(movements)})
             return
         if audit_rows:
             await self._conn.execute(_INSERT_AUDIT, audit_rows)

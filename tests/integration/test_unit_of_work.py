@@ -344,3 +344,28 @@ async def test_a_planned_move_after_waiting_for_the_lock_starts_from_the_new_lev
 
     assert await waiting == 8
     assert await _levels(pg_url, product) == (3, 7)
+
+
+async def test_audit_rows_and_movements_keep_every_value_as_written(engine, pg_url) -> None:
+    """On PostgreSQL they go as JSON documents (one per table, db/uow.py): the rows read back
+    hold the exact instant, SQL NULL where there is none, JSON null for a missing snapshot
+    (as SQLAlchemy writes None), and text that JSON has to escape."""
+    product = await add_product(engine, stock=10)
+    assert rows(pg_url, "SELECT jsonb_typeof(before), after->>'sku' FROM audit_log "
+                        "WHERE action = 'PRODUCT_CREATED'") == [("null", "widget")]
+    at = datetime(2026, 12, 4, 1, 2, 3, 456789, tzinfo=UTC)
+    note = 'crème "brûlée" \\ ✓\nline two'
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    async with uow:
+        stocks = await uow.inventory.lock([product])
+        stocks[product].adjust(-2, actor=SYSTEM, at=at, note=note)
+        await uow.inventory.save(list(stocks.values()))
+        await uow.commit()
+    assert rows(pg_url, "SELECT product_id, delta_available, delta_reserved, reason, order_id, "
+                        "actor_kind, actor_id, note, at FROM stock_movements "
+                        "WHERE reason = 'ADJUSTED'") == [
+        (product, -2, 0, "ADJUSTED", None, "SYSTEM", None, note, at)]
+    assert rows(pg_url, "SELECT at, actor_kind, actor_id, entity_type, entity_id, "
+                        "before->>'available', after->>'available', after->>'note' "
+                        "FROM audit_log WHERE action = 'STOCK_ADJUSTED'") == [
+        (at, "SYSTEM", None, "INVENTORY", str(product), "10", "8", note)]
