@@ -116,6 +116,53 @@ async def test_a_refund_under_way_blocks_fulfilment(
     assert stock_invariant_violations(api.settings.database_url, {int(product): 5}) == []
 
 
+async def test_a_second_refund_while_one_is_under_way_answers_its_outcome(
+        controlled: tuple[Api, ControlledGateway], customer_side: Customer) -> None:
+    """A double click on Refund: the second call waits for the first one's answer rather
+    than answering PAID, which said nothing had been refunded."""
+    api, gateway = controlled
+    admin = await api.create_admin()
+    product, _, order = await paid_order(api, admin, customer_side, sku="refund-twice")
+    gateway.refund_gate = asyncio.Event()
+
+    first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
+    second = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.sleep(0.5)
+    assert not second.done(), second.result()  # no answer before the provider's
+    gateway.refund_gate.set()
+    answers = [(await first)["refundOrder"], (await second)["refundOrder"]]
+
+    assert [answer["order"]["status"] for answer in answers] == ["REFUNDED", "REFUNDED"]
+    assert len(await customer_side.refunds_of(order["payment"]["intentId"])) == 1
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 5}) == []
+
+
+async def test_a_second_refund_answers_a_provider_error_when_the_first_gets_none(
+        pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
+    gateway = ControlledGateway("sk_test_controlled", api_base=stripe_emulator.api_base)
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            payment_provider_deadline=timedelta(seconds=1))
+    async with running_api(settings, Overrides(gateway=gateway, run_sweeper=False)) as api:
+        admin = await api.create_admin()
+        _, _, order = await paid_order(api, admin, customer_side, sku="refund-hangs")
+        gateway.refund_gate = asyncio.Event()  # the provider hangs past the deadline
+        first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+        await asyncio.wait_for(gateway.refund_started.wait(), 10)
+        second = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+        first_answer = (await first)["refundOrder"]
+        gateway.refund_gate.set()
+        status = await api.gql("query($id: ID!) { order(id: $id) { status } }",
+                               {"id": order["id"]}, token=admin)
+    await gateway.aclose()
+
+    assert (first_answer["__typename"], first_answer["code"]) == \
+        ("PaymentError", "PAYMENT_PROVIDER_ERROR")
+    assert (second["__typename"], second["code"]) == ("PaymentError", "PAYMENT_PROVIDER_ERROR")
+    assert "under way" in second["message"]
+    assert status["order"]["status"] == "PAID"  # the request stays: the sweeper finishes it
+
+
 async def test_refund_and_fulfil_sent_together_never_both_happen(
         api: Api, admin: str, customer_side: Customer) -> None:
     for round_ in range(4):

@@ -3,6 +3,7 @@ an admin's refund of a PAID order (recorded before the provider is called, so ne
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 # (the first request died between our record and the provider's answer); the sweeper
 # finishes it. Longer than one provider call can take.
 STALE_REFUND_REQUEST = timedelta(minutes=2)
+
+# How often a second refundOrder looks for the answer to the one under way, and how long
+# after the provider deadline it still waits for that answer to be recorded.
+REFUND_ANSWER_POLL = 0.05
+REFUND_ANSWER_MARGIN = 2.0
 
 # A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
 FIRST_REFUND_RETRY = timedelta(seconds=30)
@@ -96,10 +102,11 @@ async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
     """Admins: PAID -> REFUNDED through the provider, once, even when asked twice at once.
 
     The request is recorded under the row lock before the provider is called, so a second or
-    racing call sees it and returns the order as it stands instead of refunding again, and
-    fulfilment waits until the refund has an answer (never both shipped and refunded). A
-    provider that does not answer within `provider_deadline` raises PAYMENT_PROVIDER_ERROR
-    with the request still recorded: the sweeper finishes it (resume_refund).
+    racing call sees it and, instead of refunding again, answers what the first one does
+    (`_outcome_of_refund_under_way`); fulfilment waits until the refund has an answer (never
+    both shipped and refunded). A provider that does not answer within `provider_deadline`
+    raises PAYMENT_PROVIDER_ERROR with the request still recorded: the sweeper finishes it
+    (resume_refund).
     """
     actor = Actor.user(viewer.id)
     gateways = per_request(gateways, provider_deadline)
@@ -123,9 +130,34 @@ async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 await uow.orders.save(order)
                 await uow.commit()
     if not ours:
-        return order
+        return await _outcome_of_refund_under_way(uow, order.id, provider_deadline)
     return await _refund_requested(uow, gateways.for_payment(order.payment), clock, order,
                                    actor)
+
+
+async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
+                                       provider_deadline: timedelta) -> Order:
+    """A refundOrder that finds another one under way (a double click, two admins) waits
+    for that one's answer, which comes within the provider deadline, and answers its
+    outcome: the order REFUNDED, or still PAID when the provider refused the refund.
+    Answering the order as it stood (PAID, and nothing in the API shows a refund under way)
+    told the second admin that nothing was refunded. Still unanswered after the deadline:
+    PAYMENT_PROVIDER_ERROR, the first call's own answer then (the sweeper finishes the
+    request; README, Refunds)."""
+    try:
+        async with asyncio.timeout(provider_deadline.total_seconds() + REFUND_ANSWER_MARGIN):
+            while True:
+                await asyncio.sleep(REFUND_ANSWER_POLL)
+                async with uow:
+                    order = await uow.orders.get(order_id)
+                assert order is not None  # orders are never deleted
+                if not (order.status is OrderStatus.PAID and order.payment is not None and
+                        order.payment.refund_status is RefundStatus.REQUESTED):
+                    return order
+    except TimeoutError:
+        raise PaymentFailed.provider_error(
+            "The refund under way has no answer from the payment provider yet; it is "
+            "finished in the background.") from None
 
 
 async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clock,
