@@ -27,7 +27,8 @@ log = logging.getLogger("uvicorn.error")
 def run(app: str, *, workers: int, **options: Any) -> None:
     """`uvicorn.run(app, factory=True, **options)`, with `workers` processes sharing the
     connections evenly (above) when there is more than one and the system can."""
-    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
+    # Linux balances SO_REUSEPORT sockets; elsewhere (macOS, BSD) it would not help.
+    if workers <= 1 or sys.platform != "linux":
         uvicorn.run(app, factory=True, workers=workers, **options)
         return
     config = Config(app, factory=True, workers=workers, **options)
@@ -36,8 +37,9 @@ def run(app: str, *, workers: int, **options: Any) -> None:
     except OSError as error:
         log.error("cannot listen on %s:%d: %s", config.host, config.port, error)
         sys.exit(STARTUP_FAILURE)
+    address = f"[{config.host}]" if ":" in config.host else config.host
     log.info("Uvicorn running on http://%s:%d with %d workers, each on its own socket "
-             "(SO_REUSEPORT)", config.host, config.port, workers)
+             "(SO_REUSEPORT)", address, config.port, workers)
     BalancedWorkers(config).run()
 
 
@@ -52,14 +54,15 @@ def ensure_address_free(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A socket listening on host:port that other SO_REUSEPORT sockets of ours share."""
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that other SO_REUSEPORT sockets of ours share. It is
+    not listening yet: the worker listens once its app has started (uvicorn's server does),
+    so no connection waits on a worker that is still starting, or that fails to."""
     sock = socket.socket(_family(host))
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(backlog)
     except OSError:
         sock.close()
         raise
@@ -78,8 +81,10 @@ class BalancedWorkers(Multiprocess):
     dead one, on SIGHUP and SIGTTIN), so each read of it opens a new socket. The worker
     process holds that socket from its start; the supervisor closes its own copy on its next
     round (every 0.5 s), so a worker that exits takes its socket with it: the kernel stops
-    routing connections there (the ones it had queued are reset, as with any worker that
-    dies) rather than queueing them where no one accepts.
+    routing connections there rather than queueing them where no one accepts. The ones
+    already queued on it, not yet accepted, are reset (README, Scaling out): a worker that is
+    stopped (SIGHUP, SIGTTOU, SIGTERM) or dies leaves them no one else to take them, where
+    one shared socket did.
     """
 
     def __init__(self, config: Config) -> None:
@@ -88,7 +93,7 @@ class BalancedWorkers(Multiprocess):
 
     @property  # type: ignore[override]
     def sockets(self) -> list[socket.socket]:
-        sock = listening_socket(self.config.host, self.config.port, self.config.backlog)
+        sock = reuse_port_socket(self.config.host, self.config.port)
         self._handed_over.append(sock)
         return [sock]
 
@@ -110,5 +115,12 @@ class BalancedWorkers(Multiprocess):
     def run(self) -> None:
         try:
             super().run()
+        except BaseException:
+            # A socket or process that could not be made (out of descriptors, say) ends
+            # the supervisor: stop the workers it has, or exiting would wait on them forever.
+            log.exception("the worker supervisor failed; stopping the workers")
+            self.terminate_all()
+            self.join_all()
+            raise
         finally:
             self.close_handed_over()

@@ -68,15 +68,25 @@ def workers_of(supervisor: int) -> set[int]:
     return found
 
 
-def connections_held(pids: set[int], port: int) -> dict[int, int]:
-    """Established connections to `port` that each process has accepted."""
-    inodes = set()
+def _tcp_sockets(port: int, state: str) -> list[str]:
+    """The inodes of the TCP sockets on local `port` in `state` (01 established, 0A listen)."""
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    inodes.add(f"socket:[{fields[9]}]")
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    found.append(f"socket:[{fields[9]}]")
+    return found
+
+
+def listening_sockets(port: int) -> int:
+    return len(_tcp_sockets(port, "0A"))
+
+
+def connections_held(pids: set[int], port: int) -> dict[int, int]:
+    """Established connections to `port` that each process has accepted."""
+    inodes = set(_tcp_sockets(port, "01"))
     held = {}
     for pid in pids:
         count = 0
@@ -96,9 +106,10 @@ async def wait_for_workers(supervisor: subprocess.Popen[bytes], port: int,
             assert supervisor.poll() is None, "serve exited"
             workers = workers_of(supervisor.pid)
             with contextlib.suppress(httpx.HTTPError):
-                if len(workers) == count and (await client.get("/healthz")).status_code == 200:
-                    await asyncio.sleep(2)  # every worker past its startup, not just one
-                    return workers_of(supervisor.pid)
+                # Each worker listens on its own socket once its app has started.
+                if len(workers) == count and listening_sockets(port) == count and \
+                        (await client.get("/healthz")).status_code == 200:
+                    return workers
             await asyncio.sleep(0.2)
     raise AssertionError("the workers did not start")
 
@@ -153,8 +164,8 @@ async def test_a_killed_worker_takes_its_socket_along_and_is_replaced(
         victim, survivor = sorted(await wait_for_workers(supervisor, port))
         os.kill(victim, signal.SIGKILL)
         await asyncio.sleep(0.5)
-        # Until the replacement listens, every new connection goes to the survivor: none
-        # waits in the dead worker's queue, where no one would accept it.
+        # Until the replacement has started and listens, every new connection goes to the
+        # survivor: none waits in the dead worker's queue, where no one would accept it.
         clients = await open_clients(port, 8)
         await asyncio.gather(*(client.aclose() for client in clients))
 
