@@ -75,7 +75,7 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 class BalancedWorkers(Multiprocess):
-    """uvicorn's supervisor, giving every worker it starts a listening socket of its own.
+    """uvicorn's supervisor, giving every worker it starts a socket of its own to listen on.
 
     The supervisor hands `self.sockets` to each worker it creates (at start, to replace a
     dead one, on SIGHUP and SIGTTIN), so each read of it opens a new socket. The worker
