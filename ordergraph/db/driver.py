@@ -10,6 +10,11 @@ violations), and the engine's `handle_error` hook still turns a lost connection 
 SERVICE_UNAVAILABLE and drops the pool (db/outage.py). With tracing on, each statement is a
 span, as SQLAlchemy's are (`trace_statements`, adapters/tracing.py). SQLite keeps the
 SQLAlchemy path.
+
+A unit of work whose statements all went this way also begins and commits here: SQLAlchemy
+then never begins a transaction of its own (it would only keep books, at ~0.15 ms of CPU per
+transaction with its greenlet hops: bench/RESULTS.md), and psycopg's implicit BEGIN opens the
+one transaction on the server.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -52,10 +58,52 @@ class Driver:
         """The driver for `conn` on PostgreSQL (psycopg); None elsewhere."""
         if conn.dialect.name != "postgresql":
             return None
-        raw = (await conn.get_raw_connection()).driver_connection
+        sync = conn.sync_connection
+        if sync is not None and not sync.invalidated:
+            # Just checked out: the pooled connection is there, no I/O (and no greenlet) needed.
+            raw = sync.connection.driver_connection
+        else:
+            raw = (await conn.get_raw_connection()).driver_connection
         if not isinstance(raw, psycopg.AsyncConnection):
             return None
         return cls(conn, raw, _spans.get(conn.sync_engine))
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the server has a transaction open on this connection (a statement began
+        one, or failed in one)."""
+        return self._raw.info.transaction_status in (TransactionStatus.INTRANS,
+                                                     TransactionStatus.INERROR)
+
+    async def commit(self) -> None:
+        """Commit what this connection's statements began (nothing, if none ran)."""
+        try:
+            await self._raw.commit()
+        except psycopg.Error as error:
+            await self._raise_as_sqlalchemy(error, "COMMIT", {})
+
+    async def rollback(self) -> None:
+        """Roll back what this connection's statements began. Nothing to do outside a
+        transaction, or on a connection already lost (the pool drops it)."""
+        if self._raw.closed or not self.in_transaction:
+            return
+        try:
+            await self._raw.rollback()
+        except psycopg.Error as error:
+            await self._raise_as_sqlalchemy(error, "ROLLBACK", {})
+
+    async def autocommit_rows(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        """`rows()` in autocommit: one statement on its own snapshot, with no BEGIN and
+        ROLLBACK round trips. The connection goes back to the pool as it came (or is dropped
+        from it, if it cannot be put back so)."""
+        await self._raw.set_autocommit(True)
+        try:
+            return await self.rows(sql, params)
+        finally:
+            try:
+                await self._raw.set_autocommit(False)
+            except psycopg.Error:
+                await self._conn.invalidate()
 
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         """The rows a statement answers, as dicts; datetimes in UTC (as UtcDateTime gives)."""

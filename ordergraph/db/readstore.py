@@ -152,11 +152,14 @@ class SqlReadStore:
         return rows.address_from_row(row) if row else None
 
     async def users_by_ids(self, ids: Sequence[int]) -> dict[int, User]:
-        async with self._connection() as conn:
+        async with self._engine.connect() as conn:
             driver = await Driver.under(conn)
             if driver is not None:
-                found = await driver.rows(_DRIVER_USERS_BY_IDS, {"ids": list(ids)})
+                # Every authenticated request's viewer: in autocommit on psycopg itself, the
+                # leanest read there is (no SQLAlchemy execution options to set and reset).
+                found = await driver.autocommit_rows(_DRIVER_USERS_BY_IDS, {"ids": list(ids)})
             else:
+                await conn.execution_options(read_only=True)  # SQLite: BEGIN DEFERRED
                 found = (await conn.execute(_USERS_BY_IDS[conn.dialect.name],
                                             {"ids": list(ids)})).mappings().all()
             return {row["id"]: rows.user_from_row(row) for row in found}

@@ -114,8 +114,11 @@ class SqlAlchemyUnitOfWork:
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
         try:
-            await self._conn.begin()
             self._driver = driver = await Driver.under(self._conn)
+            if driver is None:
+                await self._conn.begin()
+            # On PostgreSQL no begin(): the first statement begins the transaction on the
+            # server, and SQLAlchemy keeps books only if one of its own runs (`_end`).
         except BaseException:
             await self._conn.close()
             raise
@@ -135,13 +138,13 @@ class SqlAlchemyUnitOfWork:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        conn, self._conn, self._driver = self._conn, None, None
+        conn, driver, self._conn, self._driver = self._conn, self._driver, None, None
         assert conn is not None
         committed, self._committed = self._committed, False
         published, self._published = self._published, []
         try:
             if not committed:
-                await conn.rollback()
+                await self._end(conn, driver, commit=False)
         finally:
             await conn.close()
             self._seen = []
@@ -161,9 +164,19 @@ class SqlAlchemyUnitOfWork:
         assert self._conn is not None, "commit() outside `async with`"
         events = self._collect_events()
         await self._record(events)
-        await self._conn.commit()
+        await self._end(self._conn, self._driver, commit=True)
         self._committed = True
         self._published = events
+
+    @staticmethod
+    async def _end(conn: AsyncConnection, driver: Driver | None, *, commit: bool) -> None:
+        """Commit or roll back the transaction, where it was begun: by SQLAlchemy if any of
+        its statements ran (it then holds the transaction psycopg's statements joined), else
+        on psycopg's connection (db/driver.py)."""
+        if driver is None or conn.in_transaction():
+            await (conn.commit() if commit else conn.rollback())
+        else:
+            await (driver.commit() if commit else driver.rollback())
 
     def _collect_events(self) -> list[DomainEvent]:
         events: dict[str, DomainEvent] = {}
