@@ -1,10 +1,10 @@
 """The raw-driver ceiling: the app's checkout from Python with psycopg alone.
 
 `--variant app` (the default): the whole checkout as the app's unit of work sends it, statement
-for statement and round trip for round trip: the viewer's row (autocommit), transaction 1
-(idempotency key, products, the order with its lines in one INSERT, the stock locked and
-moved in one statement, the audit rows with the stock movements in one INSERT) and
-transaction 2 (the payment on the order, its audit row). No SQLAlchemy, no GraphQL, no
+for statement and round trip for round trip: transaction 1 (the customer's row, the viewer,
+with the idempotency key's order; the products; the order with its lines in one INSERT; the
+stock locked and moved in one statement; the audit rows with the stock movements in one
+INSERT) and transaction 2 (the payment on the order, its audit row). No SQLAlchemy, no GraphQL, no
 HTTP: what Python + psycopg can do, to set our own cost against.
 
 `--variant lock_first`: transaction 1 alone as the app ran it before issue 12 (and as
@@ -35,7 +35,10 @@ from psycopg.types.json import Jsonb
 
 from bench.common import CATALOG_SIZE, HOT_PRODUCT, USERS, dsn_for, latency_summary
 
-FIND_KEY = ("SELECT * FROM orders WHERE customer_id = %s AND idempotency_key = %s")
+# The customer (the request's viewer) with the order of the idempotency key, as the app's
+# transaction 1 starts (db/repositories.py: SqlUserRepository.get_for_checkout).
+CUSTOMER_AND_KEY = ("SELECT u.*, (SELECT o.id FROM orders o WHERE o.customer_id = u.id "
+                    "AND o.idempotency_key = %s) AS keyed_order_id FROM users u WHERE u.id = %s")
 PRODUCTS = "SELECT * FROM products WHERE id = ANY(%s)"
 LOCK = ("SELECT * FROM inventory WHERE product_id = ANY(%s) ORDER BY product_id FOR UPDATE")
 ORDER = ("INSERT INTO orders (customer_id, status, currency, total_cents, subtotal_cents, "
@@ -51,7 +54,6 @@ MOVE_IF_AVAILABLE = ("UPDATE inventory SET available = available - %s, "
                      "RETURNING product_id, available, reserved")
 AUDIT = ("INSERT INTO audit_log (at, actor_kind, actor_id, action, entity_type, entity_id, "
          "before, after) VALUES (%s, 'USER', %s, %s, %s, %s, %s, %s)")
-VIEWER = "SELECT * FROM users WHERE id = %s"
 LOCK_AND_MOVE = """
 WITH locked AS (
     SELECT product_id, available, reserved, updated_at FROM inventory
@@ -155,9 +157,10 @@ def _order_snapshot(order_id: int, customer: int, total: int, lines: list[tuple[
 async def _priced_cart(conn: psycopg.AsyncConnection[Any], customer: int, key: str,
                       items: list[tuple[int, int]]
                       ) -> tuple[list[tuple[int, int, int]], int, str, datetime]:
-    """What every variant's transaction 1 starts with, as the app does: the idempotency key
-    looked up, the cart's products read; then the lines, total and fingerprint."""
-    await (await conn.execute(FIND_KEY, (customer, key))).fetchall()
+    """What every variant's transaction 1 starts with, as the app does: the customer read
+    with the idempotency key's order, the cart's products read; then the lines, total and
+    fingerprint."""
+    await (await conn.execute(CUSTOMER_AND_KEY, (key, customer))).fetchall()
     products = {row[0]: row for row in
                 await (await conn.execute(PRODUCTS, ([pid for pid, _ in items],))).fetchall()}
     lines = [(pid, qty, products[pid][4]) for pid, qty in items]
@@ -168,9 +171,6 @@ async def _priced_cart(conn: psycopg.AsyncConnection[Any], customer: int, key: s
 async def app_checkout(conn: psycopg.AsyncConnection[Any], customer: int,
                        items: list[tuple[int, int]]) -> bool:
     """The app's whole checkout (ordergraph/domain/services/checkout.py), null gateway."""
-    await conn.set_autocommit(True)  # the viewer: one statement, no transaction
-    await (await conn.execute(VIEWER, (customer,))).fetchall()
-    await conn.set_autocommit(False)
     key = uuid.uuid4().hex
     ids = [pid for pid, _ in items]
     async with conn.transaction():

@@ -63,7 +63,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 await checkout(uow=deps.uow(), gateway=gateway, clock=deps.clock,
                                customer_id=rng.randint(1, USERS), lines=[(i, 1) for i in ids],
                                idempotency_key=uuid.uuid4().hex,
-                               reservation_ttl=timedelta(minutes=15), receipt_email=None)
+                               reservation_ttl=timedelta(minutes=15))
 
         await asyncio.gather(*(client(1000 + i, 50) for i in range(args.clients)))
         if args.mark_stderr:

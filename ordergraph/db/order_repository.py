@@ -24,8 +24,6 @@ from ordergraph.domain.ports import RetryableConflict
 # The checkout's statements, built once (see repositories.py).
 _INSERT_ORDER = sa.insert(orders).returning(orders.c.id)
 _INSERT_ITEMS = sa.insert(order_items).inline()  # the lines' ids: nobody reads them
-_ORDER_BY_KEY = sa.select(orders).where(orders.c.customer_id == sa.bindparam("b_customer"),
-                                        orders.c.idempotency_key == sa.bindparam("b_key"))
 _UPDATE_ORDER = sa.update(orders).where(orders.c.id == sa.bindparam("b_id"),
                                         orders.c.version == sa.bindparam("b_version"))
 _ITEMS_BY_ORDERS = (sa.select(order_items)
@@ -57,9 +55,6 @@ def _update_order(columns: tuple[str, ...]) -> str:
     return (f"UPDATE orders SET {assignments} "  # noqa: S608 (our own column names)
             "WHERE id = %(b_id)s AND version = %(b_version)s")
 
-
-_DRIVER_ORDER_ID_BY_KEY = ("SELECT id FROM orders "
-                           "WHERE customer_id = %(b_customer)s AND idempotency_key = %(b_key)s")
 
 
 class SqlOrderRepository(Repository):
@@ -101,14 +96,6 @@ class SqlOrderRepository(Repository):
     def attach(self, order: Order) -> None:
         self._loaded_versions[order.id] = order.version
         self._track(order)
-
-    async def get_by_idempotency_key(self, customer_id: int, key: str) -> Order | None:
-        if self._driver is not None:  # the checkout asks every time; it is rarely there
-            hit = await self._driver.rows(_DRIVER_ORDER_ID_BY_KEY,
-                                          {"b_customer": customer_id, "b_key": key})
-            return await self.get(hit[0]["id"]) if hit else None
-        found = await self._load(_ORDER_BY_KEY, {"b_customer": customer_id, "b_key": key})
-        return found[0] if found else None
 
     async def get_by_intent(self, intent_id: str, *, for_update: bool = False) -> Order | None:
         found = await self._load(sa.select(orders).where(orders.c.payment_intent_id == intent_id),

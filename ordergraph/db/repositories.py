@@ -18,6 +18,7 @@ from ordergraph.db import rows
 from ordergraph.db.driver import Driver
 from ordergraph.db.tables import (
     default_addresses,
+    orders,
     owed_refunds,
     products,
     users,
@@ -65,6 +66,16 @@ def is_unique_violation(error: IntegrityError, *constraint_hints: str) -> bool:
     return any(hint in name or hint in text for hint in constraint_hints)
 
 
+# The checkout's customer and the order an earlier try with the same idempotency key made: a
+# NULL key matches no order. FOR UPDATE (of the customer's row only) when the per-customer
+# limits count the customer's unpaid orders one checkout at a time.
+_DRIVER_CHECKOUT_CUSTOMER = (
+    f"SELECT {', '.join(f'u.{column.name}' for column in users.c)}, "  # noqa: S608
+    "(SELECT o.id FROM orders o WHERE o.customer_id = u.id "
+    "AND o.idempotency_key = %(key)s) AS keyed_order_id FROM users u WHERE u.id = %(id)s")
+_DRIVER_CHECKOUT_CUSTOMER_FOR_UPDATE = f"{_DRIVER_CHECKOUT_CUSTOMER} FOR UPDATE OF u"
+
+
 class Repository:
     def __init__(self, conn: AsyncConnection, track: Track, *,
                  driver: Driver | None = None) -> None:
@@ -98,6 +109,28 @@ class SqlUserRepository(Repository):
     async def get_by_email(self, email: str) -> User | None:
         query = sa.select(users).where(sa.func.lower(users.c.email) == email.lower())
         return self._tracked(await self._conn.execute(query))
+
+    async def get_for_checkout(self, user_id: int, *, idempotency_key: str | None,
+                               for_update: bool) -> tuple[User | None, int | None]:
+        """The customer, and the id of their order with this idempotency key (None: no such
+        order, or no key). On PostgreSQL one statement, the first of every checkout."""
+        if self._driver is None:
+            user = await self.get(user_id, for_update=for_update)
+            if user is None or idempotency_key is None:
+                return user, None
+            keyed = await self._conn.scalar(sa.select(orders.c.id).where(
+                orders.c.customer_id == user_id, orders.c.idempotency_key == idempotency_key))
+            return user, keyed
+        found = await self._driver.rows(
+            _DRIVER_CHECKOUT_CUSTOMER_FOR_UPDATE if for_update else _DRIVER_CHECKOUT_CUSTOMER,
+            {"id": user_id, "key": idempotency_key})
+        if not found:
+            return None, None
+        row = found[0]
+        keyed = row.pop("keyed_order_id")
+        user = rows.user_from_row(row)
+        self._track(user)
+        return user, keyed
 
     async def save(self, user: User) -> None:
         await self._conn.execute(

@@ -125,7 +125,7 @@ class SqlAlchemyUnitOfWork:
         self._seen, self._published = [], []
         self._committed = False
         track = self._seen.append
-        self.users = SqlUserRepository(self._conn, track)
+        self.users = SqlUserRepository(self._conn, track, driver=driver)
         self.products = SqlProductRepository(self._conn, track, driver=driver)
         self.inventory = SqlInventoryRepository(self._conn, track, driver=driver)
         self.orders = SqlOrderRepository(self._conn, track, driver=driver)

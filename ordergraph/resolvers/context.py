@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ordergraph.domain.errors import Forbidden, Unauthenticated
@@ -76,6 +77,25 @@ class RequestContext:
             if self._viewer is not None and self._loaders is not None and self._shared is None:
                 self._loaders.user.prime_many({self._viewer.id: self._viewer})
         return self._viewer
+
+    def token_user_id(self) -> int | None:
+        """The user id a valid token names, without reading the account (None: anonymous).
+        An invalid or expired token is UNAUTHENTICATED. Whoever acts on it checks the account
+        itself (the checkout does, in its first statement)."""
+        if self._viewer_loaded:
+            return self._viewer.id if self._viewer else None
+        token = self.token
+        return None if token is None else self.deps.tokens.verify(token)
+
+    def token_issued_at(self) -> datetime | None:
+        token = self.token
+        return None if token is None else self.deps.tokens.issued_at(token)
+
+    def know_viewer(self, user: User) -> None:
+        """The viewer, as a use case has just read them: no second query for them."""
+        self._viewer, self._viewer_loaded = user, True
+        if self._loaders is not None and self._shared is None:
+            self._loaders.user.prime_many({user.id: user})
 
     async def reread_viewer(self) -> User | None:
         """The viewer read again (a long-lived connection's role may have changed since);

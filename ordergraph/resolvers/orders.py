@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordergraph.domain.errors import DomainError, NotFound, ValidationFailed
+from ordergraph.domain.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from ordergraph.domain.model import Order, OrderStatus, User
 from ordergraph.domain.read_ports import AuditRecord
 from ordergraph.domain.services import orders as order_services
@@ -65,7 +65,9 @@ async def customer(ctx: RequestContext, order: Order) -> User:
 async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
                    idempotency_key: str | None,
                    shipping_address: AddressFields | None = None) -> CheckoutResult:
-    viewer = await ctx.require_user()
+    customer_id = ctx.token_user_id()  # the account itself is read by the checkout
+    if customer_id is None:
+        raise Unauthenticated()
     try:
         ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
     except DomainError as error:
@@ -82,14 +84,16 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     s = ctx.deps
     try:
         result = await checkout_service(
-            uow=s.uow(), gateway=s.gateway, clock=s.clock, customer_id=viewer.id, lines=lines,
+            uow=s.uow(), gateway=s.gateway, clock=s.clock, customer_id=customer_id, lines=lines,
             idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
             limits=s.checkout_limits, provider_deadline=s.payment_provider_deadline,
-            ship_to=ship_to, shipping=s.shipping, receipt_email=viewer.email)
+            ship_to=ship_to, shipping=s.shipping, token_issued_at=ctx.token_issued_at)
     except DomainError as error:
         s.metrics.checkout(error.code)
         raise
     s.metrics.checkout("ok")
+    if result.customer is not None:
+        ctx.know_viewer(result.customer)
     ctx.loaders.product.prime_many(result.products)  # read by the checkout: no second query
     return result
 

@@ -16,7 +16,7 @@ from ordergraph.schema.inputs import (
     UpdateProductInput,
 )
 from ordergraph.schema.mail import RequestPasswordResetPayload
-from ordergraph.schema.permissions import IsAdmin, IsAuthenticated
+from ordergraph.schema.permissions import HasToken, IsAdmin, IsAuthenticated
 from ordergraph.schema.results import (
     AuthPayload,
     AuthResult,
@@ -133,7 +133,7 @@ class Mutation:
 
     @strawberry.mutation(description="Order the cart: stock is reserved atomically and a "
                                      "payment opened. Logged in.",
-                         permission_classes=[IsAuthenticated])
+                         permission_classes=[HasToken])
     async def checkout(self, info: Info, input: CheckoutInput) -> CheckoutResult:
         return await as_result(
             orders.checkout(info.context,

@@ -17,7 +17,7 @@ from ordergraph.adapters.clock import OffsetClock
 from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.web.app import Overrides
-from tests.support import USER_ERROR, Api, rows, running_api, settings_for
+from tests.support import CHECKOUT, USER_ERROR, Api, rows, running_api, settings_for
 
 REQUEST = "mutation($e: String!) { requestPasswordReset(email: $e) { ok } }"
 RESET = f"""
@@ -85,6 +85,32 @@ async def test_a_reset_sets_the_password_and_revokes_older_sessions(api: Api, ad
     assert stored == [(hashlib.sha256(token.encode()).hexdigest(),)]
     outbox = rows(api.settings.database_url, "SELECT CAST(data AS TEXT) FROM outbox")
     assert all(token not in text for (text,) in outbox)
+
+
+async def test_a_session_from_before_the_reset_cannot_check_out(api: Api, admin: str) -> None:
+    # The checkout reads its customer in its own first statement, not through the viewer's
+    # read: a revoked session must still be refused there, with nothing written.
+    product = await api.create_product(admin, sku="reset-cart", stock=5)
+    old_session = await api.register("revoked@example.com", "first-password")
+    await api.gql(REQUEST, {"e": "revoked@example.com"})
+    _, token = await reset_link(api, admin, "revoked@example.com")
+    new_session = (await reset(api, token, "second-password"))["token"]
+    orders_before = rows(api.settings.database_url, "SELECT count(*) FROM orders")
+
+    body = await api.raw(CHECKOUT, {"input": {"items": [{"productId": product, "quantity": 2}],
+                                              "idempotencyKey": "after-reset"}},
+                         token=old_session)
+
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+    assert "password was changed" in body["errors"][0]["message"]
+    assert body["data"] is None
+    assert rows(api.settings.database_url, "SELECT count(*) FROM orders") == orders_before
+    assert rows(api.settings.database_url, "SELECT available, reserved FROM inventory "
+                "WHERE product_id = %s", (int(product),)) == [(5, 0)]
+    placed = await api.checkout(new_session, [(product, 2)], key="after-reset")
+    assert placed["order"]["status"] == "PAYMENT_PENDING", placed
+    assert placed["order"]["customer"]["email"] == "revoked@example.com"
+    assert placed["order"]["payment"]["clientSecret"] == placed["clientSecret"] is not None
 
 
 async def test_unknown_and_known_emails_get_the_same_answer_in_about_the_same_time(

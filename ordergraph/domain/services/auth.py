@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -135,11 +136,18 @@ async def user_for_token(*, reader: ReadStore, tokens: TokenIssuer, token: str) 
     a password reset revokes every token issued before it)."""
     user_id = tokens.verify(token)
     user = (await reader.users_by_ids([user_id])).get(user_id)
+    return current_account(user, issued_at=lambda: tokens.issued_at(token))
+
+
+def current_account(user: User | None, *, issued_at: Callable[[], datetime | None]) -> User:
+    """The user a verified token names, if the token still stands for them: the account
+    exists and its password was not changed after the token was issued (`issued_at`, asked
+    only then). UNAUTHENTICATED otherwise."""
     if user is None:
         raise Unauthenticated("This account no longer exists.")
     if user.password_changed_at is not None:
-        issued_at = tokens.issued_at(token)
-        if issued_at is None or issued_at < user.password_changed_at:
+        issued = issued_at()
+        if issued is None or issued < user.password_changed_at:
             raise Unauthenticated("Your password was changed; log in again.")
     return user
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ordergraph.domain.errors import (
     IdempotencyKeyReused,
@@ -21,8 +21,10 @@ from ordergraph.domain.model import (
     OrderStatus,
     Payment,
     Product,
+    User,
 )
 from ordergraph.domain.ports import Clock, PaymentGateway, UnitOfWork
+from ordergraph.domain.services.auth import current_account
 from ordergraph.domain.services.payment_opening import cancel_orphan_intent, open_intent
 from ordergraph.domain.services.provider_deadline import DEFAULT_PROVIDER_DEADLINE, within
 from ordergraph.domain.services.transaction import retrying
@@ -39,6 +41,10 @@ class CheckoutLimits:
     max_open_orders: int = 0
     max_reserved_units: int = 0
 
+    @property
+    def apply(self) -> bool:
+        return bool(self.max_open_orders or self.max_reserved_units)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
@@ -46,6 +52,8 @@ class CheckoutResult:
     client_secret: str | None
     # The cart's products as the checkout read them (callers can show them without a read).
     products: Mapping[int, Product] = field(default_factory=dict)
+    # The customer as the checkout read them, in its first statement (the request's viewer).
+    customer: User | None = None
 
 
 FREE_SHIPPING = ShippingRates()
@@ -57,12 +65,17 @@ async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, cu
                    provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE,
                    ship_to: Address | None = None,
                    shipping: ShippingRates = FREE_SHIPPING,
-                   receipt_email: str | None = None) -> CheckoutResult:
+                   token_issued_at: Callable[[], datetime | None] | None = None
+                   ) -> CheckoutResult:
     """Create an order for the cart, reserve its stock, and open its PaymentIntent.
 
+    The customer's account is read in the checkout's first statement: an account that no
+    longer exists, or whose password was changed after the caller's token was issued
+    (`token_issued_at`; without it the caller is trusted as signed in now), is
+    Unauthenticated with nothing written. Their email goes to the provider for the receipt.
     An order with an address (`ship_to`) pays shipping as `shipping` says; one without
     ships nothing and pays none. Raises ValidationFailed, NotFound, InsufficientStock,
-    TooManyOpenOrders or IdempotencyKeyReused with nothing written;
+    TooManyOpenOrders, IdempotencyKeyReused or Unauthenticated with nothing written;
     PaymentFailed(PAYMENT_PROVIDER_ERROR) after cancelling the order if the provider cannot
     open the payment within `provider_deadline`. The same key with the same cart and address
     returns the same order, and finishes it if its first checkout died before the payment
@@ -81,19 +94,25 @@ async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, cu
     # Transaction 1: the order, its lines and the reserved stock.
     async for attempt in retrying(uow):
         async with attempt:
-            order, products = await _reserve_cart(uow, clock, cart, customer_id,
+            # The customer (locked while their unpaid orders are counted, so that two
+            # checkouts of one customer count one by one) and the order an earlier try with
+            # this idempotency key made: one statement, the checkout's first.
+            found, keyed_order_id = await uow.users.get_for_checkout(
+                customer_id, idempotency_key=idempotency_key, for_update=limits.apply)
+            customer = current_account(found, issued_at=token_issued_at or clock.now)
+            order, products = await _reserve_cart(uow, clock, cart, customer, keyed_order_id,
                                                   idempotency_key, actor, reservation_ttl,
                                                   limits, ship_to, shipping)
             await uow.commit()
     if order.status is not OrderStatus.CREATED:  # the same key and cart again: that order
-        return CheckoutResult(order, _client_secret(order))
+        return CheckoutResult(order, _client_secret(order), customer=customer)
     # CREATED: ours, or one whose first checkout died (or is still running) before opening
     # its payment; the intent's idempotency key makes both open the same intent.
     resumed = not products
 
     # Step 3: the provider call happens outside any transaction: no row lock is held.
     intent = await open_intent(uow, gateway, clock, order, provider_deadline,
-                                cancel_on_failure=not resumed, receipt_email=receipt_email)
+                                cancel_on_failure=not resumed, receipt_email=customer.email)
     payment = Payment(provider=gateway.provider, intent_id=intent.id,
                       client_secret=intent.client_secret, status=intent.status)
     # First try the order as transaction 1 committed it, without reading it again (its
@@ -111,12 +130,13 @@ async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, cu
         # Cancelled while we were talking to the provider: do not leave the intent open
         # (within the deadline too; an intent left open that is paid is refunded).
         await cancel_orphan_intent(within(gateway, provider_deadline), intent.id, order.id)
-    return CheckoutResult(order, _client_secret(order), products)
+    return CheckoutResult(order, _client_secret(order), products, customer)
 
 
-async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: int,
-                        idempotency_key: str | None, actor: Actor, reservation_ttl: timedelta,
-                        limits: CheckoutLimits, ship_to: Address | None,
+async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer: User,
+                        keyed_order_id: int | None, idempotency_key: str | None, actor: Actor,
+                        reservation_ttl: timedelta, limits: CheckoutLimits,
+                        ship_to: Address | None,
                         shipping: ShippingRates) -> tuple[Order, dict[int, Product]]:
     """Transaction 1: the order in CREATED with its stock reserved until its deadline, or
     nothing at all. The deadline is set now, not when the payment opens, so an order whose
@@ -124,13 +144,14 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
 
     Returns the order and the cart's products; no products when the idempotency key found
     the order an earlier checkout made."""
-    if idempotency_key is not None:
-        existing = await uow.orders.get_by_idempotency_key(customer_id, idempotency_key)
-        if existing is not None:
-            if existing.cart_fingerprint != cart.fingerprint(ship_to):
-                raise IdempotencyKeyReused()
-            return existing, {}
-    if limits.max_open_orders or limits.max_reserved_units:
+    customer_id = customer.id
+    if keyed_order_id is not None:
+        existing = await uow.orders.get(keyed_order_id)
+        assert existing is not None, keyed_order_id  # orders are never deleted
+        if existing.cart_fingerprint != cart.fingerprint(ship_to):
+            raise IdempotencyKeyReused()
+        return existing, {}
+    if limits.apply:
         await _ensure_within_limits(uow, customer_id, cart, limits)
 
     products = await uow.products.get_many(cart.product_ids)
@@ -179,8 +200,8 @@ async def _reserve_cart(uow: UnitOfWork, clock: Clock, cart: Cart, customer_id: 
 async def _ensure_within_limits(uow: UnitOfWork, customer_id: int, cart: Cart,
                                 limits: CheckoutLimits) -> None:
     """Refuse a checkout that would take the customer past their unpaid limits. The
-    customer's row lock makes two concurrent checkouts of one customer count one by one."""
-    await uow.users.get(customer_id, for_update=True)
+    customer's row, locked by the checkout's first read, makes two concurrent checkouts of
+    one customer count one by one."""
     open_orders, held_units = await uow.orders.open_unpaid(customer_id)
     if limits.max_open_orders and open_orders >= limits.max_open_orders:
         raise TooManyOpenOrders(
