@@ -48,6 +48,28 @@ async def test_driver_statements_are_in_the_transaction(engine, pg_url: str) -> 
                   (product_id,)) == 10
 
 
+async def test_a_transaction_of_driver_statements_alone_commits_or_rolls_back_there(
+        engine, pg_url: str) -> None:
+    # SQLAlchemy never begins these (db/driver.py): psycopg's implicit BEGIN opens them, and
+    # commit() and leaving the block must still end them on the server.
+    product_id = await add_product(engine, stock=10)
+    move = "UPDATE inventory SET available = %(n)s WHERE product_id = %(id)s"
+    uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
+    async with uow:
+        await driver_of(uow).execute(move, {"n": 4, "id": product_id})
+        assert driver_of(uow).in_transaction
+    assert scalar(pg_url, "SELECT available FROM inventory WHERE product_id = %s",
+                  (product_id,)) == 10
+    async with uow:
+        await driver_of(uow).execute(move, {"n": 5, "id": product_id})
+        await uow.commit()
+    assert scalar(pg_url, "SELECT available FROM inventory WHERE product_id = %s",
+                  (product_id,)) == 5
+    # The connection went back to the pool outside any transaction.
+    async with uow:
+        assert not driver_of(uow).in_transaction
+
+
 async def test_datetimes_come_back_in_utc_whatever_the_session_zone(engine) -> None:
     product_id = await add_product(engine)
     uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())

@@ -180,8 +180,18 @@ async def test_isolation_level_setting_reaches_the_transactions(pg_url: str) -> 
         uow = SqlAlchemyUnitOfWork(engine, RecordingPublisher())
         async with uow:
             shown = await uow._conn.scalar(sa.text("SHOW transaction_isolation"))  # type: ignore[union-attr]
+        # A transaction that only psycopg's statements run (the checkout's) is begun by the
+        # driver, not by SQLAlchemy: at the same level, and committed there.
+        async with uow:
+            assert uow._driver is not None
+            driver_shown = (await uow._driver.rows("SHOW transaction_isolation", {}))[0]
+            assert uow._driver.in_transaction
+            assert not uow._conn.in_transaction()  # type: ignore[union-attr]
+            await uow.commit()
+            assert not uow._driver.in_transaction
         await engine.dispose()
         assert shown == level.lower()
+        assert driver_shown == {"transaction_isolation": level.lower()}
 
 
 async def test_email_is_written_with_its_change_or_not_at_all(engine, pg_url: str) -> None:
