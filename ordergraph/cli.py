@@ -113,6 +113,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     print(f"sweep: {report.expired} expired, {report.paid_at_expiry} paid at expiry, "
           f"{report.abandoned} abandoned checkouts cancelled, {report.refunds_retried} "
           f"refunds sent")
+    if report.more_due:
+        print("more reservations are due than one pass expires: run it again")
     if mail is None:
         print("mail: none sent (no SMTP_URL: local mail mode, where `serve` delivers to its "
               "own sink)")

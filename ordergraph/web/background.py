@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 
 
 async def run_sweeper(deps: Deps, interval: timedelta) -> None:
-    """Sweep now and then every `interval`, until cancelled. A failed pass is logged, and the
-    next one runs as usual."""
+    """Sweep now and then every `interval`, until cancelled; at once again after a pass that
+    left expiries due (a backlog). A failed pass is logged, and the next one runs as usual."""
     while True:
+        more_due = False
         try:
             report = await sweep(uow=deps.uow(), gateways=deps.gateway, clock=deps.clock,
                                  provider_deadline=deps.payment_provider_deadline)
@@ -40,7 +41,8 @@ async def run_sweeper(deps: Deps, interval: timedelta) -> None:
                 "expired": report.expired, "paid_at_expiry": report.paid_at_expiry,
                 "abandoned": report.abandoned, "refunds": report.refunds_retried},
                 failed=bool(report.errors))
-        await asyncio.sleep(interval.total_seconds())
+            more_due = report.more_due
+        await asyncio.sleep(0 if more_due else interval.total_seconds())
 
 
 # The outbox is polled this often (one indexed query when nothing is due), so an email

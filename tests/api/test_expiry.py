@@ -13,6 +13,7 @@ import pytest
 
 from ordergraph.adapters.clock import OffsetClock
 from ordergraph.adapters.stripe.emulator import LocalStripe
+from ordergraph.domain.services import sweeper
 from ordergraph.domain.services.sweeper import sweep
 from ordergraph.web.app import Overrides
 from tests.support import (
@@ -73,6 +74,58 @@ async def test_an_unpaid_order_expires_and_releases_its_stock(
     assert (actor, reason) == ("SYSTEM", "reservation expired")
     assert (await run_sweep(api)).changed == 0  # nothing left to do
     assert stock_invariant_violations(api.settings.database_url, {int(product): 3}) == []
+
+
+async def test_a_backlog_larger_than_a_batch_goes_back_on_sale_in_one_pass(
+        timed_api: Api, clock: OffsetClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A flash sale's abandoned carts expire together: a pass lists them a batch at a time
+    # until none is due (here batches of 3 and at most 3 rounds), not one batch per interval.
+    monkeypatch.setattr(sweeper, "MAX_EXPIRY_ROUNDS", 3)
+    api = timed_api
+    admin = await api.create_admin()
+    product = await api.create_product(admin, sku="sold-out", stock=11)
+    customers = [await api.register(f"abandoned-{i}@example.com") for i in range(11)]
+    for customer in customers:
+        await api.checkout(customer, [(product, 1)])
+    clock.advance(timedelta(minutes=15, seconds=1))
+
+    first = await sweep(uow=api.deps.uow(), gateways=api.deps.gateway, clock=api.deps.clock,
+                        batch=3)
+
+    assert (first.expired, first.more_due, first.errors) == (9, True, [])
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 9, "reserved": 2}
+    rest = await sweep(uow=api.deps.uow(), gateways=api.deps.gateway, clock=api.deps.clock,
+                       batch=3)
+    assert (rest.expired, rest.more_due) == (2, False)
+    stock = (await api.gql(STOCK, {"id": product}, token=admin))["product"]["stock"]
+    assert stock == {"available": 11, "reserved": 0}
+    assert stock_invariant_violations(api.settings.database_url, {int(product): 11}) == []
+
+
+async def test_the_apps_sweeper_catches_up_without_waiting_the_interval(
+        pg_url: str, stripe_emulator: LocalStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One round of 100 per pass would take this backlog two intervals (an hour here); the
+    # app's sweeper runs the next pass at once when the last one left expiries due.
+    monkeypatch.setattr(sweeper, "MAX_EXPIRY_ROUNDS", 1)
+    monkeypatch.setattr(sweeper, "BATCH", 2)
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
+                            reservation_ttl=timedelta(seconds=1),
+                            sweep_interval=timedelta(minutes=30))
+    async with running_api(settings, Overrides(run_sweeper=False)) as api:
+        admin = await api.create_admin()
+        product = await api.create_product(admin, sku="backlog", stock=5)
+        for i in range(5):
+            await api.checkout(await api.register(f"late-{i}@example.com"), [(product, 1)])
+    await asyncio.sleep(1.2)
+    async with running_api(settings, Overrides(run_sweeper=True)) as api:
+        for _ in range(100):
+            if rows(pg_url, "SELECT available FROM inventory") == [(5,)]:
+                break
+            await asyncio.sleep(0.1)
+        assert rows(pg_url, "SELECT status, count(*) FROM orders GROUP BY status") == \
+            [("CANCELLED", 5)]
+        assert rows(pg_url, "SELECT available, reserved FROM inventory") == [(5, 0)]
 
 
 async def test_a_payment_that_succeeded_before_expiry_wins(

@@ -32,6 +32,11 @@ from ordergraph.domain.services.transaction import retrying
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# A pass lists due expiries BATCH at a time, again while a full batch changed something, up to
+# this many rounds: a backlog (a flash sale's abandoned carts, a sweeper that was down) goes
+# back on sale in one pass, not BATCH per SWEEP_INTERVAL. Past it the pass ends with
+# `more_due` and the app's sweeper runs the next one at once.
+MAX_EXPIRY_ROUNDS = 10
 # An expiry the provider would not let us finish is tried again after 30 s, 1 min, 2 min...
 FIRST_EXPIRY_RETRY = timedelta(seconds=30)
 MAX_EXPIRY_RETRY = timedelta(minutes=30)
@@ -44,6 +49,7 @@ class SweepReport:
     abandoned: int = 0          # CREATED past its deadline (checkout never finished) -> CANCELLED
     refunds_retried: int = 0    # refunds owed (or stalled) that went through this time
     errors: list[str] = field(default_factory=list)
+    more_due: bool = False      # expiries were still due when the pass stopped listing them
 
     @property
     def changed(self) -> int:
@@ -51,8 +57,11 @@ class SweepReport:
 
 
 async def sweep(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
-                batch: int = BATCH,
+                batch: int | None = None,
                 provider_deadline: timedelta = DEFAULT_PROVIDER_DEADLINE) -> SweepReport:
+    """One pass: expiries (BATCH per round, unless `batch`), then refunds owed, then stalled
+    refunds."""
+    batch = BATCH if batch is None else batch
     # Each provider call within the deadline; once one hangs the pass stops asking, and what
     # it had not reached waits for a later pass as it is (no backoff for an attempt never
     # made).
@@ -79,6 +88,19 @@ _SETTLED_AT_EXPIRY: dict[PaymentSignal, str | None] = {
 
 async def _expire_reservations(uow: UnitOfWork, gateways: BoundedGateways, clock: Clock,
                                report: SweepReport, batch: int) -> None:
+    for _ in range(MAX_EXPIRY_ROUNDS):
+        changed = report.changed
+        listed = await _expire_batch(uow, gateways, clock, report, batch)
+        # A short batch was all there was; a batch that changed nothing (every order backed
+        # off, or the provider gone) is not worth listing again now.
+        if listed < batch or report.changed == changed or gateways.gave_up:
+            return
+    report.more_due = True
+
+
+async def _expire_batch(uow: UnitOfWork, gateways: BoundedGateways, clock: Clock,
+                        report: SweepReport, batch: int) -> int:
+    """Expire up to `batch` due orders; the number listed."""
     async for attempt in retrying(uow):
         async with attempt:
             expired = await uow.orders.lock_expired(now=clock.now(), limit=batch)
@@ -87,7 +109,7 @@ async def _expire_reservations(uow: UnitOfWork, gateways: BoundedGateways, clock
                   for o in expired]
     for order_id, payment, intent_id in candidates:
         if gateways.gave_up:  # the provider is not answering: the rest waits
-            return
+            break
         if intent_id is None:
             await _expire_unopened(uow, gateways, clock, report, order_id)
             continue
@@ -123,6 +145,7 @@ async def _expire_reservations(uow: UnitOfWork, gateways: BoundedGateways, clock
             log.warning("order %s expired but stays %s (its payment says %s): asking again "
                         "later", order_id, settlement.order.status.value, update.signal.value)
             await _postpone(uow, clock, order_id)
+    return len(candidates)
 
 
 async def _expire_unopened(uow: UnitOfWork, gateways: Gateways, clock: Clock,
