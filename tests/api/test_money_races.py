@@ -43,6 +43,7 @@ class ControlledGateway(StripeGateway):
         self.refund_gate: asyncio.Event | None = None
         self.refund_started = asyncio.Event()
         self.refunds_fail = False
+        self.refunds_declined = False
         self.uncancellable: set[str] = set()
         self.status_reads_fail = False
 
@@ -52,6 +53,8 @@ class ControlledGateway(StripeGateway):
             await self.refund_gate.wait()
         if self.refunds_fail:
             raise PaymentFailed.provider_error()
+        if self.refunds_declined:
+            raise PaymentFailed.declined("The charge is disputed.", None)
         return await super().refund(intent_id, idempotency_key=idempotency_key)
 
     async def retrieve_intent(self, intent_id: str):  # type: ignore[override]
@@ -136,6 +139,38 @@ async def test_a_second_refund_while_one_is_under_way_answers_its_outcome(
     assert [answer["order"]["status"] for answer in answers] == ["REFUNDED", "REFUNDED"]
     assert len(await customer_side.refunds_of(order["payment"]["intentId"])) == 1
     assert stock_invariant_violations(api.settings.database_url, {int(product): 5}) == []
+
+
+async def test_a_second_refund_answers_the_providers_refusal_with_the_first(
+        controlled: tuple[Api, ControlledGateway], customer_side: Customer) -> None:
+    """Two admins press Refund and the provider refuses: both are told why, the order stays
+    PAID with the reason on its payment, and it can still be refunded or shipped."""
+    api, gateway = controlled
+    admin = await api.create_admin()
+    _, _, order = await paid_order(api, admin, customer_side, sku="refund-refused")
+    gateway.refund_gate, gateway.refunds_declined = asyncio.Event(), True
+
+    first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
+    second = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.sleep(0.3)
+    gateway.refund_gate.set()
+    answers = [(await first)["refundOrder"], (await second)["refundOrder"]]
+
+    for answer in answers:
+        assert (answer["__typename"], answer["code"]) == ("PaymentError", "PAYMENT_DECLINED")
+        assert "The charge is disputed." in answer["message"], answer
+    shown = await api.gql("query($id: ID!) { order(id: $id) { status payment { lastError } } }",
+                          {"id": order["id"]}, token=admin)
+    assert shown["order"]["status"] == "PAID"
+    assert shown["order"]["payment"]["lastError"] == \
+        "The payment provider refused the refund: The charge is disputed."
+    assert await customer_side.refunds_of(order["payment"]["intentId"]) == []
+    # Refused is not refunded: a later refund that goes through clears the reason.
+    gateway.refunds_declined = False
+    refunded = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+    assert refunded["order"]["status"] == "REFUNDED", refunded
+    assert refunded["order"]["payment"]["lastError"] is None
 
 
 async def test_a_second_refund_answers_a_provider_error_when_the_first_gets_none(

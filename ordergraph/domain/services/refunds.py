@@ -33,6 +33,8 @@ STALE_REFUND_REQUEST = timedelta(minutes=2)
 # How often a second refundOrder looks for the answer to the one under way, and how long
 # after the provider deadline it still waits for that answer to be recorded.
 REFUND_ANSWER_POLL = 0.05
+# How a refused refund's reason starts on the payment's last error (`lastError`).
+REFUND_DECLINED = "The payment provider refused the refund: "
 REFUND_ANSWER_MARGIN = 2.0
 
 # A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
@@ -131,16 +133,20 @@ async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 await uow.orders.save(order)
                 await uow.commit()
     if not ours:
-        return await _outcome_of_refund_under_way(uow, order.id, provider_deadline)
+        return await _outcome_of_refund_under_way(uow, order.id, provider_deadline,
+                                                  seen_error=payment.last_error)
     return await _refund_requested(uow, gateways.for_payment(order.payment), clock, order,
                                    actor)
 
 
 async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
-                                       provider_deadline: timedelta) -> Order:
+                                       provider_deadline: timedelta, *,
+                                       seen_error: str | None) -> Order:
     """A refundOrder that finds another one under way (a double click, two admins) waits
     for that one's answer, which comes within the provider deadline, and answers its
-    outcome: the order REFUNDED, or still PAID when the provider refused the refund.
+    outcome: the order REFUNDED, or PAYMENT_DECLINED with the provider's reason when it
+    refused the refund (recorded on the payment as its last error, which was `seen_error`
+    before), or the order as it then is.
     Answering the order as it stood (PAID, and nothing in the API shows a refund under way)
     told the second admin that nothing was refunded. Still unanswered after the deadline:
     PAYMENT_PROVIDER_ERROR, the first call's own answer then (the sweeper finishes the
@@ -153,8 +159,13 @@ async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
         async with uow:
             order = await uow.orders.get(order_id)
         assert order is not None  # orders are never deleted
-        if not (order.status is OrderStatus.PAID and order.payment is not None and
-                order.payment.refund_status is RefundStatus.REQUESTED):
+        payment = order.payment
+        if not (order.status is OrderStatus.PAID and payment is not None and
+                payment.refund_status is RefundStatus.REQUESTED):
+            if order.status is OrderStatus.PAID and payment is not None and \
+                    payment.last_error != seen_error and \
+                    (payment.last_error or "").startswith(REFUND_DECLINED):
+                raise PaymentFailed.declined(payment.last_error or REFUND_DECLINED, None)
             return order
     raise PaymentFailed.provider_error(
         "The refund under way has no answer from the payment provider yet; it is finished "
@@ -170,8 +181,10 @@ async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clo
                                          idempotency_key=f"order-{order.id}-refund")
     except PaymentFailed as failure:
         if failure.code == PaymentFailed.DECLINED:
-            # A definite no: nothing was refunded, the order can be fulfilled again.
-            await _forget_refund_request(uow, clock, order.id, actor)
+            # A definite no: nothing was refunded, the order can be fulfilled again. Why is
+            # kept on the payment (a second call waiting for this one answers it too).
+            await _forget_refund_request(uow, clock, order.id, actor,
+                                         error=f"{REFUND_DECLINED}{failure.message}")
         # Otherwise we cannot know whether the provider did it: the request stays, blocking
         # fulfilment, and the sweeper finishes it (the gateway never refunds twice).
         raise
@@ -183,9 +196,13 @@ async def _refund_requested(uow: UnitOfWork, gateway: PaymentGateway, clock: Clo
             if locked.status is OrderStatus.PAID:
                 now = clock.now()
                 await restock_order(uow, locked, actor=actor, at=now)
+                # An earlier refusal's reason is no longer news once the refund went through.
+                refused_before = locked.payment is not None and \
+                    (locked.payment.last_error or "").startswith(REFUND_DECLINED)
                 locked.transition(OrderStatus.REFUNDED, actor=actor, at=now,
                                   reason="refunded at the provider",
-                                  refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id)
+                                  refund_status=RefundStatus.SUCCEEDED, refund_id=refund_id,
+                                  **({"last_error": None} if refused_before else {}))
                 await uow.orders.save(locked)
             await uow.commit()
     return locked
@@ -220,14 +237,14 @@ async def resume_refund(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
 
 
 async def _forget_refund_request(uow: UnitOfWork, clock: Clock, order_id: int,
-                                 actor: Actor) -> None:
+                                 actor: Actor, *, error: str) -> None:
     async for attempt in retrying(uow):
         async with attempt:
             order = await uow.orders.get(order_id, for_update=True)
             if order is not None and order.payment is not None and \
                     order.payment.refund_status is RefundStatus.REQUESTED:
                 order.update_payment(actor=actor, at=clock.now(), refund_status=None,
-                                     refund_requested_at=None,
+                                     refund_requested_at=None, last_error=error,
                                      reason="refund failed at the provider")
                 await uow.orders.save(order)
                 await uow.commit()
