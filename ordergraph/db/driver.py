@@ -12,7 +12,7 @@ span, as SQLAlchemy's are (`trace_statements`, adapters/tracing.py). SQLite keep
 SQLAlchemy path.
 
 A unit of work whose statements all went this way also begins and commits here: SQLAlchemy
-then never begins a transaction of its own (it would only keep books, at ~0.15 ms of CPU per
+then never begins a transaction of its own (it would only keep books, ~25 µs of CPU per
 transaction with its greenlet hops: bench/RESULTS.md), and psycopg's implicit BEGIN opens the
 one transaction on the server.
 """

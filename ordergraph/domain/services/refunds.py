@@ -33,9 +33,9 @@ STALE_REFUND_REQUEST = timedelta(minutes=2)
 # How often a second refundOrder looks for the answer to the one under way, and how long
 # after the provider deadline it still waits for that answer to be recorded.
 REFUND_ANSWER_POLL = 0.05
+REFUND_ANSWER_MARGIN = 2.0
 # How a refused refund's reason starts on the payment's last error (`lastError`).
 REFUND_DECLINED = "The payment provider refused the refund: "
-REFUND_ANSWER_MARGIN = 2.0
 
 # A refund owed is tried at once, then after 30 s, 1 min, 2 min... at most hourly.
 FIRST_REFUND_RETRY = timedelta(seconds=30)
