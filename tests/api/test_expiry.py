@@ -105,8 +105,9 @@ async def test_a_backlog_larger_than_a_batch_goes_back_on_sale_in_one_pass(
 
 async def test_the_apps_sweeper_catches_up_without_waiting_the_interval(
         pg_url: str, stripe_emulator: LocalStripe, monkeypatch: pytest.MonkeyPatch) -> None:
-    # One round of 100 per pass would take this backlog two intervals (an hour here); the
-    # app's sweeper runs the next pass at once when the last one left expiries due.
+    # Batches of 2, one per pass: the backlog of 5 takes three passes, which would be an hour
+    # apart at this interval; the app's sweeper runs the next pass at once when the last one
+    # left expiries due.
     monkeypatch.setattr(sweeper, "MAX_EXPIRY_ROUNDS", 1)
     monkeypatch.setattr(sweeper, "BATCH", 2)
     settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base,
