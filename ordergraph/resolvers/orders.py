@@ -10,6 +10,7 @@ from ordergraph.domain.services import payments, refunds
 from ordergraph.domain.services.checkout import CheckoutResult
 from ordergraph.domain.services.checkout import checkout as checkout_service
 from ordergraph.domain.services.payments import PayResult
+from ordergraph.domain.shipping import Address
 from ordergraph.resolvers.context import RequestContext
 from ordergraph.resolvers.pagination import Connection, decode_cursor, page_size, parse_id
 from ordergraph.resolvers.shipping import AddressFields, parse_address
@@ -68,21 +69,9 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
     customer_id = ctx.token_user_id()  # the account itself is read by the checkout
     if customer_id is None:
         raise Unauthenticated()
-    try:
-        ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
-    except DomainError as error:
-        ctx.deps.metrics.checkout(error.code)
-        raise
-    lines = []
-    for index, (raw_product_id, quantity) in enumerate(items):
-        product_id = parse_id(raw_product_id)
-        if product_id is None:
-            ctx.deps.metrics.checkout(NotFound.code)
-            raise NotFound(f"No product with id {raw_product_id!r}.",
-                           field=f"items.{index}.productId")
-        lines.append((product_id, quantity))
     s = ctx.deps
     try:
+        ship_to, lines = await _checkout_request(ctx, items, shipping_address)
         result = await checkout_service(
             uow=s.uow(), gateway=s.gateway, clock=s.clock, customer_id=customer_id, lines=lines,
             idempotency_key=idempotency_key, reservation_ttl=s.reservation_ttl,
@@ -96,6 +85,27 @@ async def checkout(ctx: RequestContext, *, items: list[tuple[str, int]],
         ctx.know_viewer(result.customer)
     ctx.loaders.product.prime_many(result.products)  # read by the checkout: no second query
     return result
+
+
+async def _checkout_request(ctx: RequestContext, items: list[tuple[str, int]],
+                            shipping_address: AddressFields | None
+                            ) -> tuple[Address | None, list[tuple[int, int]]]:
+    """The address and the cart's (product id, quantity) lines, parsed. Refused input is
+    refused only once the session is known to stand: a revoked one is UNAUTHENTICATED first,
+    as it is when the checkout reads the customer."""
+    try:
+        ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
+        lines = []
+        for index, (raw_product_id, quantity) in enumerate(items):
+            product_id = parse_id(raw_product_id)
+            if product_id is None:
+                raise NotFound(f"No product with id {raw_product_id!r}.",
+                               field=f"items.{index}.productId")
+            lines.append((product_id, quantity))
+    except DomainError:
+        await ctx.viewer()
+        raise
+    return ship_to, lines
 
 
 async def cancel_order(ctx: RequestContext, *, id: str) -> Order:

@@ -113,6 +113,31 @@ async def test_a_session_from_before_the_reset_cannot_check_out(api: Api, admin:
     assert placed["order"]["payment"]["clientSecret"] == placed["clientSecret"] is not None
 
 
+@pytest.mark.parametrize("refused_input", [
+    {"items": [{"productId": "PRODUCT", "quantity": 0}]},  # the service refuses it
+    {"items": [{"productId": "PRODUCT", "quantity": 1}], "idempotencyKey": ""},
+    {"items": [{"productId": "no-such-id", "quantity": 1}]},  # the resolver refuses it
+    {"items": [{"productId": "PRODUCT", "quantity": 1}],
+     "shippingAddress": {"name": "", "line1": "", "city": "", "postalCode": "", "country": "??"}},
+], ids=["quantity", "key", "product-id", "address"])
+async def test_a_revoked_session_hears_it_before_what_is_wrong_with_its_cart(
+        api: Api, admin: str, refused_input: dict) -> None:
+    product = await api.create_product(admin, sku="revoked-bad-cart", stock=5)
+    old_session = await api.register("revoked-cart@example.com", "first-password")
+    cart = {**refused_input, "items": [{**item, "productId": item["productId"].replace(
+        "PRODUCT", product)} for item in refused_input["items"]]}
+    fresh = await api.raw(CHECKOUT, {"input": cart}, token=old_session)
+    assert fresh["data"]["checkout"]["__typename"] in {"ValidationError", "NotFoundError"}, fresh
+    await api.gql(REQUEST, {"e": "revoked-cart@example.com"})
+    _, token = await reset_link(api, admin, "revoked-cart@example.com")
+    await reset(api, token, "second-password")
+
+    body = await api.raw(CHECKOUT, {"input": cart}, token=old_session)
+
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+    assert body["data"] is None
+
+
 async def test_unknown_and_known_emails_get_the_same_answer_in_about_the_same_time(
         api: Api, admin: str) -> None:
     await api.register("known@example.com")

@@ -81,14 +81,13 @@ async def checkout(*, uow: UnitOfWork, gateway: PaymentGateway, clock: Clock, cu
     returns the same order, and finishes it if its first checkout died before the payment
     was opened.
     """
-    cart = Cart.from_lines(lines)
-    if ship_to is None and shipping.required:
-        raise ValidationFailed("Enter the address to ship to.", field="shippingAddress")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise ValidationFailed(
-            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
-            field="idempotencyKey",
-        )
+    try:
+        cart = _checked_request(lines, idempotency_key, ship_to, shipping)
+    except ValidationFailed:
+        # A session that no longer stands hears that first, whatever it sent.
+        if token_issued_at is not None:
+            await _current_customer(uow, customer_id, token_issued_at)
+        raise
     actor = Actor.user(customer_id)
 
     # Transaction 1: the order, its lines and the reserved stock.
@@ -229,6 +228,29 @@ async def _open_payment(uow: UnitOfWork, clock: Clock, order_id: int, payment: P
         order.open_payment(payment, reserved_until=now + reservation_ttl, actor=actor, at=now)
         await uow.orders.save(order)
     return order
+
+
+def _checked_request(lines: Iterable[tuple[int, int]], idempotency_key: str | None,
+                     ship_to: Address | None, shipping: ShippingRates) -> Cart:
+    """The cart, if the request is well-formed; ValidationFailed otherwise (nothing read)."""
+    cart = Cart.from_lines(lines)
+    if ship_to is None and shipping.required:
+        raise ValidationFailed("Enter the address to ship to.", field="shippingAddress")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValidationFailed(
+            f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
+            field="idempotencyKey",
+        )
+    return cart
+
+
+async def _current_customer(uow: UnitOfWork, customer_id: int,
+                            token_issued_at: Callable[[], datetime | None]) -> User:
+    """The customer, read on their own (only when the request is refused before transaction
+    1, which reads them otherwise); Unauthenticated if the session no longer stands."""
+    async with uow:
+        found = await uow.users.get(customer_id)
+    return current_account(found, issued_at=token_issued_at)
 
 
 def _client_secret(order: Order) -> str | None:
