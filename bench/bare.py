@@ -159,7 +159,8 @@ def main() -> None:
     args = parser.parse_args()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 50, 1000)  # as the app's tune_gc: the same collector settings
+    # The app's collector settings (web/app.py: GC_THRESHOLDS, tune_gc), kept equal by hand.
+    gc.set_threshold(10_000, 5, 10_000)
     deflate = os.environ.get("BENCH_WS_DEFLATE", "off") == "on"
     uvicorn.run("bench.bare:app", host=args.host, port=args.port, workers=1, log_config=None,
                 access_log=False, proxy_headers=True, timeout_graceful_shutdown=10,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import hmac
 import re
 import threading
@@ -127,6 +128,11 @@ RATE_LIMIT_FALLBACKS = Counter(
     "ordergraph_rate_limit_fallbacks_total", "Throttling steps (attempt, uncount, reset) done "
     "in this process because Redis was unreachable.", ["step"], registry=REGISTRY)
 
+GC_PAUSE = Histogram(
+    "ordergraph_gc_pause_seconds", "How long each cyclic garbage collection stopped this "
+    "process (and its event loop), by generation (2: a full collection).", ["generation"],
+    registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_NAMES = 200
 _operation_names: set[str] = set()
@@ -226,6 +232,26 @@ def _failure_kind(error: BaseException) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "cancelled"
     return "provider_error"
+
+
+def watch_collector_pauses() -> None:
+    """Time every cyclic collection of this process into GC_PAUSE (once per process)."""
+    if _time_collection in gc.callbacks:
+        return
+    _collection_started[0] = 0.0
+    gc.callbacks.append(_time_collection)
+
+
+_GC_PAUSE_BY_GENERATION = [GC_PAUSE.labels(generation=str(g)) for g in range(3)]
+_collection_started = [0.0]
+
+
+def _time_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _collection_started[0] = time.perf_counter()
+    elif _collection_started[0]:
+        _GC_PAUSE_BY_GENERATION[info["generation"]].observe(
+            time.perf_counter() - _collection_started[0])
 
 
 def exposition() -> tuple[bytes, str]:

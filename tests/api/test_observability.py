@@ -4,6 +4,7 @@ Stripe method, provider errors by kind, pool gauges, process and GC collectors, 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ordergraph import __version__
+from ordergraph.adapters.metrics import watch_collector_pauses
 from ordergraph.adapters.stripe.emulator import LocalStripe, free_port
 from tests.api.test_cli import ORDERGRAPH, _wait_for, run
 from tests.support import (
@@ -87,6 +89,20 @@ async def test_latency_histograms_provider_errors_and_pool(
     assert sample(after, "python_info", implementation="CPython") == 1
 
 
+async def test_each_collection_is_timed_by_generation(api: Api) -> None:
+    watch_collector_pauses()  # as every server process does (web/app.py: tune_gc)
+    watch_collector_pauses()  # once, however often asked
+    before = await scrape(api)
+
+    gc.collect(1)
+
+    after = await scrape(api)
+    grown = sample(after, "ordergraph_gc_pause_seconds_count", generation="1") - \
+        sample(before, "ordergraph_gc_pause_seconds_count", generation="1")
+    assert grown >= 1  # ours (and any the scrape itself set off)
+    assert sample(after, "ordergraph_gc_pause_seconds_sum", generation="1") > 0
+
+
 async def test_a_pool_connection_in_use_is_counted(api: Api) -> None:
     engine = api.app.state.engine
     async with engine.connect():
@@ -131,6 +147,9 @@ def test_metrics_port_and_token_from_the_environment(tmp_path: Path,
                                 headers={"authorization": "Bearer scrape-me-0123456789"})
             assert scraped.status_code == 200
             assert 'ordergraph_build_info{commit="feedbee"' in scraped.text
+            # The server's collector settings, and the full collection it starts with, timed.
+            assert sample(scraped.text, "ordergraph_gc_pause_seconds_count",
+                          generation="2") >= 1
             # A webhook with a bad signature: a warning inside the request, then the access line.
             refused = httpx.post(f"http://127.0.0.1:{port}/webhooks/stripe", content=b"{}",
                                  headers={"stripe-signature": "t=1,v1=forged",
