@@ -238,8 +238,10 @@ def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int 
                 crowd.ask(f"CONNECT {watchers} {watcher}")
                 crowd.ask("SUBSCRIBE " + json.dumps({
                     "query": STOCK_UPDATED, "variables": {"productIds": [str(HOT_PRODUCT)]}}))
+            collector_before = server.metrics()
             result = load(server, tokens, scenario="checkout", cart="hot", clients=clients,
                           duration=duration, warmup=warmup)
+            collector = gc_pauses(collector_before, server.metrics())
             time.sleep(max(1.0, watchers / 500))
             report = crowd.ask("REPORT") if crowd is not None else {"events": {},
                                                                     "error_count": 0}
@@ -250,7 +252,34 @@ def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int 
     return {"watchers": watchers, "clients": clients, "throughput": result["throughput"],
             "latency": result["latency"], "outcomes": result["outcomes"],
             "stock_events_received": len(report["events"]), "deliveries": deliveries,
-            "subscriber_errors": report["error_count"]}
+            "subscriber_errors": report["error_count"], "gc_pauses": collector}
+
+
+GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+
+def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
+    """The app's cyclic collections between two scrapes (ordergraph_gc_pause_seconds): how
+    many stopped it for 50 ms or more, the bucket the longest fell in, and their total time
+    (None: an app without the metric)."""
+    if not any(key.startswith("ordergraph_gc_pause_seconds") for key in after):
+        return None
+
+    def grown(series: str, **labels: str) -> float:
+        def one(generation: int) -> str:
+            text = ",".join([f'generation="{generation}"',
+                             *(f'{k}="{v}"' for k, v in labels.items())])
+            return f"ordergraph_gc_pause_seconds_{series}{{{text}}}"
+        return sum(after.get(one(g), 0.0) - before.get(one(g), 0.0) for g in range(3))
+
+    total = grown("count")
+    # prometheus-client writes a bucket's bound as Go does: 1.0, 0.05, 0.0025.
+    longest = next((bound for bound in GC_PAUSE_BUCKETS
+                    if grown("bucket", le=str(float(bound))) >= total), None)
+    return {"collections": int(total),
+            "over_50ms": int(total - grown("bucket", le="0.05")),
+            "longest_ms_at_most": None if longest is None else longest * 1000,
+            "seconds": round(grown("sum"), 3)}
 
 
 def main() -> None:
