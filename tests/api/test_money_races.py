@@ -173,6 +173,33 @@ async def test_a_second_refund_answers_the_providers_refusal_with_the_first(
     assert refunded["order"]["payment"]["lastError"] is None
 
 
+async def test_a_refusal_worded_like_an_earlier_one_still_reaches_the_second_caller(
+        controlled: tuple[Api, ControlledGateway], customer_side: Customer) -> None:
+    """The provider refuses once (the reason stays on the payment), and again, in the same
+    words, while a second admin waits: that admin is told it was refused, not shown PAID as
+    if nothing had happened."""
+    api, gateway = controlled
+    admin = await api.create_admin()
+    _, _, order = await paid_order(api, admin, customer_side, sku="refused-twice")
+    gateway.refunds_declined = True
+    earlier = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
+    assert earlier["code"] == "PAYMENT_DECLINED", earlier
+    gateway.refund_gate = asyncio.Event()
+    gateway.refund_started.clear()
+
+    first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
+    second = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
+    await asyncio.sleep(0.3)
+    gateway.refund_gate.set()
+    answers = [(await first)["refundOrder"], (await second)["refundOrder"]]
+
+    for answer in answers:
+        assert (answer["__typename"], answer["code"]) == ("PaymentError", "PAYMENT_DECLINED")
+        assert answer["message"] == earlier["message"]
+    assert await customer_side.refunds_of(order["payment"]["intentId"]) == []
+
+
 async def test_a_second_refund_answers_a_provider_error_when_the_first_gets_none(
         pg_url: str, stripe_emulator: LocalStripe, customer_side: Customer) -> None:
     gateway = ControlledGateway("sk_test_controlled", api_base=stripe_emulator.api_base)

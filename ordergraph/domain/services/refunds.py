@@ -133,20 +133,19 @@ async def refund_order(*, uow: UnitOfWork, gateways: Gateways, clock: Clock,
                 await uow.orders.save(order)
                 await uow.commit()
     if not ours:
-        return await _outcome_of_refund_under_way(uow, order.id, provider_deadline,
-                                                  seen_error=payment.last_error)
+        return await _outcome_of_refund_under_way(uow, order.id, provider_deadline)
     return await _refund_requested(uow, gateways.for_payment(order.payment), clock, order,
                                    actor)
 
 
 async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
-                                       provider_deadline: timedelta, *,
-                                       seen_error: str | None) -> Order:
+                                       provider_deadline: timedelta) -> Order:
     """A refundOrder that finds another one under way (a double click, two admins) waits
     for that one's answer, which comes within the provider deadline, and answers its
     outcome: the order REFUNDED, or PAYMENT_DECLINED with the provider's reason when it
-    refused the refund (recorded on the payment as its last error, which was `seen_error`
-    before), or the order as it then is.
+    refused the refund (a request ends without a refund only so, its reason recorded on the
+    payment as its last error: worded as an earlier refusal's or not), or the order as it
+    then is.
     Answering the order as it stood (PAID, and nothing in the API shows a refund under way)
     told the second admin that nothing was refunded. Still unanswered after the deadline:
     PAYMENT_PROVIDER_ERROR, the first call's own answer then (the sweeper finishes the
@@ -163,9 +162,12 @@ async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
         if not (order.status is OrderStatus.PAID and payment is not None and
                 payment.refund_status is RefundStatus.REQUESTED):
             if order.status is OrderStatus.PAID and payment is not None and \
-                    payment.last_error != seen_error and \
+                    payment.refund_status is None and \
                     (payment.last_error or "").startswith(REFUND_DECLINED):
-                raise PaymentFailed.declined(payment.last_error or REFUND_DECLINED, None)
+                # In the words the provider gave the first caller.
+                raise PaymentFailed.declined(
+                    (payment.last_error or "").removeprefix(REFUND_DECLINED) or REFUND_DECLINED,
+                    None)
             return order
     raise PaymentFailed.provider_error(
         "The refund under way has no answer from the payment provider yet; it is finished "
