@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 # the hot product's stock, and fanning each change out to every watcher would starve the
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
+# ... and, with a crowd, at most every this many seconds per stock subscriber of this
+# process (1,000 watchers: 0.5 s): each change costs the loop ~30-50 µs per watcher, two
+# thirds of it the socket write itself (bench/RESULTS.md), so a fixed interval would let a
+# big enough crowd take every checkout's CPU. This keeps one hot product's fan-out under a
+# tenth of the loop however many watch it; more processes (`--workers`, instances) each
+# count their own watchers.
+STOCK_SECONDS_PER_WATCHER = 0.0005
 # One event reaches this many subscribers per turn of the event loop; the rest are offered on
 # the next turns, in order. Each subscriber offered an event runs its whole send on the loop
 # (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
@@ -43,9 +50,11 @@ class Fanout:
     queue of fan-outs still to be offered."""
 
     def __init__(self, topics: Iterable[str], *, queue_size: int = QUEUE_SIZE,
-                 stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS) -> None:
+                 stock_coalesce_seconds: float = STOCK_COALESCE_SECONDS,
+                 stock_seconds_per_watcher: float = STOCK_SECONDS_PER_WATCHER) -> None:
         self._queue_size = queue_size
         self._coalesce = stock_coalesce_seconds
+        self._per_watcher = stock_seconds_per_watcher
         self._held_stock: dict[Any, dict[str, Any] | None] = {}
         self._subscribers: dict[str, set[Subscription]] = {topic: set() for topic in topics}
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = \
@@ -91,15 +100,24 @@ class Fanout:
             self._held_stock[product] = payload
             return
         self._deliver("stock", payload)
-        self._held_stock[product] = None
-        asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+        self._hold_stock(product)
 
     def _release_stock(self, product: Any) -> None:
         latest = self._held_stock.pop(product, None)
         if latest is not None:
             self._deliver("stock", latest)
-            self._held_stock[product] = None
-            asyncio.get_running_loop().call_later(self._coalesce, self._release_stock, product)
+            self._hold_stock(product)
+
+    def _hold_stock(self, product: Any) -> None:
+        """Keep the product's next changes back for one interval (see stock_interval)."""
+        self._held_stock[product] = None
+        asyncio.get_running_loop().call_later(self.stock_interval(), self._release_stock,
+                                              product)
+
+    def stock_interval(self) -> float:
+        """How long a product's stock changes are held back after one goes out: the base
+        interval, or longer with a crowd (STOCK_SECONDS_PER_WATCHER)."""
+        return max(self._coalesce, len(self._subscribers["stock"]) * self._per_watcher)
 
     def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
         """Call `listener(topic)` as soon as an event of one of the topics is published here

@@ -15,6 +15,7 @@ import pytest
 from broadcaster import Broadcast
 
 from ordergraph.adapters import live as live_module
+from ordergraph.adapters import live_fanout
 from ordergraph.adapters.broadcast import SubscribeFirstRedisBackend, create_broadcast
 from ordergraph.adapters.live import LiveHub
 from ordergraph.adapters.live_subscription import SubscriberOverflow
@@ -309,3 +310,49 @@ async def test_stock_changes_are_coalesced_per_product() -> None:
         assert [level for product, level in received if product == 1] == [10, 1]
     finally:
         await live.stop()
+
+
+async def test_a_crowd_gets_stock_changes_less_often_but_always_the_latest() -> None:
+    """With many watchers in the process a product's changes are held back longer
+    (STOCK_SECONDS_PER_WATCHER each: 600 watchers, 0.3 s) so that fanning them out cannot
+    take the checkouts' CPU; each watcher still gets the first change at once and the last
+    level in the end. One watcher alone, the same changes: the base interval."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    live = LiveHub("memory://", prefix=prefix, stock_coalesce_seconds=0.02)
+    await live.start()
+
+    async def levels_seen(watchers: int, product: int) -> list[list[int]]:
+        seen: list[list[int]] = [[] for _ in range(watchers)]
+        async with contextlib.AsyncExitStack() as stack:
+            feeds = [await stack.enter_async_context(
+                live.subscribe("stock", lambda p: p["product_id"] == product))
+                for _ in range(watchers)]
+            assert live._fanout.stock_interval() == \
+                pytest.approx(max(0.02, watchers * live_fanout.STOCK_SECONDS_PER_WATCHER))
+
+            async def watch(index: int) -> None:
+                async for message in feeds[index]:
+                    seen[index].append(message.payload["available"])
+
+            tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
+            for available in range(60, 0, -1):  # a change every 10 ms for 0.6 s
+                await live.publish(f"{prefix}stock:all",
+                                   f'{{"product_id": {product}, "available": {available}}}')
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.8)  # past the last interval
+            for task in tasks:
+                task.cancel()
+        return seen
+
+    try:
+        alone = await levels_seen(1, product=1)
+        crowd = await levels_seen(600, product=2)
+    finally:
+        await live.stop()
+
+    assert (alone[0][0], alone[0][-1]) == (60, 1)
+    assert len(alone[0]) >= 10, alone  # ~every 20 ms (slower on a busy machine)
+    for levels in crowd:
+        assert (levels[0], levels[-1]) == (60, 1)  # the first at once, the last in the end
+        assert len(levels) <= 5, levels  # ~every 0.3 s over 0.6 s of changes
+    assert len({tuple(levels) for levels in crowd}) == 1  # every watcher the same levels
