@@ -30,6 +30,7 @@ from bench.common import (
     mint_tokens,
     reset_stock,
     rss_kib,
+    stock_change_spacing,
     stop_process,
 )
 from bench.harness import AppServer, app_env, app_server, bare_server
@@ -119,10 +120,11 @@ def _warm_up(server: AppServer, admin: str) -> None:
 
 
 def fanout_point(database: str, subscribers: int, *, events: int = 15,
-                 interval: float = 0.3, deflate: bool = True,
+                 interval: float | None = None, deflate: bool = True,
                  profile: str | None = None) -> dict[str, Any]:
-    # Changes 0.3 s apart: longer than the hub's stock coalescing interval (0.25 s), so every
-    # change is delivered on its own and its commit-to-receipt latency is measurable.
+    # Changes apart by more than the hub holds them back (stock_change_spacing: 0.3 s, 0.55 s
+    # for 1,000), so every change is delivered on its own and its latency is measurable.
+    interval = stock_change_spacing(subscribers) if interval is None else interval
     reset_stock(database)
     tokens = mint_tokens([ADMIN_ID, WATCHER])
     admin, watcher = tokens[ADMIN_ID], tokens[WATCHER]
@@ -196,10 +198,12 @@ def fanout_point(database: str, subscribers: int, *, events: int = 15,
 
 
 def bare_point(database: str, subscribers: int, *, events: int = 15,
-               interval: float = 0.3, deflate: bool = True) -> dict[str, Any]:
+               interval: float | None = None, deflate: bool = True) -> dict[str, Any]:
     """The fan-out ceiling: the same crowd (bench/fanout_client.py), the same bytes per
     change, written to each connection by a bare Starlette WebSocket endpoint under the same
-    uvicorn options (bench/bare.py), with no GraphQL and none of the app."""
+    uvicorn options (bench/bare.py), with no GraphQL and none of the app; its changes as far
+    apart as the app's."""
+    interval = stock_change_spacing(subscribers) if interval is None else interval
     with bare_server(database) as server:
         crowd = Subscribers(server.address, deflate)
         try:

@@ -44,6 +44,7 @@ from bench.common import (
     query,
     reset_stock,
     stock_audit,
+    stock_change_spacing,
     stop_process,
 )
 from bench.fanout import ADJUST, STOCK_UPDATED, WATCHER, Subscribers
@@ -387,9 +388,11 @@ def checkout_point(found: Deployment, database: str, tokens: Path, *, cart: str,
 
 
 def fanout_point(found: Deployment, database: str, subscribers: int, *, events: int = 15,
-                 interval: float = 0.3) -> dict[str, Any]:
+                 interval: float | None = None) -> dict[str, Any]:
     """`subscribers` over two subscriber processes (one per instance with two instances), one
-    stock change at a time through the first address; every subscriber must get each one."""
+    stock change at a time through the first address (spaced for one process holding them
+    all: stock_change_spacing); every subscriber must get each one."""
+    interval = stock_change_spacing(subscribers) if interval is None else interval
     reset_stock(database)
     tokens = mint_tokens([ADMIN_ID, WATCHER])
     admin, watcher = tokens[ADMIN_ID], tokens[WATCHER]
