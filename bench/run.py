@@ -335,7 +335,8 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
     flash = Table("Flash sale: hot-product checkouts (8 clients) while N clients watch its "
                   "stock live", ["watchers", "checkouts/s", "p50", "p99", "vs no watchers",
                                  "stock events delivered", "deliveries", "subscriber errors",
-                                 "GC stops >= 50 ms", "longest GC stop (ms, at most)"])
+                                 "server CPU ms/checkout", "GC stops >= 50 ms",
+                                 "longest GC stop (ms, at most)"])
     alone = r.get(("flashsale", 0), "throughput")
     for watchers in (0, *opts.subscribers):
         key = ("flashsale", watchers)
@@ -345,7 +346,8 @@ def tables(results: Results, opts: argparse.Namespace) -> list[Table]:
         flash.add(watchers, tput, r.get(key, "latency", "p50_ms"),
                   r.get(key, "latency", "p99_ms"), _pct(tput, alone),
                   r.get(key, "stock_events_received"), r.get(key, "deliveries"),
-                  r.get(key, "subscriber_errors"), r.get(key, "gc_pauses", "over_50ms"),
+                  r.get(key, "subscriber_errors"), r.get(key, "server_cpu_ms_per_checkout"),
+                  r.get(key, "gc_pauses", "over_50ms"),
                   r.get(key, "gc_pauses", "longest_ms_at_most"))
     if flash.rows:
         out.append(flash)
