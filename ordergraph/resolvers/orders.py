@@ -92,7 +92,8 @@ async def _checkout_request(ctx: RequestContext, items: list[tuple[str, int]],
                             ) -> tuple[Address | None, list[tuple[int, int]]]:
     """The address and the cart's (product id, quantity) lines, parsed. Refused input is
     refused only once the session is known to stand: a revoked one is UNAUTHENTICATED first,
-    as it is when the checkout reads the customer."""
+    as it is when the checkout reads the customer (read afresh: a WebSocket's viewer is the
+    one read when it connected)."""
     try:
         ship_to = parse_address(shipping_address, field_prefix="shippingAddress")
         lines = []
@@ -103,7 +104,7 @@ async def _checkout_request(ctx: RequestContext, items: list[tuple[str, int]],
                                field=f"items.{index}.productId")
             lines.append((product_id, quantity))
     except DomainError:
-        await ctx.viewer()
+        await ctx.reread_viewer()
         raise
     return ship_to, lines
 

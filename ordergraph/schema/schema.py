@@ -60,11 +60,13 @@ class OrdergraphSchema(strawberry.Schema):
                                        extensions_runner: SchemaExtensionsRunner,
                                        **kwargs: Any) -> Any:
         """Every result, each streamed one (subscription events) included, passes here
-        before a client sees it: the error policy masks its errors (extensions.py)."""
+        before a client sees it: the error policy masks its errors (extensions.py). Queries
+        and mutations too: over a WebSocket the result is sent before the operation's own
+        hook would have (errors went out without their code, and bugs unmasked); once done
+        here, that hook leaves the result alone."""
         handled = await super()._handle_execution_result(context, result, extensions_runner,
                                                          **kwargs)
-        if getattr(handled, "errors", None) and context.graphql_document is not None and \
-                context.operation_type is OperationType.SUBSCRIPTION:
+        if getattr(handled, "errors", None) and context.graphql_document is not None:
             for extension in extensions_runner.extensions:
                 if isinstance(extension, ErrorPolicy):
                     extension.process_streamed(handled)

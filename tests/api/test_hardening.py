@@ -287,6 +287,31 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
                    for record in caplog.records)
 
 
+async def test_unexpected_errors_are_masked_over_a_websocket_too(
+        pg_url: str, stripe_emulator: LocalStripe) -> None:
+    """A mutation sent over the WebSocket gets the same error policy as over HTTP: a bug's
+    message stays in the log, the client gets INTERNAL_SERVER_ERROR with the request id."""
+    from tests.support import live_server
+    from tests.ws import GraphQLWebSocket, SubscriptionError
+
+    settings = settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)
+    async with live_server(settings, Overrides(passwords=BrokenHasher(),
+                                               run_sweeper=False)) as (address, _):
+        socket = await GraphQLWebSocket.open(address)
+        try:
+            operation = await socket.subscribe(REGISTER, {"input": {
+                "email": "ws@example.com", "password": "password123"}})
+            with pytest.raises(SubscriptionError) as refused:
+                await socket.next(operation)
+        finally:
+            await socket.connection.close()
+
+    error = refused.value.errors[0]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR", error
+    assert error["message"].startswith("Unexpected error.")
+    assert "fell over" not in json.dumps(refused.value.errors)
+
+
 async def test_readiness_follows_the_live_hub(api: Api) -> None:
     assert (await api.client.get("/readyz")).json() == {"status": "ok", "database": "up",
                                                         "broadcast": "up"}

@@ -18,6 +18,7 @@ from ordergraph.adapters.stripe.emulator import LocalStripe
 from ordergraph.domain.services.mail import deliver_mail
 from ordergraph.web.app import Overrides
 from tests.support import CHECKOUT, USER_ERROR, Api, rows, running_api, settings_for
+from tests.ws import SubscriptionError
 
 REQUEST = "mutation($e: String!) { requestPasswordReset(email: $e) { ok } }"
 RESET = f"""
@@ -136,6 +137,32 @@ async def test_a_revoked_session_hears_it_before_what_is_wrong_with_its_cart(
 
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
     assert body["data"] is None
+
+
+async def test_a_revoked_session_on_an_open_websocket_hears_it_before_its_cart(
+        pg_url: str, stripe_emulator: LocalStripe) -> None:
+    """A WebSocket keeps the viewer it connected with; a checkout refused for its input on
+    it still reads the account afresh first."""
+    from tests.api.test_live import serve
+
+    async for live in serve(settings_for(pg_url, stripe_api_base=stripe_emulator.api_base)):
+        api = live.api
+        admin = await api.create_admin()
+        product = await api.create_product(admin, sku="ws-revoked-cart", stock=5)
+        old_session = await api.register("ws-revoked@example.com", "first-password")
+        socket = await live.socket(old_session)
+        await api.gql(REQUEST, {"e": "ws-revoked@example.com"})
+        _, token = await reset_link(api, admin, "ws-revoked@example.com")
+        await reset(api, token, "second-password")
+        try:
+            for line in ({"productId": "no-such-id", "quantity": 1},  # the resolver's refusal
+                         {"productId": product, "quantity": 0}):  # the checkout's
+                operation = await socket.subscribe(CHECKOUT, {"input": {"items": [line]}})
+                with pytest.raises(SubscriptionError) as refused:
+                    await socket.next(operation)
+                assert refused.value.code == "UNAUTHENTICATED", refused.value.errors
+        finally:
+            await socket.connection.close()
 
 
 async def test_unknown_and_known_emails_get_the_same_answer_in_about_the_same_time(
