@@ -179,12 +179,14 @@ def mint_tokens(user_ids: Sequence[int], secret: str = JWT_SECRET) -> dict[int, 
 def stock_change_spacing(subscribers: int) -> float:
     """Seconds between the stock changes of a fan-out point with `subscribers` watching (all
     in one process at worst): longer than the live hub holds a product's changes back for
-    them (adapters/live_fanout.py: 0.25 s, or 0.5 ms per watcher with a crowd), so every
-    change goes out on its own and its commit-to-receipt latency is measurable."""
+    them (adapters/live_fanout.py: 0.25 s, or 0.5 ms per watcher with a crowd, at most
+    2 s), so every change goes out on its own and its commit-to-receipt latency is
+    measurable."""
     from ordergraph.adapters import live_fanout
 
     held = max(live_fanout.STOCK_COALESCE_SECONDS,
-               subscribers * getattr(live_fanout, "STOCK_SECONDS_PER_WATCHER", 0.0))
+               min(getattr(live_fanout, "STOCK_MAX_COALESCE_SECONDS", 2.0),
+                   subscribers * getattr(live_fanout, "STOCK_SECONDS_PER_WATCHER", 0.0)))
     return max(0.3, held + 0.05)
 
 

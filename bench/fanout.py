@@ -272,7 +272,7 @@ GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
     """The app's cyclic collections between two scrapes (ordergraph_gc_pause_seconds): how
-    many stopped it for 50 ms or more, the bucket the longest fell in, and their total time
+    many stopped it for over 50 ms, the bucket the longest fell in, and their total time
     (None: an app without the metric)."""
     if not any(key.startswith("ordergraph_gc_pause_seconds") for key in after):
         return None
@@ -285,6 +285,8 @@ def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, An
         return sum(after.get(one(g), 0.0) - before.get(one(g), 0.0) for g in range(3))
 
     total = grown("count")
+    if not total:
+        return {"collections": 0, "over_50ms": 0, "longest_ms_at_most": None, "seconds": 0.0}
     # prometheus-client writes a bucket's bound as Go does: 1.0, 0.05, 0.0025.
     longest = next((bound for bound in GC_PAUSE_BUCKETS
                     if grown("bucket", le=str(float(bound))) >= total), None)

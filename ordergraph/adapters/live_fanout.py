@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 # the hot product's stock, and fanning each change out to every watcher would starve the
 # checkouts themselves (bench/RESULTS.md). Subscribers need the level, not every step.
 STOCK_COALESCE_SECONDS = 0.25
-# ... and, with a crowd, at most every this many seconds per stock subscriber of this
-# process (1,000 watchers: 0.5 s): each change costs the loop ~30-50 µs per watcher, two
-# thirds of it the socket write itself (bench/RESULTS.md), so a fixed interval would let a
-# big enough crowd take every checkout's CPU. This keeps one hot product's fan-out under a
-# tenth of the loop however many watch it; more processes (`--workers`, instances) each
-# count their own watchers.
+# ... and, with a crowd, at most every this many seconds per subscriber of this process
+# watching the product (1,000 watchers: 0.5 s), up to STOCK_MAX_COALESCE_SECONDS: each
+# change costs the loop ~30-50 µs per watcher, two thirds of it the socket write itself
+# (bench/RESULTS.md), so a fixed interval would let a big enough crowd take every checkout's
+# CPU. This keeps one hot product's fan-out under a tenth of the loop up to 4,000 watchers
+# per process; more processes (`--workers`, instances) each count their own.
 STOCK_SECONDS_PER_WATCHER = 0.0005
+STOCK_MAX_COALESCE_SECONDS = 2.0
 # One event reaches this many subscribers per turn of the event loop; the rest are offered on
 # the next turns, in order. Each subscriber offered an event runs its whole send on the loop
 # (~50-100 µs), so a thousand at once would hold every checkout's next database round trip
@@ -100,24 +101,30 @@ class Fanout:
             self._held_stock[product] = payload
             return
         self._deliver("stock", payload)
-        self._hold_stock(product)
+        self._hold_stock(product, payload)
 
     def _release_stock(self, product: Any) -> None:
         latest = self._held_stock.pop(product, None)
         if latest is not None:
             self._deliver("stock", latest)
-            self._hold_stock(product)
+            self._hold_stock(product, latest)
 
-    def _hold_stock(self, product: Any) -> None:
+    def _hold_stock(self, product: Any, payload: dict[str, Any]) -> None:
         """Keep the product's next changes back for one interval (see stock_interval)."""
         self._held_stock[product] = None
-        asyncio.get_running_loop().call_later(self.stock_interval(), self._release_stock,
-                                              product)
+        asyncio.get_running_loop().call_later(self.stock_interval(payload),
+                                              self._release_stock, product)
 
-    def stock_interval(self) -> float:
-        """How long a product's stock changes are held back after one goes out: the base
-        interval, or longer with a crowd (STOCK_SECONDS_PER_WATCHER)."""
-        return max(self._coalesce, len(self._subscribers["stock"]) * self._per_watcher)
+    def stock_interval(self, payload: dict[str, Any]) -> float:
+        """How long the changes of a stock event's product are held back after it goes out:
+        the base interval, or longer for a crowd watching that product (0.5 ms a watcher,
+        at most 2 s). Counting them asks every stock subscriber, as its fan-out does."""
+        if self._per_watcher <= 0:
+            return self._coalesce
+        audience = sum(1 for subscription in self._subscribers["stock"]
+                       if self._wanted(subscription, payload))
+        return max(self._coalesce,
+                   min(STOCK_MAX_COALESCE_SECONDS, audience * self._per_watcher))
 
     def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
         """Call `listener(topic)` as soon as an event of one of the topics is published here

@@ -165,9 +165,9 @@ async def _outcome_of_refund_under_way(uow: UnitOfWork, order_id: int,
                     payment.refund_status is None and \
                     (payment.last_error or "").startswith(REFUND_DECLINED):
                 # In the words the provider gave the first caller.
-                raise PaymentFailed.declined(
-                    (payment.last_error or "").removeprefix(REFUND_DECLINED) or REFUND_DECLINED,
-                    None)
+                reason = (payment.last_error or "").removeprefix(REFUND_DECLINED)
+                raise PaymentFailed.declined(reason or REFUND_DECLINED.rstrip(": ") + ".",
+                                             None)
             return order
     raise PaymentFailed.provider_error(
         "The refund under way has no answer from the payment provider yet; it is finished "
