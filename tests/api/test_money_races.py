@@ -141,6 +141,20 @@ async def test_a_second_refund_while_one_is_under_way_answers_its_outcome(
     assert stock_invariant_violations(api.settings.database_url, {int(product): 5}) == []
 
 
+async def two_admins_refund_at_once(api: Api, gateway: ControlledGateway, order_id: str,
+                                    admin: str) -> list[dict]:
+    """The second refundOrder arrives while the provider has the first one (held until the
+    second has waited a while); both answers, the first one's first."""
+    gateway.refund_gate = asyncio.Event()
+    gateway.refund_started.clear()
+    first = asyncio.create_task(api.gql(REFUND, {"id": order_id}, token=admin))
+    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
+    second = asyncio.create_task(api.gql(REFUND, {"id": order_id}, token=admin))
+    await asyncio.sleep(0.3)
+    gateway.refund_gate.set()
+    return [(await first)["refundOrder"], (await second)["refundOrder"]]
+
+
 async def test_a_second_refund_answers_the_providers_refusal_with_the_first(
         controlled: tuple[Api, ControlledGateway], customer_side: Customer) -> None:
     """Two admins press Refund and the provider refuses: both are told why, the order stays
@@ -148,14 +162,9 @@ async def test_a_second_refund_answers_the_providers_refusal_with_the_first(
     api, gateway = controlled
     admin = await api.create_admin()
     _, _, order = await paid_order(api, admin, customer_side, sku="refund-refused")
-    gateway.refund_gate, gateway.refunds_declined = asyncio.Event(), True
+    gateway.refunds_declined = True
 
-    first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
-    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
-    second = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
-    await asyncio.sleep(0.3)
-    gateway.refund_gate.set()
-    answers = [(await first)["refundOrder"], (await second)["refundOrder"]]
+    answers = await two_admins_refund_at_once(api, gateway, order["id"], admin)
 
     for answer in answers:
         assert (answer["__typename"], answer["code"]) == ("PaymentError", "PAYMENT_DECLINED")
@@ -184,15 +193,8 @@ async def test_a_refusal_worded_like_an_earlier_one_still_reaches_the_second_cal
     gateway.refunds_declined = True
     earlier = (await api.gql(REFUND, {"id": order["id"]}, token=admin))["refundOrder"]
     assert earlier["code"] == "PAYMENT_DECLINED", earlier
-    gateway.refund_gate = asyncio.Event()
-    gateway.refund_started.clear()
 
-    first = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
-    await asyncio.wait_for(gateway.refund_started.wait(), 10)  # recorded, provider called
-    second = asyncio.create_task(api.gql(REFUND, {"id": order["id"]}, token=admin))
-    await asyncio.sleep(0.3)
-    gateway.refund_gate.set()
-    answers = [(await first)["refundOrder"], (await second)["refundOrder"]]
+    answers = await two_admins_refund_at_once(api, gateway, order["id"], admin)
 
     for answer in answers:
         assert (answer["__typename"], answer["code"]) == ("PaymentError", "PAYMENT_DECLINED")
