@@ -182,12 +182,9 @@ def stock_change_spacing(subscribers: int) -> float:
     them (adapters/live_fanout.py: 0.25 s, or 0.5 ms per watcher with a crowd, at most
     2 s), so every change goes out on its own and its commit-to-receipt latency is
     measurable."""
-    from ordergraph.adapters import live_fanout
+    from ordergraph.adapters.live_fanout import stock_hold_seconds
 
-    held = max(live_fanout.STOCK_COALESCE_SECONDS,
-               min(getattr(live_fanout, "STOCK_MAX_COALESCE_SECONDS", 2.0),
-                   subscribers * getattr(live_fanout, "STOCK_SECONDS_PER_WATCHER", 0.0)))
-    return max(0.3, held + 0.05)
+    return max(0.3, stock_hold_seconds(subscribers) + 0.05)
 
 
 def free_port() -> int:

@@ -35,6 +35,7 @@ from bench.common import (
 )
 from bench.harness import AppServer, app_env, app_server, bare_server
 from bench.loadgen import CATALOG, CHECKOUT
+from ordergraph.adapters.metrics import GC_PAUSE_BUCKETS
 
 # What the web client sends (ordergraph/web/static/js/queries.js: STOCK_UPDATED).
 STOCK_UPDATED = """
@@ -265,9 +266,6 @@ def flashsale_point(database: str, tokens: Path, watchers: int, *, clients: int 
             "server_cpu_ms_per_checkout": round(
                 cpu * duration / (duration + warmup) * 1000 /
                 max(1, sum(result["outcomes"].values())), 2)}
-
-
-GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
 def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:

@@ -46,6 +46,13 @@ DELIVERY_BATCH = 10
 DELIVERY_PAUSE = 0.0  # seconds between batches (tests slow a fan-out down with it)
 
 
+def stock_hold_seconds(audience: int, *, coalesce: float = STOCK_COALESCE_SECONDS,
+                       per_watcher: float = STOCK_SECONDS_PER_WATCHER) -> float:
+    """How long a product's changes are held back after one goes out to `audience`
+    watchers of this process (the bench spaces its changes past it)."""
+    return max(coalesce, min(STOCK_MAX_COALESCE_SECONDS, audience * per_watcher))
+
+
 class Fanout:
     """This process's subscribers by topic, the listeners that hear each event first, and the
     queue of fan-outs still to be offered."""
@@ -123,8 +130,8 @@ class Fanout:
             return self._coalesce
         audience = sum(1 for subscription in self._subscribers["stock"]
                        if self._wanted(subscription, payload))
-        return max(self._coalesce,
-                   min(STOCK_MAX_COALESCE_SECONDS, audience * self._per_watcher))
+        return stock_hold_seconds(audience, coalesce=self._coalesce,
+                                  per_watcher=self._per_watcher)
 
     def on_change(self, topics: set[str], listener: Callable[[str], None]) -> None:
         """Call `listener(topic)` as soon as an event of one of the topics is published here

@@ -128,10 +128,11 @@ RATE_LIMIT_FALLBACKS = Counter(
     "ordergraph_rate_limit_fallbacks_total", "Throttling steps (attempt, uncount, reset) done "
     "in this process because Redis was unreachable.", ["step"], registry=REGISTRY)
 
+GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 GC_PAUSE = Histogram(
     "ordergraph_gc_pause_seconds", "How long each cyclic garbage collection stopped this "
     "process (and its event loop), by generation (2: a full collection).", ["generation"],
-    registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+    registry=REGISTRY, buckets=GC_PAUSE_BUCKETS)
 
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_NAMES = 200
@@ -236,10 +237,8 @@ def _failure_kind(error: BaseException) -> str:
 
 def watch_collector_pauses() -> None:
     """Time every cyclic collection of this process into GC_PAUSE (once per process)."""
-    if _time_collection in gc.callbacks:
-        return
-    _collection_started[0] = 0.0
-    gc.callbacks.append(_time_collection)
+    if _time_collection not in gc.callbacks:
+        gc.callbacks.append(_time_collection)
 
 
 _GC_PAUSE_BY_GENERATION = [GC_PAUSE.labels(generation=str(g)) for g in range(3)]
